@@ -1,0 +1,139 @@
+/*
+ * test_common.c - helpers shared by Floe's cmocka tests (see test_common.h).
+ */
+#include "test_common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+floe_context *tc_context(void) {
+    floe_context *ctx = NULL;
+    floe_status st = floe_context_new(NULL, &ctx);
+    if (st != FLOE_OK)
+        fail_msg("floe_context_new: %s: %s", floe_status_str(st), floe_last_error());
+    return ctx;
+}
+
+int tc_setup_context(void **state) {
+    *state = tc_context();
+    return *state == NULL;
+}
+
+int tc_teardown_context(void **state) {
+    floe_context_free(*state);
+    return 0;
+}
+
+floe_tensor *tc_tensor(floe_dtype dt, const int64_t *shape, int ndim, const void *data) {
+    floe_tensor *t = NULL;
+    floe_status st = floe_tensor_new(dt, shape, ndim, &t);
+    if (st != FLOE_OK)
+        fail_msg("floe_tensor_new: %s", floe_last_error());
+    if (data != NULL && floe_tensor_nbytes(t) > 0)
+        memcpy(floe_tensor_data(t), data, floe_tensor_nbytes(t));
+    return t;
+}
+
+floe_tensor *tc_f32(const int64_t *shape, int ndim, const float *data) {
+    return tc_tensor(FLOE_DTYPE_F32, shape, ndim, data);
+}
+floe_tensor *tc_i32(const int64_t *shape, int ndim, const int32_t *data) {
+    return tc_tensor(FLOE_DTYPE_I32, shape, ndim, data);
+}
+floe_tensor *tc_i64(const int64_t *shape, int ndim, const int64_t *data) {
+    return tc_tensor(FLOE_DTYPE_I64, shape, ndim, data);
+}
+floe_tensor *tc_scalar_f32(float v) {
+    return tc_tensor(FLOE_DTYPE_F32, NULL, 0, &v);
+}
+floe_tensor *tc_scalar_i32(int32_t v) {
+    return tc_tensor(FLOE_DTYPE_I32, NULL, 0, &v);
+}
+
+void tc_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int64_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        x[i] = lo + (hi - lo) * (float)((s >> 11) * (1.0 / 9007199254740992.0));
+    }
+}
+
+floe_tensor *tc_run1(floe_context *ctx, const char *op, floe_tensor *const *in, int nin,
+                     const floe_attrs *attrs) {
+    floe_tensor *out = NULL;
+    floe_status st = floe_eager_run(ctx, op, NULL, in, nin, attrs, &out, 1);
+    if (st != FLOE_OK)
+        fail_msg("%s: %s: %s", op, floe_status_str(st), floe_last_error());
+    return out;
+}
+
+floe_status tc_run_status(floe_context *ctx, const char *op, floe_tensor *const *in, int nin,
+                          const floe_attrs *attrs, int nout) {
+    floe_tensor *outs[16] = {0};
+    if (nout > 16)
+        fail_msg("tc_run_status: too many outputs");
+    floe_status st = floe_eager_run(ctx, op, NULL, in, nin, attrs, outs, nout);
+    for (int i = 0; i < nout; i++) {
+        if (st != FLOE_OK && outs[i] != NULL)
+            fail_msg("%s failed but output %d is not NULL", op, i);
+        floe_tensor_unref(outs[i]);
+    }
+    return st;
+}
+
+void tc_assert_shape(const floe_tensor *t, floe_dtype dt, const int64_t *shape, int ndim) {
+    assert_non_null(t);
+    if (floe_tensor_dtype(t) != dt)
+        fail_msg("dtype %s, expected %s", floe_dtype_name(floe_tensor_dtype(t)),
+                 floe_dtype_name(dt));
+    if (floe_tensor_ndim(t) != ndim)
+        fail_msg("rank %d, expected %d", floe_tensor_ndim(t), ndim);
+    for (int i = 0; i < ndim; i++)
+        if (floe_tensor_dim(t, i) != shape[i])
+            fail_msg("dim %d is %lld, expected %lld", i, (long long)floe_tensor_dim(t, i),
+                     (long long)shape[i]);
+}
+
+void tc_assert_close_f32(const floe_tensor *t, const float *expect, int64_t n, float rtol,
+                         float atol) {
+    assert_non_null(t);
+    assert_int_equal(floe_tensor_dtype(t), FLOE_DTYPE_F32);
+    assert_int_equal(floe_tensor_num_elements(t), n);
+    const float *a = floe_tensor_data(t);
+    for (int64_t i = 0; i < n; i++) {
+        float b = expect[i];
+        if (isnan(b) && isnan(a[i]))
+            continue;
+        if (isinf(b) && a[i] == b)
+            continue;
+        if (!(fabsf(a[i] - b) <= atol + rtol * fabsf(b)))
+            fail_msg("element %lld: got %.9g, expected %.9g", (long long)i, a[i], b);
+    }
+}
+
+void tc_assert_close_f64(const floe_tensor *t, const double *expect, int64_t n, double rtol,
+                         double atol) {
+    assert_non_null(t);
+    assert_int_equal(floe_tensor_dtype(t), FLOE_DTYPE_F64);
+    assert_int_equal(floe_tensor_num_elements(t), n);
+    const double *a = floe_tensor_data(t);
+    for (int64_t i = 0; i < n; i++) {
+        double b = expect[i];
+        if (isnan(b) && isnan(a[i]))
+            continue;
+        if (isinf(b) && a[i] == b)
+            continue;
+        if (!(fabs(a[i] - b) <= atol + rtol * fabs(b)))
+            fail_msg("element %lld: got %.17g, expected %.17g", (long long)i, a[i], b);
+    }
+}
+
+void tc_assert_error_contains(const char *needle) {
+    const char *msg = floe_last_error();
+    if (msg == NULL || strstr(msg, needle) == NULL)
+        fail_msg("error message \"%s\" does not contain \"%s\"", msg ? msg : "(null)", needle);
+}

@@ -2,9 +2,13 @@
  * tensor.c - refcounted buffers and tensors.
  *
  * Memory layout.  A tensor is made with one allocation, a "block" holding the tensor,
- * its buffer and, for host tensors, the data itself at a 64-byte boundary:
+ * its buffer and, for host tensors, the data itself at the next 64-byte boundary:
  *
  *     [ floe_tensor | floe__buffer | pad to 64 | data ... ]
+ *
+ * The block comes from plain floe__malloc (padded by 63 bytes) rather than an aligned
+ * allocator: small mallocs hit the C library's per-thread cache, which makes a tensor
+ * for every node output of every run cheap (posix_memalign costs several times more).
  *
  * The block belongs to its buffer: the tensor that made it (the "owner", recognised by
  * t->buf pointing just behind t inside the same block) only drops its buffer reference
@@ -31,10 +35,6 @@ typedef struct tensor_block {
     floe__buffer b;
 } tensor_block;
 
-/* Offset of inline data from the block start. */
-#define BLOCK_HEADER \
-    ((sizeof(tensor_block) + FLOE__TENSOR_ALIGN - 1) & ~(size_t)(FLOE__TENSOR_ALIGN - 1))
-
 /* ---- Blocks and buffers ------------------------------------------------------------- */
 
 static inline bool tensor_owns_block(const floe_tensor *t) {
@@ -60,7 +60,7 @@ static void buffer_release(floe__buffer *b) {
     else if (b->dealloc != NULL)
         b->dealloc(b->data, b->nbytes, b->dealloc_arg);
     /* Every buffer lives in the block of the tensor that created it. */
-    floe__free_aligned((char *)b - offsetof(tensor_block, b));
+    floe__free((char *)b - offsetof(tensor_block, b));
 }
 
 static void format_shape(char *buf, size_t len, const int64_t *shape, int ndim) {
@@ -110,15 +110,20 @@ static void tensor_init_header(floe_tensor *t, floe__buffer *buf, floe_dtype dty
 static tensor_block *block_alloc(size_t inline_bytes) {
     size_t size = sizeof(tensor_block);
     if (inline_bytes > 0) {
-        if (inline_bytes > SIZE_MAX - BLOCK_HEADER)
+        if (inline_bytes > SIZE_MAX - size - (FLOE__TENSOR_ALIGN - 1))
             return NULL;
-        size = BLOCK_HEADER + inline_bytes;
+        size += (FLOE__TENSOR_ALIGN - 1) + inline_bytes;
     }
-    tensor_block *blk = floe__alloc_aligned(size, FLOE__TENSOR_ALIGN);
+    tensor_block *blk = floe__malloc(size);
     if (blk == NULL)
         return NULL;
     atomic_init(&blk->b.refcount, 1);
-    blk->b.data = inline_bytes > 0 ? (char *)blk + BLOCK_HEADER : NULL;
+    blk->b.data = NULL;
+    if (inline_bytes > 0) {
+        uintptr_t p = (uintptr_t)(blk + 1);
+        p = (p + FLOE__TENSOR_ALIGN - 1) & ~(uintptr_t)(FLOE__TENSOR_ALIGN - 1);
+        blk->b.data = (void *)p;
+    }
     blk->b.nbytes = inline_bytes;
     blk->b.device = NULL;
     blk->b.dealloc = NULL;
@@ -180,7 +185,7 @@ static floe_status tensor_new_device(floe_device *dev, floe_dtype dtype, const i
     return FLOE_OK;
 
 fail_free_block:
-    floe__free_aligned(blk);
+    floe__free(blk);
     return st;
 }
 

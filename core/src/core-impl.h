@@ -254,6 +254,13 @@ typedef struct floe__transport {
     struct floe_plugin *plugin;
 } floe__transport;
 
+/* A gradient function waiting in a plugin's pending registrations (committed ones
+ * live in floe__op_def.grad_fn). */
+typedef struct floe__gradient {
+    char *op;
+    floe_grad_fn fn;
+} floe__gradient;
+
 /* The registry lives in the context; it changes only while plugins load. */
 typedef struct floe__registry {
     floe__op_def **ops;          /* sorted by name */
@@ -266,6 +273,8 @@ typedef struct floe__registry {
     int nfilesystems, cap_filesystems;
     floe__transport **transports;
     int ntransports, cap_transports;
+    floe__gradient *grads;       /* plugin->pending only */
+    int ngrads, cap_grads;
 } floe__registry;
 
 const floe__op_def *floe__registry_find_op(const floe_context *ctx, const char *name);

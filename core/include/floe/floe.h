@@ -119,6 +119,10 @@ typedef struct floe_plugin_info {
     const char *reason;       /* why it was rejected; "" when loaded */
     const char *note;         /* what the plugin said of itself ("no GPU found") */
     int num_ops, num_kernels, num_devices, num_filesystems, num_transports;
+    /* 1: not loaded by design rather than by error (score() 0, a CPU feature missing,
+     * the allow or deny list, a copy shadowed by one found earlier); then @reason says
+     * why.  0 otherwise. */
+    int skipped;
 } floe_plugin_info;
 
 /* Number of plugins tried, loaded or rejected, in load order. */

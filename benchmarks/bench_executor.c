@@ -112,7 +112,7 @@ int main(int argc, char **argv) {
             printf("  %-8s inter_op=%d:", ops[o], inter_op);
             for (int k = 0; k < 4; k++) {
                 chain ch;
-                int iters = (quick ? 20000 : 60000) / sizes[k];
+                int iters = (quick ? 50000 : 200000) / sizes[k];
                 memset(&ch, 0, sizeof(ch));
                 chain_build(ctx, ops[o], sizes[k], inter_op, c, &ch);
                 tt[k] = time_plan(&ch, x, iters < 20 ? 20 : iters, samples) * 1e6;

@@ -24,6 +24,8 @@ typedef struct child_report {
     double t_result;     /* monotonic clock at the first result */
     double t_main;       /* seconds from main() to the result */
     double t_context;    /* seconds in floe_context_new */
+    double t_build;      /* seconds building the graph and the session */
+    double t_run;        /* seconds in the first floe_session_run */
     long hwm_kb, rss_kb;
     int plugins;
 } child_report;
@@ -40,7 +42,7 @@ static floe_tensor *random_tensor(const int64_t *shape, int ndim, uint64_t seed,
 }
 
 static int child_main(int fd) {
-    double t_main = bench_now_s(), t_ctx;
+    double t_main = bench_now_s(), t_ctx, t_build, t_run;
     const int64_t xs[2] = {32, 784}, w1s[2] = {784, 128}, b1s[1] = {128}, w2s[2] = {128, 10},
                   b2s[1] = {10};
     floe_context *ctx = bench_context();
@@ -65,12 +67,16 @@ static int child_main(int fd) {
     floe_node *ny = bench_op(g, "AddV2", in4, 2);
     bench_check(floe_session_new(g, NULL, &s), "floe_session_new");
     floe_output feed = floe_out(nx, 0), fetch = floe_out(ny, 0);
+    t_build = bench_now_s();
     bench_check(floe_session_run(s, &feed, &x, 1, &fetch, 1, NULL, 0, &y), "floe_session_run");
 
     memset(&rep, 0, sizeof(rep));
     rep.t_result = bench_now_s();
     rep.t_main = rep.t_result - t_main;
     rep.t_context = t_ctx;
+    t_run = rep.t_result - t_build;
+    rep.t_build = t_build - t_main - t_ctx;
+    rep.t_run = t_run;
     bench_rss_kb(&rep.hwm_kb, &rep.rss_kb);
     rep.plugins = bench_plugins_loaded(ctx);
     if (floe_tensor_num_elements(y) != 320 || !isfinite(((const float *)floe_tensor_data(y))[0])) {
@@ -123,7 +129,7 @@ static int run_child(child_report *rep, double *t_start) {
 
 int main(int argc, char **argv) {
     int quick, runs;
-    double t_first[32], t_main[32], t_ctx[32];
+    double t_first[32], t_main[32], t_ctx[32], t_build[32], t_run[32];
     double hwm[32];
     long rss = 0, hwm_max = 0;
     int plugins = 0;
@@ -142,6 +148,8 @@ int main(int argc, char **argv) {
         t_first[i] = (rep.t_result - t0) * 1e3;
         t_main[i] = rep.t_main * 1e3;
         t_ctx[i] = rep.t_context * 1e3;
+        t_build[i] = rep.t_build * 1e3;
+        t_run[i] = rep.t_run * 1e3;
         hwm[i] = (double)rep.hwm_kb;
         hwm_max = rep.hwm_kb > hwm_max ? rep.hwm_kb : hwm_max;
         rss = rep.rss_kb;
@@ -151,8 +159,10 @@ int main(int argc, char **argv) {
     double lo = t_first[0], hi = t_first[runs - 1];
     printf("startup: %d plugins loaded, median of %d runs\n", plugins, runs);
     printf("  process start to first MLP result: %.2f ms (%.2f..%.2f)\n", med_first, lo, hi);
-    printf("  of which main() to result:         %.2f ms; floe_context_new %.2f ms\n",
-           bench_median(t_main, runs), bench_median(t_ctx, runs));
+    printf("  of which main() to result:         %.2f ms = floe_context_new %.2f + graph and "
+           "session %.2f + first run %.2f\n",
+           bench_median(t_main, runs), bench_median(t_ctx, runs), bench_median(t_build, runs),
+           bench_median(t_run, runs));
     printf("  peak RSS (VmHWM) %.1f MB median (max %.1f), RSS at result %.1f MB\n",
            bench_median(hwm, runs) / 1024.0, hwm_max / 1024.0, rss / 1024.0);
     printf("startup: first result %.2f ms (target <= 20) %s, peak RSS %.1f MB (target <= 20) %s\n",

@@ -1,17 +1,20 @@
 /*
  * consumer.c - an application built against an installed Floe with `pkg-config floe`.
  *
- * Usage: consumer PLUGINSDIR.  Run by install_test.sh with FLOE_PLUGIN_PATH unset and
- * FLOE_PLUGIN_SYSTEM_PATH=PLUGINSDIR, it checks that ops_math, dev_cpu and the out-of-tree
- * toy plugin were loaded from PLUGINSDIR, then runs
+ * Usage: consumer LIBDIR PLUGINSDIR.  Run by install_test.sh with FLOE_PLUGIN_PATH unset
+ * and FLOE_PLUGIN_SYSTEM_PATH=PLUGINSDIR, it checks that the libfloe it runs is the one in
+ * LIBDIR and that ops_math, dev_cpu and the out-of-tree toy plugin were loaded from
+ * PLUGINSDIR, then runs
  *
  *     y = ToyScale(MatMul(a, x) + a, scale = 0.5)
  *
  * with a a Const, x a Placeholder, and compares y with the value computed here.  Exits 0 on
  * success, 1 with a message otherwise.  Frees everything, so it runs clean under LeakSanitizer.
  */
+#define _GNU_SOURCE /* dladdr */
 #include <floe/floe.h>
 
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,6 +54,21 @@ static int plugin_loaded_from(floe_context *ctx, const char *name, const char *d
     return 0;
 }
 
+/* Checks that libfloe was loaded from @dir (not from a build tree). */
+static int libfloe_loaded_from(const char *dir) {
+    Dl_info info;
+    if (dladdr((void *)floe_version, &info) == 0 || info.dli_fname == NULL) {
+        fprintf(stderr, "consumer: dladdr cannot locate libfloe\n");
+        return 0;
+    }
+    if (strncmp(info.dli_fname, dir, strlen(dir)) != 0) {
+        fprintf(stderr, "consumer: libfloe loaded from %s, not from %s\n", info.dli_fname, dir);
+        return 0;
+    }
+    printf("libfloe %s from %s\n", floe_version(), info.dli_fname);
+    return 1;
+}
+
 int main(int argc, char **argv) {
     static const float a_data[4] = {1, 2, 3, 4};
     static const float x_data[4] = {5, 6, 7, 8};
@@ -63,13 +81,15 @@ int main(int argc, char **argv) {
     floe_node *na = NULL, *nx = NULL, *nm = NULL, *ns = NULL, *ny = NULL;
     int ok = 0;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: consumer PLUGINSDIR\n");
+    if (argc != 3) {
+        fprintf(stderr, "usage: consumer LIBDIR PLUGINSDIR\n");
         return 2;
     }
+    if (!libfloe_loaded_from(argv[1]))
+        return 1;
     CHECK(floe_context_new(NULL, &ctx));
-    if (!plugin_loaded_from(ctx, "ops_math", argv[1]) ||
-        !plugin_loaded_from(ctx, "dev_cpu", argv[1]) || !plugin_loaded_from(ctx, "toy", argv[1]))
+    if (!plugin_loaded_from(ctx, "ops_math", argv[2]) ||
+        !plugin_loaded_from(ctx, "dev_cpu", argv[2]) || !plugin_loaded_from(ctx, "toy", argv[2]))
         goto done;
 
     CHECK(floe_tensor_new_copy(FLOE_DTYPE_F32, shape, 2, a_data, sizeof(a_data), &a));

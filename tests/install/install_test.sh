@@ -26,6 +26,9 @@ if [ "$#" -ne 7 ]; then
 fi
 build=$1 src=$2 prefix=$3 libdir=$4 cc=$5 sanitize=$6 have_tool=$7
 
+# meson test points LD_LIBRARY_PATH at the build tree: nothing here may use it.
+unset LD_LIBRARY_PATH
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/floe-install-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
@@ -75,7 +78,7 @@ read -r -a cc_cmd <<<"$cc"
 # The application: pkg-config floe only.  rpath so it finds the installed libfloe.
 # shellcheck disable=SC2046
 "${cc_cmd[@]}" "${san_flags[@]}" -std=c11 -Wall -Wextra -Werror -o "$tmp/consumer" \
-    "$src/consumer.c" $(pc --cflags --libs floe) -lm -Wl,-rpath,"$libdir_abs"
+    "$src/consumer.c" $(pc --cflags --libs floe) -lm -ldl -Wl,-rpath,"$libdir_abs"
 
 # The out-of-tree plugin: headers only, never libfloe.  -z defs proves it needs nothing else
 # (sanitizer runtimes are resolved at run time, so the check is for normal builds).
@@ -98,7 +101,7 @@ fi
 # Run from the installed tree only: no build-tree plugin path, the system dir overridden.
 run_env=(env -u FLOE_PLUGIN_PATH -u FLOE_PLUGIN_ALLOW -u FLOE_PLUGIN_DENY
          FLOE_PLUGIN_SYSTEM_PATH="$pluginsdir")
-"${run_env[@]}" "$tmp/consumer" "$pluginsdir"
+"${run_env[@]}" "$tmp/consumer" "$libdir_abs" "$pluginsdir"
 
 if [ "$have_tool" = "true" ]; then
     [ -x "$root/bin/floe" ] || { echo "FAIL: the floe tool is not installed in $root/bin" >&2; exit 1; }

@@ -441,7 +441,7 @@ static floe_status load_path(floe_context *ctx, const char *path, bool apply_lis
     const char *use = real != NULL ? real : path;
     floe_plugin *p = find_by_path(ctx, use);
 
-    if (p != NULL) {
+    if (p != NULL && (apply_lists || p->state != FLOE__PLUGIN_SKIPPED)) {
         floe__log(ctx, FLOE_LOG_DEBUG, "plugin file %s already tried (%s)", use,
                   state_word(p->state));
         free(real);
@@ -449,6 +449,18 @@ static floe_status load_path(floe_context *ctx, const char *path, bool apply_lis
             return FLOE_OK;
         return floe__fail(FLOE_FAILED_PRECONDITION, "plugin %s: %s", state_word(p->state),
                           p->reason != NULL ? p->reason : use);
+    }
+    if (p != NULL) {
+        /* An explicit load retries a skipped file (a denied plugin, say): skips are not
+         * errors, and the application asked for this one.  Same record, tried afresh. */
+        free(real);
+        floe__free(p->reason);
+        floe__free(p->note);
+        p->reason = p->note = NULL;
+        p->desc = NULL;
+        memset(&p->desc_copy, 0, sizeof(p->desc_copy));
+        p->state = FLOE__PLUGIN_LOADING;
+        return load_record(ctx, p, apply_lists);
     }
     p = plugin_new(ctx, use);
     free(real);

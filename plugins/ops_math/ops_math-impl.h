@@ -46,6 +46,80 @@ static inline floe_shape ops_math__shape_of(const floe_tensor *t) {
     return s;
 }
 
+/* ---- Shared helpers of elementwise.c, select.c, reduce.c (defined in broadcast.c) ---- */
+
+/* Elements per parallel_for chunk: cheap elementwise work, and work that calls libm. */
+#define OPS_MATH_GRAIN (32 * 1024)
+#define OPS_MATH_GRAIN_HEAVY (8 * 1024)
+
+/* Tells the compiler that a loop carries no dependence between iterations, so it
+ * vectorises loops whose output may be the very same buffer as an input (in-place
+ * kernels: element i is read before element i is written, and nothing else).  Used
+ * instead of `restrict`, which would make that exact aliasing undefined. */
+#if defined(__clang__)
+#  define OPS_MATH_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#  define OPS_MATH_IVDEP _Pragma("GCC ivdep")
+#else
+#  define OPS_MATH_IVDEP
+#endif
+
+/* The most inputs one broadcast iteration handles (SelectV2 has three). */
+#define OPS_MATH_BCAST_MAX_IN 3
+
+/*
+ * Numpy broadcasting of up to three tensors, with the output's dims collapsed: dims of
+ * extent 1 are dropped and neighbours that every input either fully has or fully
+ * broadcasts are merged, so [8,3,4] + [3,4] iterates as [8, 12] and [3,1] x [1,4]
+ * as [3, 4].  The innermost collapsed dim is then walked as one contiguous row, in
+ * which each input either advances by one element or stays on one (step 1 or 0).
+ */
+typedef struct ops_math__bcast {
+    int nin;
+    int out_ndim;                                /* rank of the broadcast result */
+    int64_t out_shape[FLOE_MAX_DIMS];
+    int64_t n;                                   /* output element count */
+    int ndim;                                    /* collapsed rank, >= 1 */
+    int64_t dims[FLOE_MAX_DIMS];                 /* collapsed extents */
+    int64_t strides[OPS_MATH_BCAST_MAX_IN][FLOE_MAX_DIMS]; /* in elements; 0: broadcast */
+    bool same[OPS_MATH_BCAST_MAX_IN];            /* input k has the output's shape */
+} ops_math__bcast;
+
+/* One row of a broadcast walk: @n output elements from element @out_off; input k
+ * starts at element @in_off[k] and advances @step[k] (0 or 1) per element. */
+typedef void (*ops_math__bcast_row_fn)(void *arg, int64_t out_off, const int64_t *in_off,
+                                       const int *step, int64_t n);
+
+/* Broadcasts the shapes of @in[0..@nin) (@nin 1..3) into @bc.  FLOE_INVALID_ARGUMENT
+ * "Incompatible shapes: [2,3] vs. [4]" (naming @op) when they do not broadcast, or
+ * when the result's element count overflows int64. */
+floe_status ops_math__bcast_init(ops_math__bcast *bc, const char *op, floe_tensor *const *in,
+                                 int nin);
+/* Calls @fn over every row of @bc's output: inline when the output has at most
+ * @grain elements, else split across @pool (may be NULL) in chunks of >= @grain. */
+void ops_math__bcast_run(floe_threadpool *pool, const ops_math__bcast *bc, int64_t grain,
+                         ops_math__bcast_row_fn fn, void *arg);
+/* Runs fn(arg, begin, end) over [0, @n): inline when @n <= @grain or @pool is NULL,
+ * else through floe_parallel_for; nothing when @n <= 0. */
+void ops_math__parallel(floe_threadpool *pool, int64_t n, int64_t grain,
+                        void (*fn)(void *arg, int64_t begin, int64_t end), void *arg);
+
+/* Shape function of every broadcasting op: output 0 is the broadcast of all inputs'
+ * shapes (unknown extents stay unknown where they matter; an unknown rank gives an
+ * unknown rank); rejects shapes known to be incompatible. */
+floe_status ops_math__broadcast_shape_fn(floe_shape_ctx *sc);
+/* Shape function of ops whose output 0 has input 0's shape (unary elementwise). */
+floe_status ops_math__unchanged_shape_fn(floe_shape_ctx *sc);
+
+/* Formats @ndim extents of @dims as "[2,3,?]" (-1 as "?"; ndim < 0 as "<unknown>")
+ * into @buf of @len bytes. */
+void ops_math__format_dims(const int64_t *dims, int ndim, char *buf, size_t len);
+
+/* Checks input @i of a kernel: dtype @dt (FLOE_DTYPE_INVALID: any) and host-accessible
+ * data when it has elements; *@out (out) is the tensor or NULL on failure. */
+floe_status ops_math__kernel_input(floe_kernel_ctx *kc, int i, floe_dtype dt,
+                                   floe_tensor **out);
+
 /* ---- Shared helpers of array.c, slice.c, gather.c (defined in array.c) ---------------- */
 
 /* Type constraint of the data-moving array kernels: every dtype but RESOURCE (a handle

@@ -87,23 +87,48 @@ static bool same_shape(const floe_tensor *a, const floe_tensor *b) {
 
 /* ---- VarHandleOp ----------------------------------------------------------------------- */
 
-static floe_status var_handle_compute(floe_kernel_ctx *kc, void *state) {
-    const floe_attrs *attrs = floe_kernel_attrs(kc);
-    const char *container = "", *name = "";
-    size_t len = 0;
-    floe_dtype dtype = FLOE_DTYPE_INVALID;
+/* The attrs, read once; the strings are lent by the node, which outlives the kernel. */
+typedef struct var_handle_state {
+    const char *container, *name;
+    floe_dtype dtype;
     floe_shape shape;
+} var_handle_state;
+
+static floe_status var_handle_create(floe_kernel_ctx *kc, void **state) {
+    const floe_attrs *attrs = floe_kernel_attrs(kc);
+    var_handle_state *s;
+    size_t len = 0, clen = 0;
+    floe_status st;
+
+    *state = NULL;
+    s = floe_alloc(sizeof(*s), 0);
+    if (s == NULL)
+        return floe_fail(FLOE_RESOURCE_EXHAUSTED, "VarHandleOp: out of memory");
+    if ((st = floe_attrs_get_string(attrs, "container", &s->container, &clen)) != FLOE_OK ||
+        (st = floe_attrs_get_string(attrs, "shared_name", &s->name, &len)) != FLOE_OK ||
+        (st = floe_attrs_get_type(attrs, "dtype", &s->dtype)) != FLOE_OK ||
+        (st = floe_attrs_get_shape(attrs, "shape", &s->shape)) != FLOE_OK) {
+        floe_free(s);
+        return st;
+    }
+    if (len == 0)
+        s->name = floe_kernel_node_name(kc);
+    *state = s;
+    return FLOE_OK;
+}
+
+static void var_handle_destroy(void *state) {
+    floe_free(state);
+}
+
+static floe_status var_handle_compute(floe_kernel_ctx *kc, void *state) {
+    const var_handle_state *s = state;
     floe_tensor *h = NULL;
     floe_status st;
 
-    if ((st = floe_attrs_get_string(attrs, "container", &container, &len)) != FLOE_OK ||
-        (st = floe_attrs_get_string(attrs, "shared_name", &name, &len)) != FLOE_OK ||
-        (st = floe_attrs_get_type(attrs, "dtype", &dtype)) != FLOE_OK ||
-        (st = floe_attrs_get_shape(attrs, "shape", &shape)) != FLOE_OK)
-        return st;
-    if (len == 0)
-        name = floe_kernel_node_name(kc);
-    st = floe_kernel_resource_handle(kc, container, name, dtype, &shape, &h);
+    if (s == NULL)
+        return floe_fail(FLOE_INTERNAL, "VarHandleOp: kernel was not created");
+    st = floe_kernel_resource_handle(kc, s->container, s->name, s->dtype, &s->shape, &h);
     if (st != FLOE_OK)
         return st;
     st = floe_kernel_set_output(kc, 0, h);
@@ -274,8 +299,8 @@ static const char *const update_attrs[] = {"dtype: {f32, f64, i32, i64}", NULL};
 
 #define VAR_OP(NAME, IN, OUT, ATTRS, SHAPE, DOC)                                         \
     {sizeof(floe_op_def), NAME, IN, OUT, ATTRS, SHAPE, FLOE_OP_STATEFUL, DOC}
-#define VAR_KERNEL(NAME, COMPUTE)                                                        \
-    {sizeof(floe_kernel_def), NAME, "CPU", NULL, 0, NULL, COMPUTE, NULL, NULL}
+#define VAR_KERNEL(NAME, CREATE, COMPUTE, DESTROY)                                       \
+    {sizeof(floe_kernel_def), NAME, "CPU", NULL, 0, CREATE, COMPUTE, DESTROY, NULL}
 
 static const floe_op_def variable_ops[] = {
     VAR_OP("VarHandleOp", NULL, handle_outputs, handle_attrs, scalar_shape_fn,
@@ -292,11 +317,11 @@ static const floe_op_def variable_ops[] = {
 };
 
 static const floe_kernel_def variable_kernels[] = {
-    VAR_KERNEL("VarHandleOp", var_handle_compute),
-    VAR_KERNEL("ReadVariableOp", read_compute),
-    VAR_KERNEL("AssignVariableOp", assign_compute),
-    VAR_KERNEL("AssignAddVariableOp", assign_add_compute),
-    VAR_KERNEL("AssignSubVariableOp", assign_sub_compute),
+    VAR_KERNEL("VarHandleOp", var_handle_create, var_handle_compute, var_handle_destroy),
+    VAR_KERNEL("ReadVariableOp", NULL, read_compute, NULL),
+    VAR_KERNEL("AssignVariableOp", NULL, assign_compute, NULL),
+    VAR_KERNEL("AssignAddVariableOp", NULL, assign_add_compute, NULL),
+    VAR_KERNEL("AssignSubVariableOp", NULL, assign_sub_compute, NULL),
 };
 
 floe_status ops_math__register_variable(floe_plugin *self) {

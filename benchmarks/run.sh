@@ -36,13 +36,13 @@ out=benchmarks/results/$(date +%Y%m%d-%H%M%S).txt
 
 {
     echo "== Floe benchmarks $(git rev-parse --short HEAD 2>/dev/null || echo '?') ${quick:+(quick)}"
-    echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+    echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} (left as the machine sets it)"
     lib=$(readlink -f "$build/core/libfloe.so")
-    echo "libfloe.so: $(( $(stat -c %s "$lib") / 1024 )) KiB (target <= 5 MB);" \
-         "plugins: $(for p in "$build"/plugins/*/floe_*.so; do
-                         printf '%s %d KiB, ' "$(basename "$p")" $(( $(stat -c %s "$p") / 1024 ))
-                     done)"
+    echo "libfloe.so: $(( $(stat -c %s "$lib") / 1024 )) KiB (target <= 5 MB)"
+    for p in "$build"/plugins/*/floe_*.so; do
+        echo "$(basename "$p"): $(( $(stat -c %s "$p") / 1024 )) KiB"
+    done
     echo
     for b in bench_executor bench_matmul bench_startup; do
         if [ -x "$build/benchmarks/$b" ]; then

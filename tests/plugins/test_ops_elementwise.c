@@ -841,6 +841,90 @@ static void shape_fn_broadcasts_partial_shapes(void **state) {
     floe_graph_free(g);
 }
 
+/* ---- Kernels in a session (shapes known only at run time; in-place chains) ---------- */
+
+static floe_node *unary_node(floe_graph *g, const char *op, floe_node *x) {
+    floe_node_builder *b = NULL;
+    floe_node *n = NULL;
+    assert_int_equal(floe_node_builder_new(g, op, NULL, &b), FLOE_OK);
+    floe_node_builder_add_input(b, floe_out(x, 0));
+    if (floe_node_builder_finish(b, &n) != FLOE_OK)
+        fail_msg("%s: %s", op, floe_last_error());
+    return n;
+}
+
+static void kernel_rejects_shapes_known_only_at_run(void **state) {
+    floe_graph *g = NULL;
+    floe_session *sess = NULL;
+    assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
+    floe_node *pa = placeholder(g, "a", NULL, -1), *pb = placeholder(g, "b", NULL, -1);
+    floe_node *n = NULL;
+    assert_int_equal(binary_node(g, "AddV2", pa, pb, &n), FLOE_OK);
+    assert_int_equal(floe_session_new(g, NULL, &sess), FLOE_OK);
+    const int64_t sa[2] = {2, 3}, sb[1] = {4};
+    floe_tensor *a = tc_f32(sa, 2, NULL), *b = tc_f32(sb, 1, NULL);
+    floe_output feeds[2] = {floe_out(pa, 0), floe_out(pb, 0)};
+    floe_tensor *vals[2] = {a, b};
+    floe_output fetch = floe_out(n, 0);
+    floe_tensor *out = NULL;
+    assert_int_equal(floe_session_run(sess, feeds, vals, 2, &fetch, 1, NULL, 0, &out),
+                     FLOE_INVALID_ARGUMENT);
+    assert_null(out);
+    tc_assert_error_contains("Incompatible shapes: [2,3] vs. [4]");
+    floe_session_free(sess);
+    floe_tensor_unref(a);
+    floe_tensor_unref(b);
+    floe_graph_free(g);
+}
+
+/* exp(a) - 2, then -(that) * b, then sqrt|.|, 1 - that: intermediates are exclusively
+ * owned, so the kernels may write in place, on either operand and with a broadcast
+ * scalar on either side. */
+static void in_place_chains_match_reference(void **state) {
+    floe_graph *g = NULL;
+    floe_session *sess = NULL;
+    assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
+    const int64_t unknown2[2] = {-1, -1};
+    floe_node *pa = placeholder(g, "a", unknown2, 2), *pb = placeholder(g, "b", unknown2, 2);
+    floe_node *two = placeholder(g, "two", NULL, 0), *one = placeholder(g, "one", NULL, 0);
+    floe_node *e = unary_node(g, "Exp", pa), *d = NULL, *m = NULL, *r = NULL;
+    assert_int_equal(binary_node(g, "Sub", e, two, &d), FLOE_OK);
+    floe_node *ng = unary_node(g, "Neg", d);
+    assert_int_equal(binary_node(g, "Mul", ng, pb, &m), FLOE_OK);
+    floe_node *sq = unary_node(g, "Sqrt", unary_node(g, "Abs", m));
+    assert_int_equal(binary_node(g, "Sub", one, sq, &r), FLOE_OK);
+    assert_int_equal(floe_session_new(g, NULL, &sess), FLOE_OK);
+    const int64_t sa[2] = {300, 200};
+    floe_tensor *a = rand_tensor(FLOE_DTYPE_F32, sa, 2, -2, 2, 1);
+    floe_tensor *b = rand_tensor(FLOE_DTYPE_F32, sa, 2, -2, 2, 2);
+    floe_tensor *t2 = tc_scalar_f32(2), *t1 = tc_scalar_f32(1);
+    floe_output feeds[4] = {floe_out(pa, 0), floe_out(pb, 0), floe_out(two, 0), floe_out(one, 0)};
+    floe_tensor *vals[4] = {a, b, t2, t1};
+    floe_output fetch = floe_out(r, 0);
+    for (int run = 0; run < 2; run++) {
+        floe_tensor *out = NULL;
+        assert_int_equal(floe_session_run(sess, feeds, vals, 4, &fetch, 1, NULL, 0, &out), FLOE_OK);
+        tc_assert_shape(out, FLOE_DTYPE_F32, sa, 2);
+        for (int64_t i = 0; i < sa[0] * sa[1]; i++) {
+            double x = get_f(a, i), y = get_f(b, i);
+            double ex = 1.0 - sqrt(fabs(-((double)expf((float)x) - 2.0) * y));
+            if (!(fabs(get_f(out, i) - ex) <= 1e-5 * (1 + fabs(ex))))
+                fail_msg("element %lld: %.9g, expected %.9g", (long long)i, get_f(out, i), ex);
+        }
+        floe_tensor_unref(out);
+    }
+    /* the inputs were not written */
+    floe_tensor *a2 = rand_tensor(FLOE_DTYPE_F32, sa, 2, -2, 2, 1);
+    assert_memory_equal(floe_tensor_data(a), floe_tensor_data(a2), floe_tensor_nbytes(a));
+    floe_tensor_unref(a2);
+    floe_session_free(sess);
+    floe_tensor_unref(a);
+    floe_tensor_unref(b);
+    floe_tensor_unref(t1);
+    floe_tensor_unref(t2);
+    floe_graph_free(g);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tc_setup_context, tc_teardown_context)
     const struct CMUnitTest tests[] = {
@@ -865,6 +949,8 @@ int main(void) {
         T(integer_pow_negative_exponent_fails),
         T(wrong_dtypes_are_rejected),
         T(shape_fn_broadcasts_partial_shapes),
+        T(kernel_rejects_shapes_known_only_at_run),
+        T(in_place_chains_match_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

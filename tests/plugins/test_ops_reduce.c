@@ -668,6 +668,54 @@ static void shape_fn_uses_constant_axes(void **state) {
     floe_graph_free(g);
 }
 
+/* Axes fed at run time reach the kernel's own checks. */
+static void kernel_checks_axes_fed_at_run_time(void **state) {
+    floe_graph *g = NULL;
+    floe_session *sess = NULL;
+    assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
+    floe_node *x = placeholder(g, "x", FLOE_DTYPE_F32, NULL, -1);
+    floe_node *ax = placeholder(g, "axes", FLOE_DTYPE_I32, NULL, -1);
+    floe_node *n = NULL, *am = NULL;
+    assert_int_equal(reduce_node(g, "Sum", x, ax, 0, &n), FLOE_OK);
+    assert_int_equal(reduce_node(g, "ArgMin", x, ax, 0, &am), FLOE_OK);
+    assert_int_equal(floe_session_new(g, NULL, &sess), FLOE_OK);
+    const int64_t s[2] = {2, 3};
+    const float xv[6] = {1, 2, 3, 4, 5, 6};
+    floe_tensor *xt = tc_f32(s, 2, xv);
+    floe_output feeds[2] = {floe_out(x, 0), floe_out(ax, 0)};
+    floe_output fetch[2] = {floe_out(n, 0), floe_out(am, 0)};
+    const int64_t good[1] = {1}, bad[2] = {0, -2};
+    for (int k = 0; k < 2; k++) {
+        floe_tensor *axt = axes_tensor(FLOE_DTYPE_I32, k ? bad : good, k ? 2 : 1);
+        floe_tensor *vals[2] = {xt, axt};
+        floe_tensor *out = NULL;
+        floe_status st = floe_session_run(sess, feeds, vals, 2, &fetch[0], 1, NULL, 0, &out);
+        if (k == 0) {
+            assert_int_equal(st, FLOE_OK);
+            const float e[2] = {6, 15};
+            tc_assert_close_f32(out, e, 2, 0, 0);
+            floe_tensor_unref(out);
+            /* ArgMin wants a scalar axis */
+            out = NULL;
+            assert_int_equal(floe_session_run(sess, feeds, vals, 2, &fetch[1], 1, NULL, 0, &out),
+                             FLOE_OK);
+            assert_int_equal(((int64_t *)floe_tensor_data(out))[1], 0);
+            floe_tensor_unref(out);
+        } else {
+            assert_int_equal(st, FLOE_INVALID_ARGUMENT);
+            assert_null(out);
+            tc_assert_error_contains("duplicate dimension: 0");
+            assert_int_equal(floe_session_run(sess, feeds, vals, 2, &fetch[1], 1, NULL, 0, &out),
+                             FLOE_INVALID_ARGUMENT);
+            tc_assert_error_contains("scalar");
+        }
+        floe_tensor_unref(axt);
+    }
+    floe_session_free(sess);
+    floe_tensor_unref(xt);
+    floe_graph_free(g);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tc_setup_context, tc_teardown_context)
     const struct CMUnitTest tests[] = {
@@ -682,6 +730,7 @@ int main(void) {
         T(argmax_errors),
         T(invalid_axes_are_rejected),
         T(shape_fn_uses_constant_axes),
+        T(kernel_checks_axes_fed_at_run_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

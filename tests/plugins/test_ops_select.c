@@ -194,6 +194,39 @@ static void select_shape_fn_broadcasts_three_ways(void **state) {
     floe_graph_free(g);
 }
 
+static void select_kernel_rejects_shapes_known_only_at_run(void **state) {
+    floe_graph *g = NULL;
+    floe_session *sess = NULL;
+    assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
+    floe_node *c = placeholder(g, "c", FLOE_DTYPE_BOOL, NULL, -1);
+    floe_node *t = placeholder(g, "t", FLOE_DTYPE_F32, NULL, -1);
+    floe_node *e = placeholder(g, "e", FLOE_DTYPE_F32, NULL, -1);
+    floe_node_builder *b = NULL;
+    floe_node *n = NULL;
+    assert_int_equal(floe_node_builder_new(g, "SelectV2", NULL, &b), FLOE_OK);
+    floe_node_builder_add_input(b, floe_out(c, 0));
+    floe_node_builder_add_input(b, floe_out(t, 0));
+    floe_node_builder_add_input(b, floe_out(e, 0));
+    assert_int_equal(floe_node_builder_finish(b, &n), FLOE_OK);
+    assert_int_equal(floe_session_new(g, NULL, &sess), FLOE_OK);
+    const int64_t s2[2] = {2, 1}, s3[1] = {3}, s4[2] = {1, 4};
+    floe_tensor *ct = tc_tensor(FLOE_DTYPE_BOOL, s2, 2, NULL);
+    floe_tensor *tt = tc_f32(s3, 1, NULL), *et = tc_f32(s4, 2, NULL);
+    floe_output feeds[3] = {floe_out(c, 0), floe_out(t, 0), floe_out(e, 0)};
+    floe_tensor *vals[3] = {ct, tt, et};
+    floe_output fetch = floe_out(n, 0);
+    floe_tensor *out = NULL;
+    assert_int_equal(floe_session_run(sess, feeds, vals, 3, &fetch, 1, NULL, 0, &out),
+                     FLOE_INVALID_ARGUMENT);
+    assert_null(out);
+    tc_assert_error_contains("Incompatible shapes: [2,1] vs. [3] vs. [1,4]");
+    floe_session_free(sess);
+    floe_tensor_unref(ct);
+    floe_tensor_unref(tt);
+    floe_tensor_unref(et);
+    floe_graph_free(g);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tc_setup_context, tc_teardown_context)
     const struct CMUnitTest tests[] = {
@@ -201,6 +234,7 @@ int main(void) {
         T(select_scalar_condition_picks_whole_tensor),
         T(select_errors),
         T(select_shape_fn_broadcasts_three_ways),
+        T(select_kernel_rejects_shapes_known_only_at_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,12 @@
  * the descriptor's header (ABI major equal, minor not newer, size), its required
  * members and its name, the "requires_cpu" manifest; only then score() and init().
  * Every outcome is recorded on the plugin (state and reason: file, name, plugin
- * version, both ABI versions, cause) and logged; none aborts the process.  Libraries
+ * version, both ABI versions, cause) and logged (INFO; WARNING for a rejection);
+ * none aborts the process.  Conflicts follow registry.c: the first plugin loaded
+ * wins.  In a discovery pass, a plugin whose kernels or gradients target ops that no
+ * plugin has registered yet waits, its names claimed, and commits after the pass's
+ * other plugins (commit_waiting()), so a kernel plugin whose name sorts first still
+ * finds the ops of the plugin that defines them.  Libraries
  * are never dlclose'd (lesson 10); floe__loader_unload_all() runs the teardown
  * callbacks.
  *
@@ -230,7 +235,8 @@ static floe_status check_selection(floe_context *ctx, floe_plugin *p, bool apply
                       ctx->allow);
     for (int i = 0; i < ctx->nplugins; i++) {
         const floe_plugin *o = ctx->plugins[i];
-        if (o != p && o->state == FLOE__PLUGIN_LOADED && strcmp(o->name, p->name) == 0)
+        bool taken = o->state == FLOE__PLUGIN_LOADED || (o->state == FLOE__PLUGIN_LOADING && o->inited);
+        if (o != p && taken && strcmp(o->name, p->name) == 0)
             return finish(p, FLOE__PLUGIN_SKIPPED, FLOE_ALREADY_EXISTS,
                           "a plugin named '%s' is already loaded from %s (found first)",
                           p->name, o->path);
@@ -346,10 +352,58 @@ static void undo_init(floe_plugin *p) {
     floe__registry_deinit(pend);
 }
 
-static floe_status run_init(floe_context *ctx, floe_plugin *p) {
-    floe_status st;
+static bool is_waiting(const floe_plugin *p) {
+    return p->state == FLOE__PLUGIN_LOADING && p->inited;
+}
+
+static void mark_loaded(floe_context *ctx, floe_plugin *p) {
+    p->state = FLOE__PLUGIN_LOADED;
+    floe__free(p->reason);
+    p->reason = NULL;
+    floe__log(ctx, FLOE_LOG_INFO, "plugin loaded: %s: plugin '%s' %s by %s (plugin ABI %u.%u, "
+              "core ABI %d.%d): %d ops, %d kernels, %d devices, %d filesystems, %d transports",
+              p->path, p->name, p->desc_copy.version, p->desc_copy.vendor,
+              p->desc_copy.abi_major, p->desc_copy.abi_minor, FLOE_PLUGIN_ABI_MAJOR,
+              FLOE_PLUGIN_ABI_MINOR, p->num_ops, p->num_kernels, p->num_devices,
+              p->num_filesystems, p->num_transports);
+    floe__fail(FLOE_OK, "%s", "");
+}
+
+/* Commits the registrations of an initialised plugin.  With @may_wait (a discovery
+ * pass), a plugin whose kernels or gradients need ops that no plugin has registered
+ * yet is left waiting (*@waiting, state LOADING) for commit_waiting(): name order
+ * must not decide whether a kernel plugin ("dev_cuda") loads before the plugin that
+ * defines its ops ("ops_math").  Any other refusal rejects it, undoing init(). */
+static floe_status commit_plugin(floe_context *ctx, floe_plugin *p, bool may_wait,
+                                 bool *waiting) {
     char *reason = NULL;
+    floe_status st = floe__registry_commit(ctx, p, &reason);
+
+    *waiting = false;
+    if (st == FLOE_OK) {
+        mark_loaded(ctx, p);
+        return FLOE_OK;
+    }
+    if (st == FLOE_NOT_FOUND && may_wait && reason != NULL) {
+        floe__free(p->reason);
+        p->reason = reason;
+        *waiting = true;
+        floe__log(ctx, FLOE_LOG_DEBUG, "plugin '%s' waits for the other plugins of this pass: "
+                  "%s", p->name, reason);
+        floe__fail(FLOE_OK, "%s", "");
+        return FLOE_OK;
+    }
+    undo_init(p);
+    st = finish(p, FLOE__PLUGIN_REJECTED, st, "registrations refused, none took effect "
+                "(first loaded wins): %s", reason != NULL ? reason : "out of memory");
+    floe__free(reason);
+    return st;
+}
+
+static floe_status run_init(floe_context *ctx, floe_plugin *p, bool may_wait) {
+    floe_status st;
     void *user = NULL;
+    bool waiting;
 
     floe__fail(FLOE_OK, "%s", "");
     st = p->desc_copy.init(p, &floe__host_table, &user);
@@ -365,38 +419,49 @@ static floe_status run_init(floe_context *ctx, floe_plugin *p) {
     }
     p->user = user;
     p->inited = true;
-    st = floe__registry_commit(ctx, p, &reason);
-    if (st != FLOE_OK) {
-        undo_init(p);
-        st = finish(p, FLOE__PLUGIN_REJECTED, st, "registrations refused, none took effect "
-                    "(first loaded wins): %s", reason != NULL ? reason : "out of memory");
-        floe__free(reason);
-        return st;
-    }
-    return FLOE_OK;
+    return commit_plugin(ctx, p, may_wait, &waiting);
 }
 
-static floe_status load_record(floe_context *ctx, floe_plugin *p, bool apply_lists) {
+/* Commits the plugins left waiting by a discovery pass, in load order, round after
+ * round while one of them gets through; those still waiting are then rejected. */
+static void commit_waiting(floe_context *ctx) {
+    bool progress = true;
+    while (progress) {
+        progress = false;
+        for (int i = 0; i < ctx->nplugins; i++) {
+            bool waiting;
+            if (!is_waiting(ctx->plugins[i]))
+                continue;
+            commit_plugin(ctx, ctx->plugins[i], true, &waiting);
+            progress = progress || !waiting;
+        }
+    }
+    for (int i = 0; i < ctx->nplugins; i++) {
+        floe_plugin *p = ctx->plugins[i];
+        char saved[1024];
+        if (!is_waiting(p))
+            continue;
+        snprintf(saved, sizeof(saved), "%s", p->reason != NULL ? p->reason : "unknown op");
+        undo_init(p);
+        finish(p, FLOE__PLUGIN_REJECTED, FLOE_NOT_FOUND, "registrations refused, none took "
+               "effect: %s", saved);
+    }
+}
+
+/* @discovery: part of a discovery pass (allow and deny lists apply, and the plugin may
+ * wait for the pass's other plugins); otherwise an explicit request. */
+static floe_status load_record(floe_context *ctx, floe_plugin *p, bool discovery) {
     floe_status st;
 
     if (!plugin_name_ok(p->name))
         return finish(p, FLOE__PLUGIN_REJECTED, FLOE_INVALID_ARGUMENT,
                       "the file name gives no valid plugin name: expected "
                       "[lib][floe_]<name>.so with <name> in [a-z0-9_]+");
-    if ((st = check_selection(ctx, p, apply_lists)) != FLOE_OK ||
+    if ((st = check_selection(ctx, p, discovery)) != FLOE_OK ||
         (st = open_desc(p)) != FLOE_OK || (st = check_desc(p)) != FLOE_OK ||
-        (st = check_cpu(p)) != FLOE_OK || (st = run_score(p)) != FLOE_OK ||
-        (st = run_init(ctx, p)) != FLOE_OK)
+        (st = check_cpu(p)) != FLOE_OK || (st = run_score(p)) != FLOE_OK)
         return st;
-    p->state = FLOE__PLUGIN_LOADED;
-    floe__log(ctx, FLOE_LOG_INFO, "plugin loaded: %s: plugin '%s' %s by %s (plugin ABI %u.%u, "
-              "core ABI %d.%d): %d ops, %d kernels, %d devices, %d filesystems, %d transports",
-              p->path, p->name, p->desc_copy.version, p->desc_copy.vendor,
-              p->desc_copy.abi_major, p->desc_copy.abi_minor, FLOE_PLUGIN_ABI_MAJOR,
-              FLOE_PLUGIN_ABI_MINOR, p->num_ops, p->num_kernels, p->num_devices,
-              p->num_filesystems, p->num_transports);
-    floe__fail(FLOE_OK, "%s", "");
-    return FLOE_OK;
+    return run_init(ctx, p, discovery);
 }
 
 static floe_plugin *find_by_path(floe_context *ctx, const char *path) {
@@ -435,13 +500,13 @@ static floe_plugin *plugin_new(floe_context *ctx, const char *path) {
     return p;
 }
 
-/* Loads one file once (by realpath); @apply_lists: honour allow/deny. */
-static floe_status load_path(floe_context *ctx, const char *path, bool apply_lists) {
+/* Loads one file once (by realpath); @discovery: see load_record(). */
+static floe_status load_path(floe_context *ctx, const char *path, bool discovery) {
     char *real = realpath(path, NULL);
     const char *use = real != NULL ? real : path;
     floe_plugin *p = find_by_path(ctx, use);
 
-    if (p != NULL && (apply_lists || p->state != FLOE__PLUGIN_SKIPPED)) {
+    if (p != NULL && (discovery || p->state != FLOE__PLUGIN_SKIPPED)) {
         floe__log(ctx, FLOE_LOG_DEBUG, "plugin file %s already tried (%s)", use,
                   state_word(p->state));
         free(real);
@@ -460,7 +525,7 @@ static floe_status load_path(floe_context *ctx, const char *path, bool apply_lis
         p->desc = NULL;
         memset(&p->desc_copy, 0, sizeof(p->desc_copy));
         p->state = FLOE__PLUGIN_LOADING;
-        return load_record(ctx, p, apply_lists);
+        return load_record(ctx, p, discovery);
     }
     p = plugin_new(ctx, use);
     free(real);
@@ -468,7 +533,7 @@ static floe_status load_path(floe_context *ctx, const char *path, bool apply_lis
         floe__log(ctx, FLOE_LOG_ERROR, "out of memory recording plugin %s", path);
         return floe__fail(FLOE_RESOURCE_EXHAUSTED, "out of memory recording plugin %s", path);
     }
-    return load_record(ctx, p, apply_lists);
+    return load_record(ctx, p, discovery);
 }
 
 floe_status floe__loader_load_file(floe_context *ctx, const char *path) {
@@ -556,13 +621,9 @@ static void load_path_list(floe_context *ctx, const char *list, const char *orig
     }
 }
 
-void floe__loader_load_all(floe_context *ctx) {
+static void load_system_dirs(floe_context *ctx) {
     const char *sys;
 
-    if (ctx == NULL || ctx->opts.no_plugins)
-        return;
-    if (ctx->plugin_path != NULL)
-        load_path_list(ctx, ctx->plugin_path, "plugin path");
     if (!ctx->opts.system_plugins) {
         floe__log(ctx, FLOE_LOG_DEBUG, "system plugin directory off (system_plugins = 0)");
         return;
@@ -574,6 +635,15 @@ void floe__loader_load_all(floe_context *ctx) {
     }
     load_path_list(ctx, sys != NULL ? sys : FLOE_PLUGINSDIR,
                    sys != NULL ? "FLOE_PLUGIN_SYSTEM_PATH" : "system plugin directory");
+}
+
+void floe__loader_load_all(floe_context *ctx) {
+    if (ctx == NULL || ctx->opts.no_plugins)
+        return;
+    if (ctx->plugin_path != NULL)
+        load_path_list(ctx, ctx->plugin_path, "plugin path");
+    load_system_dirs(ctx);
+    commit_waiting(ctx);
 }
 
 /* ---- Unloading ------------------------------------------------------------------ */

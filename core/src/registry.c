@@ -10,7 +10,14 @@
  * device type, priority) as another plugin's, or a gradient to an op that has one, is
  * rejected as a whole, with a reason naming the thing and its owner; nothing of it
  * takes effect.  Kernels and gradients may target other plugins' ops, resolved at
- * commit.
+ * commit; an unknown op is reported as FLOE_NOT_FOUND, on which the loader lets a
+ * plugin of a discovery pass wait for the pass's later plugins (loader.c), its names
+ * claimed meanwhile.
+ *
+ * The registry changes only while plugins load (floe_context_new(), and
+ * floe_context_load_plugin() under the context's lock).  The public introspection
+ * calls take the lock; the floe__registry_find_* lookups of graph building do not, so
+ * an application loads plugins before building graphs on other threads.
  *
  * Sections: helpers; registration; commit; lookups; introspection (floe.h).
  */
@@ -642,9 +649,46 @@ static bool check_grads(floe_context *ctx, floe_plugin *p, conflict *c) {
     return true;
 }
 
+/* The names @p claims that @o, earlier in load order and waiting to commit
+ * (loader.c), claims first. */
+static bool check_claims(const floe_plugin *o, const floe_plugin *p, conflict *c) {
+    const floe__registry *a = &o->pending, *b = &p->pending;
+    const char *what = NULL, *name = NULL;
+    char owner[600];
+
+    for (int i = 0; i < b->nops && what == NULL; i++)
+        if (find_pending_op(a, b->ops[i]->name) != NULL)
+            what = "op", name = b->ops[i]->name;
+    for (int i = 0; i < b->ndevices && what == NULL; i++)
+        for (int j = 0; j < a->ndevices && what == NULL; j++)
+            if (strcmp(a->devices[j]->type, b->devices[i]->type) == 0 &&
+                a->devices[j]->index == b->devices[i]->index)
+                what = "device", name = b->devices[i]->name;
+    for (int i = 0; i < b->nfilesystems && what == NULL; i++)
+        for (int j = 0; j < a->nfilesystems && what == NULL; j++)
+            if (strcasecmp(a->filesystems[j]->ops.scheme, b->filesystems[i]->ops.scheme) == 0)
+                what = "filesystem scheme", name = b->filesystems[i]->ops.scheme;
+    for (int i = 0; i < b->ntransports && what == NULL; i++)
+        for (int j = 0; j < a->ntransports && what == NULL; j++)
+            if (strcmp(a->transports[j]->ops.name, b->transports[i]->ops.name) == 0)
+                what = "transport", name = b->transports[i]->ops.name;
+    if (what == NULL)
+        return true;
+    describe_owner(o, owner, sizeof(owner));
+    return conflict_set(c, FLOE_ALREADY_EXISTS, "%s '%s' is already claimed by %s, loaded "
+                        "earlier and waiting for the ops of later plugins", what, name, owner);
+}
+
 static bool check_names(floe_context *ctx, floe_plugin *p, conflict *c) {
     const floe__registry *pend = &p->pending, *reg = &ctx->reg;
     char owner[600];
+
+    /* First loaded wins, also against a plugin still waiting to commit. */
+    for (int i = 0; i < ctx->nplugins && ctx->plugins[i] != p; i++) {
+        const floe_plugin *o = ctx->plugins[i];
+        if (o->state == FLOE__PLUGIN_LOADING && o->inited && !check_claims(o, p, c))
+            return false;
+    }
 
     for (int i = 0; i < pend->nops; i++) {
         const floe__op_def *o = find_op_in(reg, pend->ops[i]->name);

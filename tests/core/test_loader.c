@@ -353,12 +353,56 @@ static void loader_duplicates_resolve_first_loaded_wins_in_both_orders(void **st
     floe_context_free(ctx);
 }
 
-static void loader_kernel_for_unknown_op_rejected(void **state) {
+static void loader_kernel_plugin_sorted_first_waits_for_its_ops(void **state) {
     (void)state;
+    floe_context_options o;
     floe_context *ctx = load_fixtures("kernel_over", "good", NULL);
+    char desc[4096];
+
+    /* In one pass, load order does not decide whether a kernel finds its op. */
+    assert_int_equal(plugin_info(ctx, "fx_kernel_over").loaded, 1);
+    assert_int_equal(plugin_info(ctx, "fx_good").loaded, 1);
+    assert_int_equal(floe_context_describe_op(ctx, "FixtureAddOne", desc, sizeof(desc)), FLOE_OK);
+    assert_contains(desc, "priority 10 (preferred), plugin fx_kernel_over");
+    floe_context_free(ctx);
+
+    /* The op never comes: rejected at the end of the pass. */
+    ctx = load_fixtures("kernel_over", "old_minor", NULL);
     assert_int_equal(plugin_info(ctx, "fx_kernel_over").loaded, 0);
     assert_contains(plugin_info(ctx, "fx_kernel_over").reason, "unknown op 'FixtureAddOne'");
+    assert_contains(plugin_info(ctx, "fx_kernel_over").reason, fixture("kernel_over"));
+    assert_int_equal(plugin_info(ctx, "fx_old_minor").loaded, 1);
+    floe_context_free(ctx);
+
+    /* Waiting, it commits after the others: their kernels were there first. */
+    ctx = load_fixtures("kernel_same", "good", NULL);
     assert_int_equal(plugin_info(ctx, "fx_good").loaded, 1);
+    assert_contains(plugin_info(ctx, "fx_kernel_same").reason,
+                    "kernel for op 'FixtureAddOne' on CPU with priority 0 is already "
+                    "registered by plugin 'fx_good'");
+    floe_context_free(ctx);
+
+    /* Its names are claimed while it waits: first loaded wins for them too. */
+    ctx = load_fixtures("wait_fs", "good", NULL);
+    assert_contains(plugin_info(ctx, "fx_good").reason,
+                    "filesystem scheme 'fxmem' is already claimed by plugin 'fx_wait_fs'");
+    assert_contains(plugin_info(ctx, "fx_wait_fs").reason, "unknown op 'FixtureAddOne'");
+    assert_int_equal(floe_context_num_plugins(ctx), 2);
+    floe_context_free(ctx);
+    ctx = load_fixtures("good", "wait_fs", NULL);
+    assert_int_equal(plugin_info(ctx, "fx_good").loaded, 1);
+    assert_contains(plugin_info(ctx, "fx_wait_fs").reason,
+                    "filesystem scheme 'fxmem' is already registered by plugin 'fx_good'");
+    floe_context_free(ctx);
+
+    /* An explicit load does not wait: the application orders its loads. */
+    floe_context_options_init(&o);
+    o.no_plugins = 1;
+    o.log_level = FLOE_LOG_NONE;
+    assert_int_equal(floe_context_new(&o, &ctx), FLOE_OK);
+    assert_int_equal(floe_context_load_plugin(ctx, fixture("kernel_over")), FLOE_NOT_FOUND);
+    tc_assert_error_contains("unknown op 'FixtureAddOne'");
+    assert_int_equal(floe_context_load_plugin(ctx, fixture("good")), FLOE_OK);
     floe_context_free(ctx);
 }
 
@@ -514,7 +558,7 @@ static void loader_directory_scan_is_sorted_and_deterministic(void **state) {
     o.log_level = FLOE_LOG_NONE;
     assert_int_equal(floe_context_new(&o, &ctx), FLOE_OK);
     n = floe_context_num_plugins(ctx);
-    assert_true(n >= 19);
+    assert_true(n >= 20);
     for (int i = 0; i < n; i++) {
         floe_plugin_info pi = {.struct_size = sizeof(pi)};
         assert_int_equal(floe_context_plugin(ctx, i, &pi), FLOE_OK);
@@ -607,7 +651,7 @@ int main(void) {
         cmocka_unit_test(loader_rejections_name_file_versions_and_cause),
         cmocka_unit_test(loader_unopenable_files_are_recorded),
         cmocka_unit_test(loader_duplicates_resolve_first_loaded_wins_in_both_orders),
-        cmocka_unit_test(loader_kernel_for_unknown_op_rejected),
+        cmocka_unit_test(loader_kernel_plugin_sorted_first_waits_for_its_ops),
         cmocka_unit_test(loader_teardown_order_and_undo_of_refused_init),
         cmocka_unit_test(loader_same_file_loaded_once),
         cmocka_unit_test(loader_shadowed_copy_and_system_path),

@@ -146,20 +146,34 @@ static inline int64_t gather_index(const gather_job *j, int64_t k) {
     return j->i64 ? ((const int64_t *)j->idx)[k] : (int64_t)((const int32_t *)j->idx)[k];
 }
 
-/* Source element of output row @row = (batch, outer, index). */
-static inline int64_t gather_src(const gather_job *j, int64_t row) {
-    int64_t i = row % j->n, bo = row / j->n; /* bo = batch * outer + o */
-    int64_t b = bo / j->outer;
-    return (bo * j->dim + gather_index(j, b * j->n + i)) * j->inner;
-}
+/*
+ * Output rows [begin, end): row = (batch * outer + o) * n + i takes the slice at
+ * indices[batch * n + i] of params' (batch, o) block.  The counters advance without a
+ * division per row; COPY(dst_row, src_element) moves one row.
+ */
+#define GATHER_WALK(COPY)                                                                          \
+    do {                                                                                           \
+        int64_t i_ = begin % j->n, bo_ = begin / j->n, ib_ = bo_ / j->outer * j->n;                \
+        for (int64_t row = begin; row < end; row++) {                                              \
+            int64_t src = (bo_ * j->dim + gather_index(j, ib_ + i_)) * j->inner;                   \
+            COPY(row, src);                                                                        \
+            if (++i_ == j->n) {                                                                    \
+                i_ = 0;                                                                            \
+                bo_++;                                                                             \
+                ib_ = bo_ / j->outer * j->n;                                                       \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
 
 #define GATHER_ONE(type)                                                                           \
     do {                                                                                           \
         type *d_ = (type *)(void *)j->c.dst_data;                                                  \
         const type *s_ = (const type *)(const void *)j->c.src_data;                                \
-        for (int64_t row = begin; row < end; row++)                                                \
-            d_[row] = s_[gather_src(j, row)];                                                      \
+        GATHER_WALK(GATHER_ONE_COPY_);                                                             \
     } while (0)
+#define GATHER_ONE_COPY_(row, src) (d_[row] = s_[src])
+#define GATHER_ROW_COPY_(row, src)                                                                 \
+    memcpy(j->c.dst_data + (size_t)(row)*bytes, j->c.src_data + (size_t)(src)*es, bytes)
 
 static void gather_rows(void *arg, int64_t begin, int64_t end) {
     const gather_job *j = arg;
@@ -183,9 +197,13 @@ static void gather_rows(void *arg, int64_t begin, int64_t end) {
             break;
         }
     }
-    for (int64_t row = begin; row < end; row++)
-        memcpy(j->c.dst_data + (size_t)row * bytes, j->c.src_data + (size_t)gather_src(j, row) * es,
-               bytes);
+    GATHER_WALK(GATHER_ROW_COPY_);
+}
+
+/* Source element of output row @row (the STRING path). */
+static int64_t gather_src(const gather_job *j, int64_t row) {
+    int64_t i = row % j->n, bo = row / j->n;
+    return (bo * j->dim + gather_index(j, bo / j->outer * j->n + i)) * j->inner;
 }
 
 /* Checks every index against [0, dim); the error names its position in indices. */

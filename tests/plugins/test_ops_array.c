@@ -10,6 +10,8 @@
  */
 #include "test_common.h"
 
+#include <floe/experimental/testing.h>
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -899,6 +901,292 @@ static void pad_rejects_bad_paddings(void **state) {
     unref_all(in, 3);
 }
 
+/* ---- Shape functions: graphs with Const inputs ------------------------------------------ */
+
+/* Eager calls feed Placeholders, so these build graphs whose shape, perm, axis, ... inputs
+ * are Consts, to check that shape inference uses their values and rejects bad ones when
+ * the node is built. */
+
+static floe_node *g_const(floe_graph *g, floe_tensor *v) {
+    floe_node_builder *b = NULL;
+    floe_node *n = NULL;
+    assert_int_equal(floe_node_builder_new(g, "Const", NULL, &b), FLOE_OK);
+    assert_int_equal(floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", v), FLOE_OK);
+    assert_int_equal(floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", floe_tensor_dtype(v)),
+                     FLOE_OK);
+    if (floe_node_builder_finish(b, &n) != FLOE_OK)
+        fail_msg("Const: %s", floe_last_error());
+    floe_tensor_unref(v);
+    return n;
+}
+
+/* A Placeholder of @nd extents (-1 unknown), or of unknown rank when @nd is -1. */
+static floe_node *g_ph(floe_graph *g, floe_dtype dt, const int64_t *dims, int nd) {
+    floe_node_builder *b = NULL;
+    floe_node *n = NULL;
+    assert_int_equal(floe_node_builder_new(g, "Placeholder", NULL, &b), FLOE_OK);
+    assert_int_equal(floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", dt), FLOE_OK);
+    assert_int_equal(floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", dims, nd), FLOE_OK);
+    if (floe_node_builder_finish(b, &n) != FLOE_OK)
+        fail_msg("Placeholder: %s", floe_last_error());
+    return n;
+}
+
+/* Builds @op over @in; the first @nlist inputs form its list argument (0: none).  @a
+ * (nullable) is copied. */
+static floe_status g_node(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
+                          const floe_attrs *a, floe_node **out) {
+    floe_node_builder *b = NULL;
+    floe_output list[8];
+    *out = NULL;
+    assert_int_equal(floe_node_builder_new(g, op, NULL, &b), FLOE_OK);
+    for (int i = 0; a != NULL && i < floe_attrs_count(a); i++) {
+        const char *name = floe_attrs_name(a, i);
+        int64_t v;
+        const int64_t *l;
+        int n;
+        if (floe_attrs_get_int(a, name, &v) == FLOE_OK)
+            assert_int_equal(floe_attrs_set_int(floe_node_builder_attrs(b), name, v), FLOE_OK);
+        else if (floe_attrs_get_int_list(a, name, &l, &n) == FLOE_OK)
+            assert_int_equal(floe_attrs_set_int_list(floe_node_builder_attrs(b), name, l, n),
+                             FLOE_OK);
+    }
+    for (int i = 0; i < nlist; i++)
+        list[i] = floe_out(in[i], 0);
+    if (nlist > 0)
+        floe_node_builder_add_input_list(b, list, nlist);
+    for (int i = nlist; i < nin; i++)
+        floe_node_builder_add_input(b, floe_out(in[i], 0));
+    return floe_node_builder_finish(b, out);
+}
+
+/* Builds @op and asserts output @k's inferred shape (@nd -1: unknown rank). */
+static void expect_shape(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
+                         const floe_attrs *a, int k, const int64_t *dims, int nd) {
+    floe_node *n;
+    if (g_node(g, op, in, nin, nlist, a, &n) != FLOE_OK)
+        fail_msg("%s: %s", op, floe_last_error());
+    floe_shape s = floe_node_output_shape(n, k);
+    if (s.ndim != nd)
+        fail_msg("%s: inferred rank %d, expected %d", op, s.ndim, nd);
+    for (int i = 0; i < nd; i++)
+        if (s.dims[i] != dims[i])
+            fail_msg("%s: inferred dim %d is %lld, expected %lld", op, i, (long long)s.dims[i],
+                     (long long)dims[i]);
+}
+
+/* Builds @op and asserts that building fails with a message containing @needle. */
+static void expect_build_error(floe_graph *g, const char *op, floe_node *const *in, int nin,
+                               int nlist, const floe_attrs *a, const char *needle) {
+    floe_node *n;
+    floe_status st = g_node(g, op, in, nin, nlist, a, &n);
+    if (st != FLOE_INVALID_ARGUMENT)
+        fail_msg("%s: expected the build to fail (\"%s\"), got %s", op, needle,
+                 floe_status_str(st));
+    tc_assert_error_contains(needle);
+}
+
+#define U (-1)
+
+static void shape_fns_reshape_transpose_concat(void **state) {
+    floe_graph *g = NULL;
+    assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
+    floe_node *x34 = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){3, 4}, 2);
+    floe_node *xu4 = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){U, 4}, 2);
+    floe_node *xr = g_ph(g, FLOE_DTYPE_F32, NULL, -1);
+
+    expect_shape(g, "Reshape", (floe_node *[]){x34, g_const(g, vec_i32((int32_t[]){-1, 2}, 2))}, 2,
+                 0, NULL, 0, (int64_t[]){6, 2}, 2);
+    expect_shape(g, "Reshape", (floe_node *[]){xu4, g_const(g, vec_i32((int32_t[]){2, -1}, 2))}, 2,
+                 0, NULL, 0, (int64_t[]){2, U}, 2);
+    expect_shape(g, "Reshape", (floe_node *[]){xr, g_const(g, vec_i64((int64_t[]){2, 3}, 2))}, 2, 0,
+                 NULL, 0, (int64_t[]){2, 3}, 2);
+    expect_shape(g, "Reshape", (floe_node *[]){x34, g_ph(g, FLOE_DTYPE_I32, (int64_t[]){3}, 1)}, 2,
+                 0, NULL, 0, (int64_t[]){U, U, U}, 3);
+    expect_build_error(g, "Reshape",
+                       (floe_node *[]){x34, g_const(g, vec_i32((int32_t[]){5, -1}, 2))}, 2, 0, NULL,
+                       "multiple of 5");
+
+    floe_node *x2u5 = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){2, U, 5}, 3);
+    expect_shape(g, "Transpose",
+                 (floe_node *[]){x2u5, g_const(g, vec_i32((int32_t[]){2, 0, 1}, 3))}, 2, 0, NULL, 0,
+                 (int64_t[]){5, 2, U}, 3);
+    expect_shape(g, "Transpose", (floe_node *[]){x2u5, g_ph(g, FLOE_DTYPE_I32, (int64_t[]){U}, 1)},
+                 2, 0, NULL, 0, (int64_t[]){U, U, U}, 3);
+    expect_build_error(g, "Transpose",
+                       (floe_node *[]){x2u5, g_const(g, vec_i32((int32_t[]){0, -1, 1}, 3))}, 2, 0,
+                       NULL, "perm[1] = -1 is out of range");
+    expect_build_error(g, "Transpose",
+                       (floe_node *[]){x2u5, g_const(g, vec_i32((int32_t[]){0, 0, 1}, 3))}, 2, 0,
+                       NULL, "duplicate");
+
+    floe_attrs *a = attrs_new();
+    assert_int_equal(floe_attrs_set_int(a, "N", 2), FLOE_OK);
+    floe_node *x23 = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){2, 3}, 2);
+    floe_node *x2u = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){2, U}, 2);
+    floe_node *x53 = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){5, 3}, 2);
+    expect_shape(g, "ConcatV2", (floe_node *[]){x23, x2u, g_const(g, tc_scalar_i32(1))}, 3, 2, a, 0,
+                 (int64_t[]){2, U}, 2);
+    expect_shape(g, "ConcatV2", (floe_node *[]){x23, x53, g_const(g, tc_scalar_i32(-2))}, 3, 2, a,
+                 0, (int64_t[]){7, 3}, 2);
+    expect_shape(g, "ConcatV2", (floe_node *[]){x23, x53, g_ph(g, FLOE_DTYPE_I32, NULL, 0)}, 3, 2,
+                 a, 0, (int64_t[]){U, U}, 2);
+    expect_build_error(g, "ConcatV2", (floe_node *[]){x23, x53, g_const(g, tc_scalar_i32(1))}, 3, 2,
+                       a, "Dimension 0 in both shapes must be equal");
+    expect_build_error(g, "ConcatV2", (floe_node *[]){x23, x53, g_const(g, tc_scalar_i32(2))}, 3, 2,
+                       a, "range [-2, 2)");
+    floe_attrs_free(a);
+    floe_graph_free(g);
+}
+
+static void shape_fns_pack_fill_range_tile_pad(void **state) {
+    floe_graph *g = NULL;
+    floe_attrs *a = attrs_new();
+    assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
+
+    floe_node *p1 = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){2, U}, 2);
+    floe_node *p2 = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){U, 3}, 2);
+    assert_int_equal(floe_attrs_set_int(a, "N", 2), FLOE_OK);
+    assert_int_equal(floe_attrs_set_int(a, "axis", 1), FLOE_OK);
+    expect_shape(g, "Pack", (floe_node *[]){p1, p2}, 2, 2, a, 0, (int64_t[]){2, 2, 3}, 3);
+    floe_attrs_free(a);
+
+    a = attrs_new();
+    assert_int_equal(floe_attrs_set_int(a, "num", 2), FLOE_OK);
+    assert_int_equal(floe_attrs_set_int(a, "axis", -1), FLOE_OK);
+    floe_node *u = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){4, U, 2}, 3);
+    expect_shape(g, "Unpack", &u, 1, 0, a, 1, (int64_t[]){4, U}, 2);
+    assert_int_equal(floe_attrs_set_int(a, "num", 3), FLOE_OK);
+    expect_build_error(g, "Unpack", &u, 1, 0, a, "Input shape axis 2 must equal 3");
+    floe_attrs_free(a);
+
+    floe_node *v = g_const(g, tc_scalar_f32(1));
+    expect_shape(g, "Fill", (floe_node *[]){g_const(g, vec_i32((int32_t[]){2, 5}, 2)), v}, 2, 0,
+                 NULL, 0, (int64_t[]){2, 5}, 2);
+    expect_shape(g, "Fill", (floe_node *[]){g_ph(g, FLOE_DTYPE_I64, (int64_t[]){3}, 1), v}, 2, 0,
+                 NULL, 0, (int64_t[]){U, U, U}, 3);
+    expect_build_error(g, "Fill", (floe_node *[]){g_const(g, vec_i32((int32_t[]){2, -5}, 2)), v}, 2,
+                       0, NULL, "dims[1] = -5 must be non-negative");
+
+    expect_shape(g, "Range",
+                 (floe_node *[]){g_const(g, tc_scalar_i32(1)), g_const(g, tc_scalar_i32(10)),
+                                 g_const(g, tc_scalar_i32(2))},
+                 3, 0, NULL, 0, (int64_t[]){5}, 1);
+    expect_shape(g, "Range",
+                 (floe_node *[]){g_const(g, tc_scalar_i32(1)), g_ph(g, FLOE_DTYPE_I32, NULL, 0),
+                                 g_const(g, tc_scalar_i32(2))},
+                 3, 0, NULL, 0, (int64_t[]){U}, 1);
+    expect_build_error(g, "Range",
+                       (floe_node *[]){g_const(g, tc_scalar_i32(1)), g_const(g, tc_scalar_i32(10)),
+                                       g_const(g, tc_scalar_i32(0))},
+                       3, 0, NULL, "delta != 0");
+
+    floe_node *x2u = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){2, U}, 2);
+    expect_shape(g, "Tile", (floe_node *[]){x2u, g_const(g, vec_i32((int32_t[]){3, 0}, 2))}, 2, 0,
+                 NULL, 0, (int64_t[]){6, 0}, 2);
+    expect_shape(g, "Tile", (floe_node *[]){x2u, g_const(g, vec_i32((int32_t[]){3, 2}, 2))}, 2, 0,
+                 NULL, 0, (int64_t[]){6, U}, 2);
+    expect_build_error(g, "Tile", (floe_node *[]){x2u, g_const(g, vec_i32((int32_t[]){3}, 1))}, 2,
+                       0, NULL, "vector of length 2 but got length 1");
+
+    floe_node *pads = g_const(g, tc_i32((int64_t[]){2, 2}, 2, (int32_t[]){1, 2, 3, 4}));
+    expect_shape(g, "Pad", (floe_node *[]){x2u, pads}, 2, 0, NULL, 0, (int64_t[]){5, U}, 2);
+    expect_build_error(
+        g, "Pad",
+        (floe_node *[]){x2u, g_const(g, tc_i32((int64_t[]){2, 2}, 2, (int32_t[]){1, -2, 3, 4}))}, 2,
+        0, NULL, "Paddings must be non-negative");
+
+    floe_node *xs = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){1, U, 3, 1}, 4);
+    expect_shape(g, "Shape", &xs, 1, 0, NULL, 0, (int64_t[]){4}, 1);
+    expect_shape(g, "Size", &xs, 1, 0, NULL, 0, NULL, 0);
+    expect_shape(g, "Squeeze", &xs, 1, 0, NULL, 0, NULL, -1); /* ? may be 1 */
+    a = attrs_new();
+    assert_int_equal(floe_attrs_set_int_list(a, "squeeze_dims", (int64_t[]){0, -1}, 2), FLOE_OK);
+    expect_shape(g, "Squeeze", &xs, 1, 0, a, 0, (int64_t[]){U, 3}, 2);
+    assert_int_equal(floe_attrs_set_int_list(a, "squeeze_dims", (int64_t[]){2}, 1), FLOE_OK);
+    expect_build_error(g, "Squeeze", &xs, 1, 0, a, "Can not squeeze dim[2]");
+    floe_attrs_free(a);
+    expect_shape(g, "ExpandDims", (floe_node *[]){xs, g_const(g, tc_scalar_i32(-1))}, 2, 0, NULL, 0,
+                 (int64_t[]){1, U, 3, 1, 1}, 5);
+    floe_graph_free(g);
+}
+
+/* A graph run with Const shape inputs: the kernels get them from the plan. */
+static void const_inputs_run_in_a_session(void **state) {
+    floe_graph *g = NULL;
+    floe_session *s = NULL;
+    floe_node *t, *x;
+    assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
+    x = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){2, 3}, 2);
+    assert_int_equal(g_node(g, "Transpose",
+                            (floe_node *[]){x, g_const(g, vec_i32((int32_t[]){1, 0}, 2))}, 2, 0,
+                            NULL, &t),
+                     FLOE_OK);
+    assert_int_equal(floe_session_new(g, NULL, &s), FLOE_OK);
+    floe_tensor *in = tc_f32((int64_t[]){2, 3}, 2, (float[]){1, 2, 3, 4, 5, 6}), *out = NULL;
+    floe_output feed = floe_out(x, 0), fetch = floe_out(t, 0);
+    if (floe_session_run(s, &feed, &in, 1, &fetch, 1, NULL, 0, &out) != FLOE_OK)
+        fail_msg("run: %s", floe_last_error());
+    tc_assert_close_f32(out, (float[]){1, 4, 2, 5, 3, 6}, 6, 0, 0);
+    floe_tensor_unref(out);
+    floe_tensor_unref(in);
+    floe_session_free(s);
+    floe_graph_free(g);
+}
+
+/* ---- Out of memory ------------------------------------------------------------------ */
+
+/* SQLite's loop: fail the Nth allocation (once, then persistently) for N = 1, 2, ...
+ * until the call succeeds; every failing call must say RESOURCE_EXHAUSTED, return no
+ * outputs (tc_run_status checks) and leak nothing (LeakSanitizer in the ASan build). */
+static void oom_loop(floe_context *ctx, const char *op, floe_tensor *const *in, int nin,
+                     const floe_attrs *a, int nout) {
+    for (int persistent = 0; persistent <= 1; persistent++) {
+        for (int64_t n = 1;; n++) {
+            assert_true(n < 100000);
+            floe_testing_fail_alloc(n, persistent);
+            floe_status st = tc_run_status(ctx, op, in, nin, a, nout);
+            int64_t failures = floe_testing_alloc_failures();
+            floe_testing_fail_alloc(0, 0);
+            if (failures == 0) {
+                if (st != FLOE_OK)
+                    fail_msg("%s: %s", op, floe_last_error());
+                break;
+            }
+            if (st != FLOE_RESOURCE_EXHAUSTED)
+                fail_msg("%s: allocation %lld failed (%s) but the call returned %s: %s", op,
+                         (long long)n, persistent ? "persistent" : "once", floe_status_str(st),
+                         floe_last_error());
+        }
+    }
+}
+
+static void string_ops_survive_allocation_failures(void **state) {
+    floe_context *ctx = *state;
+    floe_tensor *in[4];
+    floe_attrs *a = attrs_new();
+
+    in[0] = rand_tensor(FLOE_DTYPE_STRING, (int64_t[]){2, 3}, 2);
+    in[1] = rand_tensor(FLOE_DTYPE_STRING, (int64_t[]){2, 3}, 2);
+    in[2] = rand_tensor(FLOE_DTYPE_STRING, (int64_t[]){2, 3}, 2);
+    in[3] = tc_scalar_i32(1);
+    assert_int_equal(floe_attrs_set_int(a, "N", 3), FLOE_OK);
+    oom_loop(ctx, "ConcatV2", in, 4, a, 1);
+    oom_loop(ctx, "Pack", in, 3, a, 1);
+    floe_attrs_free(a);
+    floe_tensor_unref(in[3]);
+    in[3] = vec_i32((int32_t[]){1, 0}, 2);
+    oom_loop(ctx, "Transpose", (floe_tensor *[]){in[0], in[3]}, 2, NULL, 1);
+    floe_tensor_unref(in[3]);
+    in[3] = vec_i32((int32_t[]){2, 2}, 2);
+    oom_loop(ctx, "Tile", (floe_tensor *[]){in[0], in[3]}, 2, NULL, 1);
+    a = attrs_new();
+    assert_int_equal(floe_attrs_set_int(a, "num", 2), FLOE_OK);
+    oom_loop(ctx, "Unpack", in, 1, a, 2);
+    floe_attrs_free(a);
+    unref_all(in, 4);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(reshape_random_keeps_element_order),
@@ -922,6 +1210,10 @@ int main(void) {
         cmocka_unit_test(tile_rejects_bad_multiples),
         cmocka_unit_test(pad_random_matches_reference),
         cmocka_unit_test(pad_rejects_bad_paddings),
+        cmocka_unit_test(shape_fns_reshape_transpose_concat),
+        cmocka_unit_test(shape_fns_pack_fill_range_tile_pad),
+        cmocka_unit_test(const_inputs_run_in_a_session),
+        cmocka_unit_test(string_ops_survive_allocation_failures),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);
 }

@@ -563,6 +563,164 @@ static void strided_slice_rejects_bad_specs(void **state) {
     unref_all(in, 4);
 }
 
+/* ---- Shape functions: graphs with Const inputs ------------------------------------------ */
+
+/* Eager calls feed Placeholders, so these build graphs whose shape, perm, axis, ... inputs
+ * are Consts, to check that shape inference uses their values and rejects bad ones when
+ * the node is built. */
+
+static floe_node *g_const(floe_graph *g, floe_tensor *v) {
+    floe_node_builder *b = NULL;
+    floe_node *n = NULL;
+    assert_int_equal(floe_node_builder_new(g, "Const", NULL, &b), FLOE_OK);
+    assert_int_equal(floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", v), FLOE_OK);
+    assert_int_equal(floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", floe_tensor_dtype(v)),
+                     FLOE_OK);
+    if (floe_node_builder_finish(b, &n) != FLOE_OK)
+        fail_msg("Const: %s", floe_last_error());
+    floe_tensor_unref(v);
+    return n;
+}
+
+/* A Placeholder of @nd extents (-1 unknown), or of unknown rank when @nd is -1. */
+static floe_node *g_ph(floe_graph *g, floe_dtype dt, const int64_t *dims, int nd) {
+    floe_node_builder *b = NULL;
+    floe_node *n = NULL;
+    assert_int_equal(floe_node_builder_new(g, "Placeholder", NULL, &b), FLOE_OK);
+    assert_int_equal(floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", dt), FLOE_OK);
+    assert_int_equal(floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", dims, nd), FLOE_OK);
+    if (floe_node_builder_finish(b, &n) != FLOE_OK)
+        fail_msg("Placeholder: %s", floe_last_error());
+    return n;
+}
+
+/* Builds @op over @in; the first @nlist inputs form its list argument (0: none).  @a
+ * (nullable) is copied. */
+static floe_status g_node(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
+                          const floe_attrs *a, floe_node **out) {
+    floe_node_builder *b = NULL;
+    floe_output list[8];
+    *out = NULL;
+    assert_int_equal(floe_node_builder_new(g, op, NULL, &b), FLOE_OK);
+    for (int i = 0; a != NULL && i < floe_attrs_count(a); i++) {
+        const char *name = floe_attrs_name(a, i);
+        int64_t v;
+        const int64_t *l;
+        int n;
+        if (floe_attrs_get_int(a, name, &v) == FLOE_OK)
+            assert_int_equal(floe_attrs_set_int(floe_node_builder_attrs(b), name, v), FLOE_OK);
+        else if (floe_attrs_get_int_list(a, name, &l, &n) == FLOE_OK)
+            assert_int_equal(floe_attrs_set_int_list(floe_node_builder_attrs(b), name, l, n),
+                             FLOE_OK);
+    }
+    for (int i = 0; i < nlist; i++)
+        list[i] = floe_out(in[i], 0);
+    if (nlist > 0)
+        floe_node_builder_add_input_list(b, list, nlist);
+    for (int i = nlist; i < nin; i++)
+        floe_node_builder_add_input(b, floe_out(in[i], 0));
+    return floe_node_builder_finish(b, out);
+}
+
+/* Builds @op and asserts output @k's inferred shape (@nd -1: unknown rank). */
+static void expect_shape(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
+                         const floe_attrs *a, int k, const int64_t *dims, int nd) {
+    floe_node *n;
+    if (g_node(g, op, in, nin, nlist, a, &n) != FLOE_OK)
+        fail_msg("%s: %s", op, floe_last_error());
+    floe_shape s = floe_node_output_shape(n, k);
+    if (s.ndim != nd)
+        fail_msg("%s: inferred rank %d, expected %d", op, s.ndim, nd);
+    for (int i = 0; i < nd; i++)
+        if (s.dims[i] != dims[i])
+            fail_msg("%s: inferred dim %d is %lld, expected %lld", op, i, (long long)s.dims[i],
+                     (long long)dims[i]);
+}
+
+/* Builds @op and asserts that building fails with a message containing @needle. */
+static void expect_build_error(floe_graph *g, const char *op, floe_node *const *in, int nin,
+                               int nlist, const floe_attrs *a, const char *needle) {
+    floe_node *n;
+    floe_status st = g_node(g, op, in, nin, nlist, a, &n);
+    if (st != FLOE_INVALID_ARGUMENT)
+        fail_msg("%s: expected the build to fail (\"%s\"), got %s", op, needle,
+                 floe_status_str(st));
+    tc_assert_error_contains(needle);
+}
+
+#define U (-1)
+
+static floe_tensor *vec_i32(const int32_t *v, int64_t n) {
+    return tc_i32(&n, 1, v);
+}
+
+static floe_attrs *attrs_new(void) {
+    floe_attrs *a = NULL;
+    assert_int_equal(floe_attrs_new(&a), FLOE_OK);
+    return a;
+}
+
+static void shape_fns_slice_and_strided_slice(void **state) {
+    floe_graph *g = NULL;
+    assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
+    floe_node *x = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){5, U, 4}, 3);
+    floe_node *b = g_const(g, vec_i32((int32_t[]){1, 0, 2}, 3));
+
+    expect_shape(g, "Slice", (floe_node *[]){x, b, g_const(g, vec_i32((int32_t[]){-1, 3, -1}, 3))},
+                 3, 0, NULL, 0, (int64_t[]){4, 3, 2}, 3);
+    expect_shape(g, "Slice",
+                 (floe_node *[]){x, g_ph(g, FLOE_DTYPE_I32, (int64_t[]){3}, 1),
+                                 g_const(g, vec_i32((int32_t[]){2, -1, 1}, 3))},
+                 3, 0, NULL, 0, (int64_t[]){2, U, 1}, 3);
+    expect_build_error(g, "Slice",
+                       (floe_node *[]){x, b, g_const(g, vec_i32((int32_t[]){5, 1, 1}, 3))}, 3, 0,
+                       NULL, "Expected size[0] in [0, 4], but got 5");
+    expect_build_error(g, "Slice", (floe_node *[]){x, b, g_const(g, vec_i32((int32_t[]){1, 1}, 2))},
+                       3, 0, NULL, "1-D tensors of size 3");
+
+    /* x[..., 0] and x[1:-1:2] with every value known */
+    floe_attrs *a = attrs_new();
+    assert_int_equal(floe_attrs_set_int(a, "ellipsis_mask", 1), FLOE_OK);
+    assert_int_equal(floe_attrs_set_int(a, "shrink_axis_mask", 2), FLOE_OK);
+    expect_shape(g, "StridedSlice",
+                 (floe_node *[]){x, g_const(g, vec_i32((int32_t[]){0, 0}, 2)),
+                                 g_const(g, vec_i32((int32_t[]){0, 1}, 2)),
+                                 g_const(g, vec_i32((int32_t[]){1, 1}, 2))},
+                 4, 0, a, 0, (int64_t[]){5, U}, 2);
+    floe_attrs_free(a);
+    expect_shape(g, "StridedSlice",
+                 (floe_node *[]){x, g_const(g, vec_i32((int32_t[]){1}, 1)),
+                                 g_const(g, vec_i32((int32_t[]){-1}, 1)),
+                                 g_const(g, vec_i32((int32_t[]){2}, 1))},
+                 4, 0, NULL, 0, (int64_t[]){2, U, 4}, 3);
+    /* begin unknown: the sliced dim is unknown, the rest (implicit ellipsis) known */
+    expect_shape(g, "StridedSlice",
+                 (floe_node *[]){x, g_ph(g, FLOE_DTYPE_I32, (int64_t[]){1}, 1),
+                                 g_const(g, vec_i32((int32_t[]){3}, 1)),
+                                 g_const(g, vec_i32((int32_t[]){1}, 1))},
+                 4, 0, NULL, 0, (int64_t[]){U, U, 4}, 3);
+    /* strides unknown: nothing is known */
+    expect_shape(g, "StridedSlice",
+                 (floe_node *[]){x, g_const(g, vec_i32((int32_t[]){1}, 1)),
+                                 g_const(g, vec_i32((int32_t[]){3}, 1)),
+                                 g_ph(g, FLOE_DTYPE_I32, (int64_t[]){1}, 1)},
+                 4, 0, NULL, 0, NULL, -1);
+    expect_build_error(g, "StridedSlice",
+                       (floe_node *[]){x, g_const(g, vec_i32((int32_t[]){1}, 1)),
+                                       g_const(g, vec_i32((int32_t[]){3}, 1)),
+                                       g_const(g, vec_i32((int32_t[]){0}, 1))},
+                       4, 0, NULL, "strides[0] must be non-zero");
+    a = attrs_new();
+    assert_int_equal(floe_attrs_set_int(a, "shrink_axis_mask", 1), FLOE_OK);
+    expect_build_error(g, "StridedSlice",
+                       (floe_node *[]){x, g_const(g, vec_i32((int32_t[]){5}, 1)),
+                                       g_const(g, vec_i32((int32_t[]){6}, 1)),
+                                       g_const(g, vec_i32((int32_t[]){1}, 1))},
+                       4, 0, a, "slice index 5 of dimension 0 out of bounds");
+    floe_attrs_free(a);
+    floe_graph_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(slice_random_matches_reference),
@@ -571,6 +729,7 @@ int main(void) {
         cmocka_unit_test(strided_slice_random_matches_python),
         cmocka_unit_test(strided_slice_large_reverse),
         cmocka_unit_test(strided_slice_rejects_bad_specs),
+        cmocka_unit_test(shape_fns_slice_and_strided_slice),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);
 }

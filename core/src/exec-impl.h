@@ -89,6 +89,7 @@ struct floe__exec_run;
 
 struct floe_plan {
     struct floe_session *session;
+    struct floe_plan *next;         /* the session's list, newest first */
     /* Signature. */
     floe_output *feeds;
     int nfeeds;
@@ -116,9 +117,10 @@ struct floe_session {
     floe_graph *graph;
     floe_context *ctx;
     floe_session_options opts;
-    pthread_mutex_t lock;           /* plans, kernel instances */
-    floe_plan **plans;
-    int nplans, cap_plans;
+    pthread_mutex_t lock;           /* preparing plans, kernel instances */
+    /* Prepared plans, newest first: pushed under the lock, read without it (plans are
+     * only freed with the session). */
+    _Atomic(floe_plan *) plans;
     floe__kinst *kinst;             /* by node id */
     int nkinst;
     floe__resource_mgr resources;

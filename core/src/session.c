@@ -85,6 +85,7 @@ floe_status floe_session_new(floe_graph *g, const floe_session_options *opts,
         return floe__fail(FLOE_RESOURCE_EXHAUSTED, "floe_session_new: out of memory");
     s->graph = g;
     s->ctx = g->ctx;
+    atomic_init(&s->plans, NULL);
     floe_session_options_init(&s->opts);
     if (opts != NULL) {
         size_t n = opts->struct_size < sizeof(s->opts) ? opts->struct_size : sizeof(s->opts);
@@ -116,9 +117,10 @@ static void plan_free(floe_plan *p) {
 void floe_session_free(floe_session *s) {
     if (s == NULL)
         return;
-    for (int i = 0; i < s->nplans; i++)
-        plan_free(s->plans[i]);
-    floe__free(s->plans);
+    for (floe_plan *p = atomic_load(&s->plans), *next; p != NULL; p = next) {
+        next = p->next;
+        plan_free(p);
+    }
     floe__kinst_destroy_all(s);
     floe__free(s->kinst);
     floe__resource_mgr_deinit(&s->resources);
@@ -152,12 +154,12 @@ static bool outputs_equal(const floe_output *a, const floe_output *b, int n) {
     return true;
 }
 
-/* Under s->lock. */
-static floe_plan *find_plan(const floe_session *s, uint64_t h, const floe_output *feeds,
-                            int nfeeds, const floe_output *fetches, int nfetches,
-                            floe_node *const *targets, int ntargets) {
-    for (int i = 0; i < s->nplans; i++) {
-        floe_plan *p = s->plans[i];
+/* Lock-free: plans are pushed whole and never unlinked while the session lives. */
+static floe_plan *find_plan(floe_session *s, uint64_t h, const floe_output *feeds, int nfeeds,
+                            const floe_output *fetches, int nfetches, floe_node *const *targets,
+                            int ntargets) {
+    for (floe_plan *p = atomic_load_explicit(&s->plans, memory_order_acquire); p != NULL;
+         p = p->next) {
         if (p->hash != h || p->nfeeds != nfeeds || p->nfetches != nfetches ||
             p->ntargets != ntargets)
             continue;
@@ -588,7 +590,7 @@ static void log_placement(const floe_plan *p) {
         if (ctx->opts.log_fn != NULL)
             ctx->opts.log_fn(ctx->opts.log_arg, FLOE_LOG_INFO, line);
         else
-            fprintf(stderr, "floe: %s\n", line);
+            fprintf(stderr, "floe info: %s\n", line);
     }
 }
 
@@ -697,22 +699,19 @@ floe_status floe_session_prepare(floe_session *s, const floe_output *feeds, int 
     if (st != FLOE_OK)
         return st;
     h = signature_hash(feeds, nfeeds, fetches, nfetches, targets, ntargets);
+    p = find_plan(s, h, feeds, nfeeds, fetches, nfetches, targets, ntargets);
+    if (p != NULL) {
+        *out = p;
+        return FLOE_OK;
+    }
     pthread_mutex_lock(&s->lock);
     p = find_plan(s, h, feeds, nfeeds, fetches, nfetches, targets, ntargets);
     if (p == NULL) {
-        if (s->nplans == s->cap_plans) {
-            int cap = s->cap_plans != 0 ? s->cap_plans * 2 : 4;
-            floe_plan **plans = floe__realloc(s->plans, (size_t)cap * sizeof(*plans));
-            if (plans == NULL) {
-                pthread_mutex_unlock(&s->lock);
-                return floe__fail(FLOE_RESOURCE_EXHAUSTED, "out of memory");
-            }
-            s->plans = plans;
-            s->cap_plans = cap;
-        }
         st = plan_build(s, h, feeds, nfeeds, fetches, nfetches, targets, ntargets, &p);
-        if (st == FLOE_OK)
-            s->plans[s->nplans++] = p;
+        if (st == FLOE_OK) {
+            p->next = atomic_load_explicit(&s->plans, memory_order_relaxed);
+            atomic_store_explicit(&s->plans, p, memory_order_release);
+        }
     }
     pthread_mutex_unlock(&s->lock);
     *out = p;

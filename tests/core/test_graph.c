@@ -376,6 +376,45 @@ static void node_accessors_tolerate_null(void **state) {
     floe_node_builder_set_device(NULL, "CPU");
 }
 
+/* Shape functions see the value of Const inputs (ops_math's Reshape reads its shape). */
+static void shape_functions_see_const_values(void **state) {
+    floe_context *ctx = tc_context();
+    floe_graph *g = NULL;
+    int64_t six[1] = {6}, two[1] = {2};
+    const int32_t good[2] = {2, 3}, bad[2] = {4, 2};
+    floe_tensor *tgood = tc_i32(two, 1, good), *tbad = tc_i32(two, 1, bad);
+
+    assert_int_equal(floe_graph_new(ctx, &g), FLOE_OK);
+    floe_node_builder *b = et_builder(g, "Placeholder", "x");
+    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", FLOE_DTYPE_F32);
+    floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", six, 1);
+    floe_node *x = et_finish(b);
+    floe_node *consts[2];
+    for (int i = 0; i < 2; i++) {
+        b = et_builder(g, "Const", i == 0 ? "good" : "bad");
+        floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", i == 0 ? tgood : tbad);
+        floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", FLOE_DTYPE_I32);
+        consts[i] = et_finish(b);
+    }
+    b = et_builder(g, "Reshape", "r");
+    floe_node_builder_add_input(b, floe_out(x, 0));
+    floe_node_builder_add_input(b, floe_out(consts[0], 0));
+    floe_node *r = et_finish(b);
+    floe_shape sh = floe_node_output_shape(r, 0);
+    assert_int_equal(sh.ndim, 2);
+    assert_int_equal(sh.dims[0], 2);
+    assert_int_equal(sh.dims[1], 3);
+
+    b = et_builder(g, "Reshape", "r2");
+    floe_node_builder_add_input(b, floe_out(x, 0));
+    floe_node_builder_add_input(b, floe_out(consts[1], 0));
+    expect_fail(b, FLOE_INVALID_ARGUMENT, "node 'r2' (Reshape): ");
+    floe_graph_free(g);
+    floe_tensor_unref(tgood);
+    floe_tensor_unref(tbad);
+    floe_context_free(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(graph_new_rejects_null_arguments),
@@ -398,6 +437,7 @@ int main(void) {
         cmocka_unit_test(builder_runs_shape_functions),
         cmocka_unit_test(builder_records_device_and_controls),
         cmocka_unit_test(node_accessors_tolerate_null),
+        cmocka_unit_test(shape_functions_see_const_values),
     };
     return cmocka_run_group_tests(tests, et_setup, et_teardown);
 }

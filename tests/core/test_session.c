@@ -7,6 +7,8 @@
 #include "test_common.h"
 #include "exec_test_util.h"
 
+#include <floe/experimental/testing.h>
+
 typedef struct fixture {
     floe_context *ctx;
     floe_graph *g;
@@ -470,6 +472,93 @@ static void eager_regroups_list_inputs(void **state) {
     floe_context_free(ctx);
 }
 
+/* ---- Out of memory ------------------------------------------------------------------ */
+
+#define TRY(x)                                                                             \
+    do {                                                                                   \
+        st = (x);                                                                          \
+        if (st != FLOE_OK)                                                                 \
+            goto done;                                                                     \
+    } while (0)
+
+/* Builds and runs a small graph touching builders, shape functions, placement, kernel
+ * creation, cross-device copies and the run cache, checking every status. */
+static floe_status build_and_run(floe_context *ctx, float *result) {
+    floe_graph *g = NULL;
+    floe_session *s = NULL;
+    floe_node_builder *b = NULL;
+    floe_node *c = NULL, *inc = NULL, *dev = NULL, *sum = NULL;
+    floe_tensor *out = NULL;
+    floe_status st;
+
+    *result = 0;
+    TRY(floe_graph_new(ctx, &g));
+    TRY(floe_node_builder_new(g, "ExConst", "c", &b));
+    TRY(floe_attrs_set_float(floe_node_builder_attrs(b), "value", 2));
+    TRY(floe_attrs_set_int(floe_node_builder_attrs(b), "n", 3));
+    st = floe_node_builder_finish(b, &c);
+    b = NULL;
+    TRY(st);
+    TRY(floe_node_builder_new(g, "ExIncr", NULL, &b));
+    floe_node_builder_add_input(b, floe_out(c, 0));
+    st = floe_node_builder_finish(b, &inc);
+    b = NULL;
+    TRY(st);
+    TRY(floe_node_builder_new(g, "ExDevPass", "dev", &b));
+    floe_node_builder_add_input(b, floe_out(inc, 0));
+    st = floe_node_builder_finish(b, &dev);
+    b = NULL;
+    TRY(st);
+    TRY(floe_node_builder_new(g, "ExAdd", "sum", &b));
+    floe_node_builder_add_input(b, floe_out(dev, 0));
+    floe_node_builder_add_input(b, floe_out(c, 0));
+    st = floe_node_builder_finish(b, &sum);
+    b = NULL;
+    TRY(st);
+    TRY(floe_session_new(g, NULL, &s));
+    floe_output fetch = floe_out(sum, 0);
+    for (int i = 0; i < 2; i++) {
+        floe_tensor_unref(out);
+        out = NULL;
+        TRY(floe_session_run(s, NULL, NULL, 0, &fetch, 1, NULL, 0, &out));
+    }
+    *result = ((const float *)floe_tensor_data(out))[2];
+done:
+    floe_tensor_unref(out);
+    floe_node_builder_free(b);
+    floe_session_free(s);
+    floe_graph_free(g);
+    return st;
+}
+
+static void oom_anywhere_is_reported_and_leaks_nothing(void **state) {
+    floe_context *ctx = et_context(1);
+    float v = 0;
+
+    assert_int_equal(build_and_run(ctx, &v), FLOE_OK);
+    assert_true(v == 5.0f);
+    for (int persistent = 0; persistent <= 1; persistent++) {
+        int64_t n;
+        for (n = 1; n < 10000; n++) {
+            floe_testing_fail_alloc(n, persistent);
+            floe_status st = build_and_run(ctx, &v);
+            int64_t failed = floe_testing_alloc_failures();
+            floe_testing_fail_alloc(0, 0);
+            if (st == FLOE_OK) {
+                assert_true(v == 5.0f);
+                if (failed == 0)
+                    break;
+            } else if (st != FLOE_RESOURCE_EXHAUSTED) {
+                fail_msg("allocation %lld failing gave %s: %s", (long long)n, floe_status_str(st),
+                         floe_last_error());
+            }
+        }
+        assert_true(n > 20);
+        assert_true(n < 10000);
+    }
+    floe_context_free(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(session_new_validates_arguments, setup, teardown),
@@ -490,6 +579,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(executor_keeps_host_memory_args_on_the_host, setup, teardown),
         cmocka_unit_test(eager_runs_one_op),
         cmocka_unit_test(eager_regroups_list_inputs),
+        cmocka_unit_test(oom_anywhere_is_reported_and_leaks_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

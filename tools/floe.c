@@ -20,13 +20,13 @@
 #include <string.h>
 
 #ifndef FLOE_PLUGINSDIR
-#define FLOE_PLUGINSDIR "(unknown)"
+#  define FLOE_PLUGINSDIR "(unknown)"
 #endif
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 typedef struct global_opts {
-    const char *plugin_path;   /* NULL: FLOE_PLUGIN_PATH */
+    const char *plugin_path; /* NULL: FLOE_PLUGIN_PATH */
     int no_system;
 } global_opts;
 
@@ -141,8 +141,9 @@ static void print_plugin(const floe_plugin_info *pi) {
                pi->license[0] != '\0' ? pi->license : "unknown");
     if (pi->loaded)
         printf("          registered: %d ops, %d kernels, %d devices, %d filesystems, "
-               "%d transports\n", pi->num_ops, pi->num_kernels, pi->num_devices,
-               pi->num_filesystems, pi->num_transports);
+               "%d transports\n",
+               pi->num_ops, pi->num_kernels, pi->num_devices, pi->num_filesystems,
+               pi->num_transports);
     else
         printf("          reason: %s\n", pi->reason);
     if (pi->note[0] != '\0')
@@ -168,8 +169,7 @@ static int cmd_plugins(const global_opts *g, int argc, char **argv) {
         print_plugin(&pi);
         counts[pi.loaded ? 0 : pi.skipped ? 1 : 2]++;
     }
-    printf("%d plugins: %d loaded, %d skipped, %d rejected\n", n, counts[0], counts[1],
-           counts[2]);
+    printf("%d plugins: %d loaded, %d skipped, %d rejected\n", n, counts[0], counts[1], counts[2]);
     floe_context_free(ctx);
     return rc < 0 ? EXIT_OK : rc;
 }
@@ -192,12 +192,13 @@ static int cmd_ops(const global_opts *g, int argc, char **argv) {
     } else {
         size_t len = 1 << 16;
         char *buf = malloc(len);
-        floe_status st = buf != NULL ? floe_context_describe_op(ctx, name, buf, len)
-                                     : FLOE_RESOURCE_EXHAUSTED;
+        floe_status st =
+            buf != NULL ? floe_context_describe_op(ctx, name, buf, len) : FLOE_RESOURCE_EXHAUSTED;
         if (st == FLOE_OK) {
             fputs(buf, stdout);
         } else {
-            fprintf(stderr, "floe: %s (%d ops registered; `floe ops` lists them, `floe plugins` "
+            fprintf(stderr,
+                    "floe: %s (%d ops registered; `floe ops` lists them, `floe plugins` "
                     "shows plugins that did not load)\n",
                     buf != NULL ? floe_last_error() : "out of memory", floe_context_num_ops(ctx));
             rc = EXIT_RUNTIME;

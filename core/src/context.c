@@ -31,9 +31,9 @@ static floe_log_level env_log_level(floe_log_level dflt) {
     static const struct {
         const char *name;
         floe_log_level level;
-    } levels[] = {{"debug", FLOE_LOG_DEBUG}, {"info", FLOE_LOG_INFO},
+    } levels[] = {{"debug", FLOE_LOG_DEBUG},     {"info", FLOE_LOG_INFO},
                   {"warning", FLOE_LOG_WARNING}, {"warn", FLOE_LOG_WARNING},
-                  {"error", FLOE_LOG_ERROR}, {"none", FLOE_LOG_NONE}};
+                  {"error", FLOE_LOG_ERROR},     {"none", FLOE_LOG_NONE}};
     const char *s = getenv("FLOE_LOG_LEVEL");
     if (s == NULL || s[0] == '\0')
         return dflt;
@@ -53,8 +53,10 @@ static int env_num_threads(floe_context *ctx) {
     errno = 0;
     v = strtol(s, &end, 10);
     if (errno != 0 || *end != '\0' || v < 1 || v > MAX_THREADS) {
-        floe__log(ctx, FLOE_LOG_WARNING, "FLOE_NUM_THREADS=\"%s\" ignored: expected an integer "
-                  "in [1, %d]", s, MAX_THREADS);
+        floe__log(ctx, FLOE_LOG_WARNING,
+                  "FLOE_NUM_THREADS=\"%s\" ignored: expected an integer "
+                  "in [1, %d]",
+                  s, MAX_THREADS);
         return 0;
     }
     return (int)v;
@@ -82,16 +84,22 @@ static floe_status options_copy(const floe_context_options *in, floe_context_opt
     if (in == NULL)
         return FLOE_OK;
     if (in->struct_size < OPTIONS_MIN_SIZE)
-        return floe__fail(FLOE_INVALID_ARGUMENT, "context options: struct_size %zu is too small "
-                          "(initialise them with floe_context_options_init())", in->struct_size);
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "context options: struct_size %zu is too small "
+                          "(initialise them with floe_context_options_init())",
+                          in->struct_size);
     memcpy(out, in, in->struct_size < sizeof(*out) ? in->struct_size : sizeof(*out));
     out->struct_size = sizeof(*out);
     if (out->num_threads < 0 || out->num_threads > MAX_THREADS)
-        return floe__fail(FLOE_INVALID_ARGUMENT, "context options: num_threads %d out of range "
-                          "[0, %d]", out->num_threads, MAX_THREADS);
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "context options: num_threads %d out of range "
+                          "[0, %d]",
+                          out->num_threads, MAX_THREADS);
     if ((unsigned)out->log_level > FLOE_LOG_NONE)
-        return floe__fail(FLOE_INVALID_ARGUMENT, "context options: log_level %d is not a "
-                          "floe_log_level", (int)out->log_level);
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "context options: log_level %d is not a "
+                          "floe_log_level",
+                          (int)out->log_level);
     return FLOE_OK;
 }
 
@@ -153,7 +161,7 @@ floe_status floe_context_new(const floe_context_options *opts, floe_context **ou
     ctx->local_fs.ops = floe__local_fs_ops;
     ctx->local_fs.plugin = NULL;
     floe__loader_load_all(ctx);
-    floe__fail(FLOE_OK, "%s", "");   /* plugin failures are recorded, not returned */
+    floe__fail(FLOE_OK, "%s", ""); /* plugin failures are recorded, not returned */
     *out = ctx;
     return FLOE_OK;
 
@@ -187,7 +195,7 @@ floe_status floe_context_load_plugin(floe_context *ctx, const char *path) {
     floe_status st;
     if (ctx == NULL || path == NULL || path[0] == '\0')
         return floe__fail(FLOE_INVALID_ARGUMENT, "floe_context_load_plugin: NULL context or "
-                          "empty path");
+                                                 "empty path");
     pthread_mutex_lock(&ctx->lock);
     st = floe__loader_load_file(ctx, path);
     pthread_mutex_unlock(&ctx->lock);
@@ -234,7 +242,7 @@ floe_status floe_context_plugin(const floe_context *ctx, int i, floe_plugin_info
 
     if (info == NULL || info->struct_size < PLUGIN_INFO_MIN_SIZE)
         return floe__fail(FLOE_INVALID_ARGUMENT, "floe_context_plugin: info is NULL or its "
-                          "struct_size is not set");
+                                                 "struct_size is not set");
     size = info->struct_size < sizeof(tmp) ? info->struct_size : sizeof(tmp);
     memset(&tmp, 0, sizeof(tmp));
     if (ctx == NULL) {

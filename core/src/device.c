@@ -31,7 +31,7 @@ floe_status floe__device_alloc(floe_device *dev, size_t nbytes, void **out) {
         return floe__fail(FLOE_INVALID_ARGUMENT, "device alloc: NULL device");
     if (nbytes == 0)
         return FLOE_OK;
-    floe__fail(FLOE_OK, "%s", "");   /* so that a plugin's silence is not a stale message */
+    floe__fail(FLOE_OK, "%s", ""); /* so that a plugin's silence is not a stale message */
     st = dev->ops.alloc(dev->state, nbytes, &p);
     if (st != FLOE_OK) {
         if (floe_last_error()[0] == '\0')
@@ -107,7 +107,7 @@ floe_status floe_context_device(const floe_context *ctx, int i, floe_device_info
 
     if (info == NULL || info->struct_size < sizeof(size_t))
         return floe__fail(FLOE_INVALID_ARGUMENT, "floe_context_device: info is NULL or its "
-                          "struct_size is not set");
+                                                 "struct_size is not set");
     size = info->struct_size < sizeof(tmp) ? info->struct_size : sizeof(tmp);
     memset(&tmp, 0, sizeof(tmp));
     tmp.struct_size = size;
@@ -134,8 +134,7 @@ floe_status floe_context_device(const floe_context *ctx, int i, floe_device_info
     return FLOE_OK;
 }
 
-floe_status floe_context_find_device(const floe_context *ctx, const char *spec,
-                                     floe_device **out) {
+floe_status floe_context_find_device(const floe_context *ctx, const char *spec, floe_device **out) {
     floe__device_spec ds;
     floe_device *d;
 
@@ -146,13 +145,15 @@ floe_status floe_context_find_device(const floe_context *ctx, const char *spec,
         return floe__fail(FLOE_INVALID_ARGUMENT, "floe_context_find_device: NULL %s",
                           ctx == NULL ? "context" : "spec");
     if (floe__device_spec_parse(spec, &ds) != FLOE_OK)
-        return FLOE_INVALID_ARGUMENT;   /* the message quotes the spec */
+        return FLOE_INVALID_ARGUMENT; /* the message quotes the spec */
     ctx_lock(ctx);
     d = find_device(ctx, ds.type, ds.index);
     ctx_unlock(ctx);
     if (d == NULL)
-        return floe__fail(FLOE_NOT_FOUND, "no device matches \"%s\" (%d devices registered; "
-                          "`floe devices` lists them)", spec, floe_context_num_devices(ctx));
+        return floe__fail(FLOE_NOT_FOUND,
+                          "no device matches \"%s\" (%d devices registered; "
+                          "`floe devices` lists them)",
+                          spec, floe_context_num_devices(ctx));
     *out = d;
     return FLOE_OK;
 }

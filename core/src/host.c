@@ -20,10 +20,14 @@ static pthread_mutex_t note_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static floe_log_level map_level(floe_plugin_log_level level) {
     switch (level) {
-    case FLOE_PLUGIN_LOG_DEBUG: return FLOE_LOG_DEBUG;
-    case FLOE_PLUGIN_LOG_INFO: return FLOE_LOG_INFO;
-    case FLOE_PLUGIN_LOG_WARNING: return FLOE_LOG_WARNING;
-    default: return FLOE_LOG_ERROR;
+    case FLOE_PLUGIN_LOG_DEBUG:
+        return FLOE_LOG_DEBUG;
+    case FLOE_PLUGIN_LOG_INFO:
+        return FLOE_LOG_INFO;
+    case FLOE_PLUGIN_LOG_WARNING:
+        return FLOE_LOG_WARNING;
+    default:
+        return FLOE_LOG_ERROR;
     }
 }
 
@@ -52,7 +56,7 @@ static void host_set_note(floe_plugin *self, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    copy = floe__strdup(msg);   /* on failure the previous note stays */
+    copy = floe__strdup(msg); /* on failure the previous note stays */
     if (copy == NULL)
         return;
     pthread_mutex_lock(&note_lock);

@@ -41,7 +41,7 @@
 #include <sys/stat.h>
 
 #ifndef FLOE_PLUGINSDIR
-#define FLOE_PLUGINSDIR "/usr/local/lib/floe-1"
+#  define FLOE_PLUGINSDIR "/usr/local/lib/floe-1"
 #endif
 
 #define END_OF(type, member) (offsetof(type, member) + sizeof(((type *)0)->member))
@@ -54,8 +54,7 @@
 /* ---- Recording outcomes ------------------------------------------------------ */
 
 static const char *state_word(floe__plugin_state s) {
-    return s == FLOE__PLUGIN_LOADED ? "loaded" : s == FLOE__PLUGIN_SKIPPED ? "skipped"
-                                                                        : "rejected";
+    return s == FLOE__PLUGIN_LOADED ? "loaded" : s == FLOE__PLUGIN_SKIPPED ? "skipped" : "rejected";
 }
 
 /* Records @state with a reason naming the file, the plugin, both versions and the
@@ -76,8 +75,7 @@ static floe_status finish(floe_plugin *p, floe__plugin_state state, floe_status 
     else
         snprintf(abi, sizeof(abi), "unknown");
     snprintf(reason, sizeof(reason), "%s: plugin '%s' (%s, plugin ABI %s, core ABI %d.%d): %s",
-             p->path, p->name, version, abi, FLOE_PLUGIN_ABI_MAJOR, FLOE_PLUGIN_ABI_MINOR,
-             cause);
+             p->path, p->name, version, abi, FLOE_PLUGIN_ABI_MAJOR, FLOE_PLUGIN_ABI_MINOR, cause);
     p->state = state;
     floe__free(p->reason);
     p->reason = floe__strdup(reason);
@@ -88,11 +86,12 @@ static floe_status finish(floe_plugin *p, floe__plugin_state state, floe_status 
 
 /* ---- CPU features ------------------------------------------------------------ */
 
-#define CPU_FEATURES(X)                                                                  \
-    X("sse") X("sse2") X("sse3") X("ssse3") X("sse4.1") X("sse4.2") X("popcnt") X("aes")  \
-    X("pclmul") X("avx") X("avx2") X("fma") X("f16c") X("bmi") X("bmi2") X("avx512f")     \
-    X("avx512bw") X("avx512vl") X("avx512dq") X("avx512cd") X("avx512vnni")              \
-    X("avx512bf16")
+/* clang-format off */
+#define CPU_FEATURES(X)                                                                   \
+    X("sse") X("sse2") X("sse3") X("ssse3") X("sse4.1") X("sse4.2") X("popcnt") X("aes")   \
+    X("pclmul") X("avx") X("avx2") X("fma") X("f16c") X("bmi") X("bmi2") X("avx512f")      \
+    X("avx512bw") X("avx512vl") X("avx512dq") X("avx512cd") X("avx512vnni") X("avx512bf16")
+/* clang-format on */
 
 /* Lower case without '_', '.', '-': "avx512_vnni", "AVX512VNNI" and "sse4_2" match. */
 static void feature_norm(const char *s, size_t n, char *out, size_t len) {
@@ -121,11 +120,13 @@ static const char *feature_canonical(const char *s, size_t n) {
 static bool cpu_has(const char *canonical) {
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
-#define TEST_(f)                                                                          \
-    if (strcmp(canonical, f) == 0)                                                        \
+/* clang-format off */
+#  define TEST_(f)                                                                         \
+    if (strcmp(canonical, f) == 0)                                                         \
         return __builtin_cpu_supports(f) != 0;
+    /* clang-format on */
     CPU_FEATURES(TEST_)
-#undef TEST_
+#  undef TEST_
 #endif
     (void)canonical;
     return false;
@@ -162,7 +163,8 @@ static floe_status check_cpu(floe_plugin *p) {
                           "requires_cpu names unknown CPU feature '%.*s' (known: sse, sse2, "
                           "sse3, ssse3, sse4.1, sse4.2, popcnt, aes, pclmul, avx, avx2, fma, "
                           "f16c, bmi, bmi2, avx512f, avx512bw, avx512vl, avx512dq, avx512cd, "
-                          "avx512vnni, avx512bf16)", (int)(n > 64 ? 64 : n), b);
+                          "avx512vnni, avx512bf16)",
+                          (int)(n > 64 ? 64 : n), b);
     s = p->desc_copy.requires_cpu;
     while (next_item(&s, &b, &n)) {
         const char *feat = feature_canonical(b, n);
@@ -235,11 +237,12 @@ static floe_status check_selection(floe_context *ctx, floe_plugin *p, bool apply
                       ctx->allow);
     for (int i = 0; i < ctx->nplugins; i++) {
         const floe_plugin *o = ctx->plugins[i];
-        bool taken = o->state == FLOE__PLUGIN_LOADED || (o->state == FLOE__PLUGIN_LOADING && o->inited);
+        bool taken =
+            o->state == FLOE__PLUGIN_LOADED || (o->state == FLOE__PLUGIN_LOADING && o->inited);
         if (o != p && taken && strcmp(o->name, p->name) == 0)
             return finish(p, FLOE__PLUGIN_SKIPPED, FLOE_ALREADY_EXISTS,
-                          "a plugin named '%s' is already loaded from %s (found first)",
-                          p->name, o->path);
+                          "a plugin named '%s' is already loaded from %s (found first)", p->name,
+                          o->path);
     }
     return FLOE_OK;
 }
@@ -252,8 +255,7 @@ static floe_status open_desc(floe_plugin *p) {
     struct stat sb;
 
     if (stat(p->path, &sb) != 0)
-        return finish(p, FLOE__PLUGIN_REJECTED, FLOE_NOT_FOUND, "cannot open: %s",
-                      strerror(errno));
+        return finish(p, FLOE__PLUGIN_REJECTED, FLOE_NOT_FOUND, "cannot open: %s", strerror(errno));
     dlerror();
     handle = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
     if (handle == NULL) {
@@ -267,8 +269,8 @@ static floe_status open_desc(floe_plugin *p) {
         return finish(p, FLOE__PLUGIN_REJECTED, FLOE_FAILED_PRECONDITION,
                       "no entry symbol %s (not a Floe plugin, or the file was renamed)", sym);
     if ((p->desc = get_desc()) == NULL)
-        return finish(p, FLOE__PLUGIN_REJECTED, FLOE_FAILED_PRECONDITION,
-                      "%s() returned NULL", sym);
+        return finish(p, FLOE__PLUGIN_REJECTED, FLOE_FAILED_PRECONDITION, "%s() returned NULL",
+                      sym);
     memset(&p->desc_copy, 0, sizeof(p->desc_copy));
     memcpy(&p->desc_copy, p->desc, DESC_HEADER_SIZE);
     return FLOE_OK;
@@ -283,11 +285,13 @@ static floe_status check_desc(floe_plugin *p) {
     if (d->abi_major != FLOE_PLUGIN_ABI_MAJOR)
         return finish(p, FLOE__PLUGIN_REJECTED, FLOE_FAILED_PRECONDITION,
                       "built for plugin ABI major %u; this core loads major %d only (rebuild "
-                      "the plugin against this Floe)", d->abi_major, FLOE_PLUGIN_ABI_MAJOR);
+                      "the plugin against this Floe)",
+                      d->abi_major, FLOE_PLUGIN_ABI_MAJOR);
     if (d->struct_size < DESC_MIN_SIZE)
         return finish(p, FLOE__PLUGIN_REJECTED, FLOE_FAILED_PRECONDITION,
                       "descriptor struct_size %zu is smaller than its required members "
-                      "(%zu bytes)", d->struct_size, (size_t)DESC_MIN_SIZE);
+                      "(%zu bytes)",
+                      d->struct_size, (size_t)DESC_MIN_SIZE);
     /* Same major: the minor-0 members sit where this core expects them, whatever the
      * minor (append-only).  Members past the plugin's struct are zero: absent
      * optional members. */
@@ -297,9 +301,12 @@ static floe_status check_desc(floe_plugin *p) {
         return finish(p, FLOE__PLUGIN_REJECTED, FLOE_FAILED_PRECONDITION,
                       "built for plugin ABI %u.%u, newer than this core's %d.%d (upgrade Floe)",
                       d->abi_major, d->abi_minor, FLOE_PLUGIN_ABI_MAJOR, FLOE_PLUGIN_ABI_MINOR);
-    missing = c->name == NULL ? "name" : c->version == NULL ? "version"
-            : c->vendor == NULL ? "vendor" : c->license == NULL ? "license"
-            : c->init == NULL ? "init" : NULL;
+    missing = c->name == NULL      ? "name"
+              : c->version == NULL ? "version"
+              : c->vendor == NULL  ? "vendor"
+              : c->license == NULL ? "license"
+              : c->init == NULL    ? "init"
+                                   : NULL;
     if (missing != NULL)
         return finish(p, FLOE__PLUGIN_REJECTED, FLOE_FAILED_PRECONDITION,
                       "required descriptor member '%s' is NULL", missing);
@@ -309,7 +316,8 @@ static floe_status check_desc(floe_plugin *p) {
     if (strcmp(c->name, p->name) != 0)
         return finish(p, FLOE__PLUGIN_REJECTED, FLOE_FAILED_PRECONDITION,
                       "descriptor name '%s' does not match the name '%s' that the file name "
-                      "gives", c->name, p->name);
+                      "gives",
+                      c->name, p->name);
     return FLOE_OK;
 }
 
@@ -321,7 +329,8 @@ static floe_status run_score(floe_plugin *p) {
         return FLOE_OK;
     score = p->desc_copy.score(p, &floe__host_table);
     if (p->pending.nops + p->pending.nkernels + p->pending.ndevices + p->pending.nfilesystems +
-        p->pending.ntransports + p->pending.ngrads > 0) {
+            p->pending.ntransports + p->pending.ngrads >
+        0) {
         floe__registry_deinit(&p->pending);
         return finish(p, FLOE__PLUGIN_REJECTED, FLOE_FAILED_PRECONDITION,
                       "registered definitions from score(); only init() may register");
@@ -360,12 +369,12 @@ static void mark_loaded(floe_context *ctx, floe_plugin *p) {
     p->state = FLOE__PLUGIN_LOADED;
     floe__free(p->reason);
     p->reason = NULL;
-    floe__log(ctx, FLOE_LOG_INFO, "plugin loaded: %s: plugin '%s' %s by %s (plugin ABI %u.%u, "
+    floe__log(ctx, FLOE_LOG_INFO,
+              "plugin loaded: %s: plugin '%s' %s by %s (plugin ABI %u.%u, "
               "core ABI %d.%d): %d ops, %d kernels, %d devices, %d filesystems, %d transports",
-              p->path, p->name, p->desc_copy.version, p->desc_copy.vendor,
-              p->desc_copy.abi_major, p->desc_copy.abi_minor, FLOE_PLUGIN_ABI_MAJOR,
-              FLOE_PLUGIN_ABI_MINOR, p->num_ops, p->num_kernels, p->num_devices,
-              p->num_filesystems, p->num_transports);
+              p->path, p->name, p->desc_copy.version, p->desc_copy.vendor, p->desc_copy.abi_major,
+              p->desc_copy.abi_minor, FLOE_PLUGIN_ABI_MAJOR, FLOE_PLUGIN_ABI_MINOR, p->num_ops,
+              p->num_kernels, p->num_devices, p->num_filesystems, p->num_transports);
     floe__fail(FLOE_OK, "%s", "");
 }
 
@@ -374,8 +383,7 @@ static void mark_loaded(floe_context *ctx, floe_plugin *p) {
  * yet is left waiting (*@waiting, state LOADING) for commit_waiting(): name order
  * must not decide whether a kernel plugin ("dev_cuda") loads before the plugin that
  * defines its ops ("ops_math").  Any other refusal rejects it, undoing init(). */
-static floe_status commit_plugin(floe_context *ctx, floe_plugin *p, bool may_wait,
-                                 bool *waiting) {
+static floe_status commit_plugin(floe_context *ctx, floe_plugin *p, bool may_wait, bool *waiting) {
     char *reason = NULL;
     floe_status st = floe__registry_commit(ctx, p, &reason);
 
@@ -388,14 +396,18 @@ static floe_status commit_plugin(floe_context *ctx, floe_plugin *p, bool may_wai
         floe__free(p->reason);
         p->reason = reason;
         *waiting = true;
-        floe__log(ctx, FLOE_LOG_DEBUG, "plugin '%s' waits for the other plugins of this pass: "
-                  "%s", p->name, reason);
+        floe__log(ctx, FLOE_LOG_DEBUG,
+                  "plugin '%s' waits for the other plugins of this pass: "
+                  "%s",
+                  p->name, reason);
         floe__fail(FLOE_OK, "%s", "");
         return FLOE_OK;
     }
     undo_init(p);
-    st = finish(p, FLOE__PLUGIN_REJECTED, st, "registrations refused, none took effect "
-                "(first loaded wins): %s", reason != NULL ? reason : "out of memory");
+    st = finish(p, FLOE__PLUGIN_REJECTED, st,
+                "registrations refused, none took effect "
+                "(first loaded wins): %s",
+                reason != NULL ? reason : "out of memory");
     floe__free(reason);
     return st;
 }
@@ -443,8 +455,10 @@ static void commit_waiting(floe_context *ctx) {
             continue;
         snprintf(saved, sizeof(saved), "%s", p->reason != NULL ? p->reason : "unknown op");
         undo_init(p);
-        finish(p, FLOE__PLUGIN_REJECTED, FLOE_NOT_FOUND, "registrations refused, none took "
-               "effect: %s", saved);
+        finish(p, FLOE__PLUGIN_REJECTED, FLOE_NOT_FOUND,
+               "registrations refused, none took "
+               "effect: %s",
+               saved);
     }
 }
 
@@ -457,9 +471,9 @@ static floe_status load_record(floe_context *ctx, floe_plugin *p, bool discovery
         return finish(p, FLOE__PLUGIN_REJECTED, FLOE_INVALID_ARGUMENT,
                       "the file name gives no valid plugin name: expected "
                       "[lib][floe_]<name>.so with <name> in [a-z0-9_]+");
-    if ((st = check_selection(ctx, p, discovery)) != FLOE_OK ||
-        (st = open_desc(p)) != FLOE_OK || (st = check_desc(p)) != FLOE_OK ||
-        (st = check_cpu(p)) != FLOE_OK || (st = run_score(p)) != FLOE_OK)
+    if ((st = check_selection(ctx, p, discovery)) != FLOE_OK || (st = open_desc(p)) != FLOE_OK ||
+        (st = check_desc(p)) != FLOE_OK || (st = check_cpu(p)) != FLOE_OK ||
+        (st = run_score(p)) != FLOE_OK)
         return st;
     return run_init(ctx, p, discovery);
 }
@@ -630,7 +644,8 @@ static void load_system_dirs(floe_context *ctx) {
     }
     sys = getenv("FLOE_PLUGIN_SYSTEM_PATH");
     if (sys != NULL && sys[0] == '\0') {
-        floe__log(ctx, FLOE_LOG_DEBUG, "system plugin directory off (FLOE_PLUGIN_SYSTEM_PATH=\"\")");
+        floe__log(ctx, FLOE_LOG_DEBUG,
+                  "system plugin directory off (FLOE_PLUGIN_SYSTEM_PATH=\"\")");
         return;
     }
     load_path_list(ctx, sys != NULL ? sys : FLOE_PLUGINSDIR,

@@ -30,14 +30,14 @@
 
 typedef struct cursor {
     const char *p;
-    char err[160];                 /* why parsing stopped; "" while it goes on */
+    char err[160]; /* why parsing stopped; "" while it goes on */
 } cursor;
 
 static void cur_fail(cursor *c, const char *fmt, ...) FLOE_PRINTF(2, 3);
 static void cur_fail(cursor *c, const char *fmt, ...) {
     va_list ap;
     if (c->err[0] != '\0')
-        return;                    /* keep the first, most precise reason */
+        return; /* keep the first, most precise reason */
     va_start(ap, fmt);
     vsnprintf(c->err, sizeof(c->err), fmt, ap);
     va_end(ap);
@@ -221,9 +221,17 @@ static bool cur_string(cursor *c, char **out, size_t *len_out) {
         if (*p == '\\') {
             p++;
             switch (*p) {
-            case 'n': buf[n++] = '\n'; break;
-            case 't': buf[n++] = '\t'; break;
-            case '\\': case '"': case '\'': buf[n++] = *p; break;
+            case 'n':
+                buf[n++] = '\n';
+                break;
+            case 't':
+                buf[n++] = '\t';
+                break;
+            case '\\':
+            case '"':
+            case '\'':
+                buf[n++] = *p;
+                break;
             default:
                 floe__free(buf);
                 cur_fail(c, "unknown escape '\\%c' in string", *p ? *p : ' ');
@@ -250,13 +258,12 @@ static const struct {
 } type_sets[] = {
     {"realnumbertype", M(F32) | M(F64) | M(I32) | M(U8) | M(I16) | M(I8) | M(I64) | M(BF16) |
                            M(U16) | M(F16) | M(U32) | M(U64)},
-    {"numbertype", M(F32) | M(F64) | M(I32) | M(U8) | M(I16) | M(I8) | M(I64) | M(BF16) |
-                       M(U16) | M(F16) | M(U32) | M(U64) | M(COMPLEX64)},
+    {"numbertype", M(F32) | M(F64) | M(I32) | M(U8) | M(I16) | M(I8) | M(I64) | M(BF16) | M(U16) |
+                       M(F16) | M(U32) | M(U64) | M(COMPLEX64)},
     {"floattype", M(F16) | M(BF16) | M(F32) | M(F64)},
     {"inttype", M(I8) | M(I16) | M(I32) | M(I64) | M(U8) | M(U16) | M(U32) | M(U64)},
     {"alltypes", M(F32) | M(F64) | M(I32) | M(U8) | M(I16) | M(I8) | M(STRING) | M(COMPLEX64) |
-                     M(I64) | M(BOOL) | M(BF16) | M(U16) | M(F16) | M(RESOURCE) | M(U32) |
-                     M(U64)},
+                     M(I64) | M(BOOL) | M(BF16) | M(U16) | M(F16) | M(RESOURCE) | M(U32) | M(U64)},
 };
 
 #undef M
@@ -449,14 +456,22 @@ static bool parse_dtype_value(cursor *c, uint64_t allowed, floe_dtype *out) {
 /* Size of one list element of @type, as floe__attr_value stores it. */
 static size_t list_item_size(floe_attr_type type) {
     switch (type) {
-    case FLOE_ATTR_LIST_INT: return sizeof(int64_t);
-    case FLOE_ATTR_LIST_FLOAT: return sizeof(float);
-    case FLOE_ATTR_LIST_BOOL: return sizeof(int);
-    case FLOE_ATTR_LIST_TYPE: return sizeof(floe_dtype);
-    case FLOE_ATTR_LIST_SHAPE: return sizeof(floe_shape);
-    case FLOE_ATTR_LIST_STRING: return sizeof(floe_tstring);
-    case FLOE_ATTR_LIST_TENSOR: return sizeof(floe_tensor *);
-    default: return 0;
+    case FLOE_ATTR_LIST_INT:
+        return sizeof(int64_t);
+    case FLOE_ATTR_LIST_FLOAT:
+        return sizeof(float);
+    case FLOE_ATTR_LIST_BOOL:
+        return sizeof(int);
+    case FLOE_ATTR_LIST_TYPE:
+        return sizeof(floe_dtype);
+    case FLOE_ATTR_LIST_SHAPE:
+        return sizeof(floe_shape);
+    case FLOE_ATTR_LIST_STRING:
+        return sizeof(floe_tstring);
+    case FLOE_ATTR_LIST_TENSOR:
+        return sizeof(floe_tensor *);
+    default:
+        return 0;
     }
 }
 
@@ -583,8 +598,8 @@ static bool parse_attr_spec(cursor *c, floe__attr_def *ad) {
         if (!parse_default(c, ad))
             return false;
         if (ad->has_min && ad->type == FLOE_ATTR_INT && ad->default_value.u.i < ad->min) {
-            cur_fail(c, "default %lld is below the minimum %lld",
-                     (long long)ad->default_value.u.i, (long long)ad->min);
+            cur_fail(c, "default %lld is below the minimum %lld", (long long)ad->default_value.u.i,
+                     (long long)ad->min);
             return false;
         }
         if (ad->has_min && is_list_kind(ad->type) && ad->default_value.u.list.n < ad->min) {
@@ -708,8 +723,7 @@ static void attr_def_deinit(floe__attr_def *a) {
 static floe_status spec_fail(const char *op, const char *what, const char *spec, cursor *c) {
     if (strcmp(c->err, "out of memory") == 0)
         return floe__fail(FLOE_RESOURCE_EXHAUSTED, "op '%s': out of memory", op);
-    return floe__fail(FLOE_INVALID_ARGUMENT, "op '%s': %s spec \"%s\": %s", op, what, spec,
-                      c->err);
+    return floe__fail(FLOE_INVALID_ARGUMENT, "op '%s': %s spec \"%s\": %s", op, what, spec, c->err);
 }
 
 static floe_status parse_attrs(const floe_op_def *def, floe__op_def *op) {
@@ -724,8 +738,10 @@ static floe_status parse_attrs(const floe_op_def *def, floe__op_def *op) {
         if (!parse_attr_spec(&c, &op->attrs[i]))
             return spec_fail(def->name, "attr", def->attrs[i], &c);
         if (find_attr_n(op->attrs, i, op->attrs[i].name) != NULL)
-            return floe__fail(FLOE_INVALID_ARGUMENT, "op '%s': attr spec \"%s\": attr '%s' "
-                              "defined twice", def->name, def->attrs[i], op->attrs[i].name);
+            return floe__fail(FLOE_INVALID_ARGUMENT,
+                              "op '%s': attr spec \"%s\": attr '%s' "
+                              "defined twice",
+                              def->name, def->attrs[i], op->attrs[i].name);
     }
     return FLOE_OK;
 }
@@ -748,9 +764,10 @@ static floe_status parse_args(const floe_op_def *def, floe__op_def *op, bool out
             return spec_fail(def->name, what, specs[i], &c);
         for (int j = 0; j < i; j++)
             if (strcmp((*args)[j].name, (*args)[i].name) == 0)
-                return floe__fail(FLOE_INVALID_ARGUMENT, "op '%s': %s spec \"%s\": %s '%s' "
-                                  "defined twice", def->name, what, specs[i], what,
-                                  (*args)[i].name);
+                return floe__fail(FLOE_INVALID_ARGUMENT,
+                                  "op '%s': %s spec \"%s\": %s '%s' "
+                                  "defined twice",
+                                  def->name, what, specs[i], what, (*args)[i].name);
     }
     return FLOE_OK;
 }
@@ -765,18 +782,20 @@ floe_status floe__op_def_parse(const floe_op_def *user_def, floe__op_def *out) {
     if (user_def == NULL)
         return floe__fail(FLOE_INVALID_ARGUMENT, "op definition is NULL");
     if (user_def->struct_size < OP_DEF_MIN_SIZE)
-        return floe__fail(FLOE_INVALID_ARGUMENT, "op definition: struct_size %zu is smaller "
-                          "than the smallest floe_op_def (%zu)", user_def->struct_size,
-                          (size_t)OP_DEF_MIN_SIZE);
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "op definition: struct_size %zu is smaller "
+                          "than the smallest floe_op_def (%zu)",
+                          user_def->struct_size, (size_t)OP_DEF_MIN_SIZE);
     memset(&def, 0, sizeof(def));
     memcpy(&def, user_def,
            user_def->struct_size < sizeof(def) ? user_def->struct_size : sizeof(def));
     if (def.name == NULL)
         return floe__fail(FLOE_INVALID_ARGUMENT, "op definition without a name");
     if (!op_name_ok(def.name))
-        return floe__fail(FLOE_INVALID_ARGUMENT, "op name '%.*s' is malformed: expected "
-                          "[A-Z_][A-Za-z0-9_]* of at most %d characters", NAME_MAX_LEN,
-                          def.name, NAME_MAX_LEN - 1);
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "op name '%.*s' is malformed: expected "
+                          "[A-Z_][A-Za-z0-9_]* of at most %d characters",
+                          NAME_MAX_LEN, def.name, NAME_MAX_LEN - 1);
     if ((def.flags & ~(FLOE_OP_STATEFUL | FLOE_OP_NO_GRADIENT)) != 0)
         return floe__fail(FLOE_INVALID_ARGUMENT, "op '%s': unknown flags 0x%x", def.name,
                           (unsigned)(def.flags & ~(FLOE_OP_STATEFUL | FLOE_OP_NO_GRADIENT)));
@@ -785,7 +804,8 @@ floe_status floe__op_def_parse(const floe_op_def *user_def, floe__op_def *out) {
         goto fail;
     }
     /* Attrs first: the args refer to them. */
-    if ((st = parse_attrs(&def, out)) != FLOE_OK || (st = parse_args(&def, out, false)) != FLOE_OK ||
+    if ((st = parse_attrs(&def, out)) != FLOE_OK ||
+        (st = parse_args(&def, out, false)) != FLOE_OK ||
         (st = parse_args(&def, out, true)) != FLOE_OK)
         goto fail;
     out->shape_fn = def.shape_fn;
@@ -810,7 +830,7 @@ void floe__op_def_deinit(floe__op_def *op) {
     floe__free(op->inputs);
     floe__free(op->outputs);
     floe__free(op->attrs);
-    floe__free(op->kernels);   /* the kernels themselves belong to the registry */
+    floe__free(op->kernels); /* the kernels themselves belong to the registry */
     floe__free(op->name);
     memset(op, 0, sizeof(*op));
 }

@@ -43,7 +43,7 @@
 
 /* A kernel as the registry stores it: the op is named until commit resolves it. */
 typedef struct kernel_rec {
-    floe__kernel k;              /* first: registries hold &rec->k */
+    floe__kernel k; /* first: registries hold &rec->k */
     char *op_name;
 } kernel_rec;
 
@@ -99,31 +99,35 @@ static floe_status check_registering(const floe_plugin *self, const char *what) 
     if (self == NULL || self->ctx == NULL)
         return floe__fail(FLOE_INVALID_ARGUMENT, "register_%s: NULL plugin handle", what);
     if (self->state != FLOE__PLUGIN_LOADING || self->inited)
-        return floe__fail(FLOE_FAILED_PRECONDITION, "plugin '%s': register_%s is allowed "
-                          "only during init()", self->name ? self->name : "?", what);
+        return floe__fail(FLOE_FAILED_PRECONDITION,
+                          "plugin '%s': register_%s is allowed "
+                          "only during init()",
+                          self->name ? self->name : "?", what);
     return FLOE_OK;
 }
 
 /* Checks the header of a versioned ops table and copies it into @dst (of @dst_size
  * bytes), zero-filling what the plugin's older table lacks. */
-static floe_status copy_table(const char *what, const void *src, uint32_t major,
-                              uint32_t max_minor, size_t min_size, void *dst,
-                              size_t dst_size) {
-    const floe_device_ops *h = src;   /* every table starts with the same header */
+static floe_status copy_table(const char *what, const void *src, uint32_t major, uint32_t max_minor,
+                              size_t min_size, void *dst, size_t dst_size) {
+    const floe_device_ops *h = src; /* every table starts with the same header */
     if (src == NULL)
         return floe__fail(FLOE_INVALID_ARGUMENT, "%s: NULL ops table", what);
     if (h->abi_major != major)
-        return floe__fail(FLOE_FAILED_PRECONDITION, "%s: ops table built for ABI %u.%u, "
-                          "this core supports major %u", what, h->abi_major, h->abi_minor,
-                          major);
+        return floe__fail(FLOE_FAILED_PRECONDITION,
+                          "%s: ops table built for ABI %u.%u, "
+                          "this core supports major %u",
+                          what, h->abi_major, h->abi_minor, major);
     if (h->abi_minor > max_minor)
-        return floe__fail(FLOE_FAILED_PRECONDITION, "%s: ops table built for ABI %u.%u, "
-                          "newer than this core's %u.%u", what, h->abi_major, h->abi_minor,
-                          major, max_minor);
+        return floe__fail(FLOE_FAILED_PRECONDITION,
+                          "%s: ops table built for ABI %u.%u, "
+                          "newer than this core's %u.%u",
+                          what, h->abi_major, h->abi_minor, major, max_minor);
     if (h->struct_size < min_size)
-        return floe__fail(FLOE_INVALID_ARGUMENT, "%s: ops table struct_size %zu is smaller "
-                          "than its required members (%zu bytes)", what, h->struct_size,
-                          min_size);
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "%s: ops table struct_size %zu is smaller "
+                          "than its required members (%zu bytes)",
+                          what, h->struct_size, min_size);
     memset(dst, 0, dst_size);
     memcpy(dst, src, h->struct_size < dst_size ? h->struct_size : dst_size);
     return FLOE_OK;
@@ -225,8 +229,8 @@ floe_status floe__host_register_op(floe_plugin *self, const floe_op_def *def) {
     if ((st = floe__op_def_parse(def, op)) != FLOE_OK)
         goto fail_free;
     if (find_pending_op(&self->pending, op->name) != NULL) {
-        st = floe__fail(FLOE_ALREADY_EXISTS, "op '%s' registered twice by plugin '%s'",
-                        op->name, self->name);
+        st = floe__fail(FLOE_ALREADY_EXISTS, "op '%s' registered twice by plugin '%s'", op->name,
+                        self->name);
         goto fail_deinit;
     }
     if (!grow(&self->pending.ops, &self->pending.cap_ops, self->pending.nops + 1,
@@ -252,22 +256,28 @@ static floe_status parse_constraint(floe__kernel *k, const char *op, int i, cons
     floe_status st;
 
     if (colon == NULL)
-        return floe__fail(FLOE_INVALID_ARGUMENT, "kernel for op '%s': constraint \"%s\" is "
-                          "not \"ATTR: {dtype, ...}\"", op, spec ? spec : "(null)");
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "kernel for op '%s': constraint \"%s\" is "
+                          "not \"ATTR: {dtype, ...}\"",
+                          op, spec ? spec : "(null)");
     while (*b == ' ')
         b++;
     for (e = colon; e > b && e[-1] == ' '; e--)
         ;
     if (e == b)
-        return floe__fail(FLOE_INVALID_ARGUMENT, "kernel for op '%s': constraint \"%s\" "
-                          "names no attr", op, spec);
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "kernel for op '%s': constraint \"%s\" "
+                          "names no attr",
+                          op, spec);
     if ((k->constraints[i].attr = floe__strndup(b, (size_t)(e - b))) == NULL)
         return floe__fail(FLOE_RESOURCE_EXHAUSTED, "register_kernel: out of memory");
     k->nconstraints = i + 1;
     for (const char *q = k->constraints[i].attr; *q != '\0'; q++)
         if (!isalnum((unsigned char)*q) && *q != '_')
-            return floe__fail(FLOE_INVALID_ARGUMENT, "kernel for op '%s': constraint \"%s\" "
-                              "names no attr", op, spec);
+            return floe__fail(FLOE_INVALID_ARGUMENT,
+                              "kernel for op '%s': constraint \"%s\" "
+                              "names no attr",
+                              op, spec);
     if ((st = floe__parse_type_set(colon + 1, &k->constraints[i].mask)) != FLOE_OK)
         floe__error_prefix("kernel for op '%s': constraint \"%s\": ", op, spec);
     return st;
@@ -307,17 +317,19 @@ floe_status floe__host_register_kernel(floe_plugin *self, const floe_kernel_def 
     if ((st = check_registering(self, "kernel")) != FLOE_OK)
         return st;
     if (user_def == NULL || user_def->struct_size < KERNEL_DEF_MIN_SIZE)
-        return floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': kernel definition %s",
-                          self->name, user_def == NULL ? "is NULL" : "has a too small struct_size");
+        return floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': kernel definition %s", self->name,
+                          user_def == NULL ? "is NULL" : "has a too small struct_size");
     memset(&def, 0, sizeof(def));
-    memcpy(&def, user_def, user_def->struct_size < sizeof(def) ? user_def->struct_size : sizeof(def));
+    memcpy(&def, user_def,
+           user_def->struct_size < sizeof(def) ? user_def->struct_size : sizeof(def));
     if (def.op == NULL || def.compute == NULL)
         return floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': kernel definition without %s",
                           self->name, def.op == NULL ? "an op name" : "compute()");
     if (!name_ok(def.device_type, sizeof(((floe_device *)0)->type), true, NULL))
-        return floe__fail(FLOE_INVALID_ARGUMENT, "kernel for op '%s': device type '%s' is "
-                          "malformed: expected [A-Z][A-Z0-9_]*", def.op,
-                          def.device_type ? def.device_type : "(null)");
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "kernel for op '%s': device type '%s' is "
+                          "malformed: expected [A-Z][A-Z0-9_]*",
+                          def.op, def.device_type ? def.device_type : "(null)");
     if ((r = floe__calloc(1, sizeof(*r))) == NULL)
         return floe__fail(FLOE_RESOURCE_EXHAUSTED, "register_kernel: out of memory");
     r->k.plugin = self;
@@ -348,13 +360,17 @@ floe_status floe__host_register_gradient(floe_plugin *self, const char *op, floe
     if ((st = check_registering(self, "gradient")) != FLOE_OK)
         return st;
     if (op == NULL || fn == NULL)
-        return floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': register_gradient needs an op "
-                          "name and a function", self->name);
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "plugin '%s': register_gradient needs an op "
+                          "name and a function",
+                          self->name);
     pend = &self->pending;
     for (int i = 0; i < pend->ngrads; i++)
         if (strcmp(pend->grads[i].op, op) == 0)
-            return floe__fail(FLOE_ALREADY_EXISTS, "gradient of op '%s' registered twice by "
-                              "plugin '%s'", op, self->name);
+            return floe__fail(FLOE_ALREADY_EXISTS,
+                              "gradient of op '%s' registered twice by "
+                              "plugin '%s'",
+                              op, self->name);
     if ((name = floe__strdup(op)) == NULL ||
         !grow(&pend->grads, &pend->cap_grads, pend->ngrads + 1, sizeof(*pend->grads))) {
         floe__free(name);
@@ -368,15 +384,20 @@ floe_status floe__host_register_gradient(floe_plugin *self, const char *op, floe
 
 static floe_status check_device_desc(const floe_plugin *self, const floe_device_desc *d) {
     if (!name_ok(d->type, sizeof(((floe_device *)0)->type), true, NULL))
-        return floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': device type '%s' is malformed: "
-                          "expected [A-Z][A-Z0-9_]* of at most 31 characters", self->name,
-                          d->type ? d->type : "(null)");
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "plugin '%s': device type '%s' is malformed: "
+                          "expected [A-Z][A-Z0-9_]* of at most 31 characters",
+                          self->name, d->type ? d->type : "(null)");
     if (d->index < 0 || d->index > 9999)
-        return floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': device %s index %d out of "
-                          "range [0, 9999]", self->name, d->type, (int)d->index);
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "plugin '%s': device %s index %d out of "
+                          "range [0, 9999]",
+                          self->name, d->type, (int)d->index);
     if ((d->flags & ~FLOE_DEVICE_HOST_MEMORY) != 0)
-        return floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': device %s:%d has unknown flags "
-                          "0x%x", self->name, d->type, (int)d->index, (unsigned)d->flags);
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "plugin '%s': device %s:%d has unknown flags "
+                          "0x%x",
+                          self->name, d->type, (int)d->index, (unsigned)d->flags);
     for (int i = 0; i < self->pending.ndevices; i++) {
         const floe_device *o = self->pending.devices[i];
         if (strcmp(o->type, d->type) == 0 && o->index == d->index)
@@ -388,14 +409,18 @@ static floe_status check_device_desc(const floe_plugin *self, const floe_device_
 
 static floe_status check_device_ops(const floe_plugin *self, const floe_device *dev) {
     const floe_device_ops *o = &dev->ops;
-    const char *missing = o->alloc == NULL ? "alloc" : o->free == NULL ? "free"
-                        : o->copy_to_device == NULL ? "copy_to_device"
-                        : o->copy_from_device == NULL ? "copy_from_device"
-                        : o->copy_on_device == NULL ? "copy_on_device"
-                        : o->synchronize == NULL ? "synchronize" : NULL;
+    const char *missing = o->alloc == NULL              ? "alloc"
+                          : o->free == NULL             ? "free"
+                          : o->copy_to_device == NULL   ? "copy_to_device"
+                          : o->copy_from_device == NULL ? "copy_from_device"
+                          : o->copy_on_device == NULL   ? "copy_on_device"
+                          : o->synchronize == NULL      ? "synchronize"
+                                                        : NULL;
     if (missing != NULL)
-        return floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': device %s:%d: required ops "
-                          "member '%s' is NULL", self->name, dev->type, dev->index, missing);
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "plugin '%s': device %s:%d: required ops "
+                          "member '%s' is NULL",
+                          self->name, dev->type, dev->index, missing);
     return FLOE_OK;
 }
 
@@ -408,8 +433,8 @@ floe_status floe__host_register_device(floe_plugin *self, const floe_device_desc
     if ((st = check_registering(self, "device")) != FLOE_OK)
         return st;
     if (user_desc == NULL || user_desc->struct_size < DEVICE_DESC_MIN_SIZE)
-        return floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': device description %s",
-                          self->name, user_desc == NULL ? "is NULL" : "has a too small struct_size");
+        return floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': device description %s", self->name,
+                          user_desc == NULL ? "is NULL" : "has a too small struct_size");
     memset(&d, 0, sizeof(d));
     memcpy(&d, user_desc, user_desc->struct_size < sizeof(d) ? user_desc->struct_size : sizeof(d));
     if ((st = check_device_desc(self, &d)) != FLOE_OK)
@@ -446,12 +471,18 @@ fail:
 }
 
 static const char *fs_missing_member(const floe_fs_ops *o) {
-    return o->open_read == NULL ? "open_read" : o->pread == NULL ? "pread"
-         : o->close_read == NULL ? "close_read" : o->open_write == NULL ? "open_write"
-         : o->write == NULL ? "write" : o->close_write == NULL ? "close_write"
-         : o->stat == NULL ? "stat" : o->list == NULL ? "list"
-         : o->remove == NULL ? "remove" : o->mkdir == NULL ? "mkdir"
-         : o->rename == NULL ? "rename" : NULL;
+    return o->open_read == NULL     ? "open_read"
+           : o->pread == NULL       ? "pread"
+           : o->close_read == NULL  ? "close_read"
+           : o->open_write == NULL  ? "open_write"
+           : o->write == NULL       ? "write"
+           : o->close_write == NULL ? "close_write"
+           : o->stat == NULL        ? "stat"
+           : o->list == NULL        ? "list"
+           : o->remove == NULL      ? "remove"
+           : o->mkdir == NULL       ? "mkdir"
+           : o->rename == NULL      ? "rename"
+                                    : NULL;
 }
 
 floe_status floe__host_register_filesystem(floe_plugin *self, const floe_fs_ops *ops) {
@@ -466,18 +497,21 @@ floe_status floe__host_register_filesystem(floe_plugin *self, const floe_fs_ops 
     if ((fs = floe__calloc(1, sizeof(*fs))) == NULL)
         return floe__fail(FLOE_RESOURCE_EXHAUSTED, "register_filesystem: out of memory");
     snprintf(what, sizeof(what), "plugin '%s': filesystem", self->name);
-    if ((st = copy_table(what, ops, FLOE_PLUGIN_ABI_MAJOR, FLOE_PLUGIN_ABI_MINOR,
-                         FS_OPS_MIN_SIZE, &fs->ops, sizeof(fs->ops))) != FLOE_OK)
+    if ((st = copy_table(what, ops, FLOE_PLUGIN_ABI_MAJOR, FLOE_PLUGIN_ABI_MINOR, FS_OPS_MIN_SIZE,
+                         &fs->ops, sizeof(fs->ops))) != FLOE_OK)
         goto fail;
     if (!name_ok(fs->ops.scheme, 32, false, "+.-")) {
-        st = floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': filesystem scheme '%s' is "
-                        "malformed: expected [a-z][a-z0-9+.-]* without \"://\"", self->name,
-                        fs->ops.scheme ? fs->ops.scheme : "(null)");
+        st = floe__fail(FLOE_INVALID_ARGUMENT,
+                        "plugin '%s': filesystem scheme '%s' is "
+                        "malformed: expected [a-z][a-z0-9+.-]* without \"://\"",
+                        self->name, fs->ops.scheme ? fs->ops.scheme : "(null)");
         goto fail;
     }
     if ((missing = fs_missing_member(&fs->ops)) != NULL) {
-        st = floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': filesystem '%s': required ops "
-                        "member '%s' is NULL", self->name, fs->ops.scheme, missing);
+        st = floe__fail(FLOE_INVALID_ARGUMENT,
+                        "plugin '%s': filesystem '%s': required ops "
+                        "member '%s' is NULL",
+                        self->name, fs->ops.scheme, missing);
         goto fail;
     }
     pend = &self->pending;
@@ -519,14 +553,18 @@ floe_status floe__host_register_transport(floe_plugin *self, const floe_transpor
         goto fail;
     o = &tp->ops;
     if (!name_ok(o->name, 32, false, NULL)) {
-        st = floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': transport name '%s' is malformed: "
-                        "expected [a-z][a-z0-9_]*", self->name, o->name ? o->name : "(null)");
+        st = floe__fail(FLOE_INVALID_ARGUMENT,
+                        "plugin '%s': transport name '%s' is malformed: "
+                        "expected [a-z][a-z0-9_]*",
+                        self->name, o->name ? o->name : "(null)");
         goto fail;
     }
     if (o->connect == NULL || o->disconnect == NULL || o->call == NULL || o->serve == NULL ||
         o->shutdown == NULL) {
-        st = floe__fail(FLOE_INVALID_ARGUMENT, "plugin '%s': transport '%s': connect, "
-                        "disconnect, call, serve and shutdown are required", self->name, o->name);
+        st = floe__fail(FLOE_INVALID_ARGUMENT,
+                        "plugin '%s': transport '%s': connect, "
+                        "disconnect, call, serve and shutdown are required",
+                        self->name, o->name);
         goto fail;
     }
     pend = &self->pending;
@@ -589,19 +627,22 @@ static bool check_kernel_fits(const floe__kernel *k, const floe__op_def *op, con
     for (int i = 0; i < k->nconstraints; i++) {
         const floe__attr_def *ad = floe__op_def_find_attr(op, k->constraints[i].attr);
         if (ad == NULL || (ad->type != FLOE_ATTR_TYPE && ad->type != FLOE_ATTR_LIST_TYPE))
-            return conflict_set(c, FLOE_INVALID_ARGUMENT, "kernel for op '%s' on %s constrains "
-                                "'%s', which is not a type attr of the op", op->name,
-                                k->device_type, k->constraints[i].attr);
+            return conflict_set(c, FLOE_INVALID_ARGUMENT,
+                                "kernel for op '%s' on %s constrains "
+                                "'%s', which is not a type attr of the op",
+                                op->name, k->device_type, k->constraints[i].attr);
         if (ad->allowed_types != 0 && (ad->allowed_types & k->constraints[i].mask) == 0)
-            return conflict_set(c, FLOE_INVALID_ARGUMENT, "kernel for op '%s' on %s allows no "
-                                "dtype of attr '%s' that the op allows", op->name,
-                                k->device_type, ad->name);
+            return conflict_set(c, FLOE_INVALID_ARGUMENT,
+                                "kernel for op '%s' on %s allows no "
+                                "dtype of attr '%s' that the op allows",
+                                op->name, k->device_type, ad->name);
     }
     for (int i = 0; i < k->nhost_memory; i++)
         if (!op_has_arg(op, k->host_memory[i]))
-            return conflict_set(c, FLOE_INVALID_ARGUMENT, "kernel for op '%s' on %s: host_memory "
-                                "names '%s', which is not an argument of the op", op->name,
-                                k->device_type, k->host_memory[i]);
+            return conflict_set(c, FLOE_INVALID_ARGUMENT,
+                                "kernel for op '%s' on %s: host_memory "
+                                "names '%s', which is not an argument of the op",
+                                op->name, k->device_type, k->host_memory[i]);
     return true;
 }
 
@@ -611,8 +652,10 @@ static bool check_kernels(floe_context *ctx, floe_plugin *p, conflict *c) {
         floe__kernel *k = p->pending.kernels[i];
         floe__op_def *op = resolve_op(ctx, p, rec_of(k)->op_name);
         if (op == NULL)
-            return conflict_set(c, FLOE_NOT_FOUND, "kernel for unknown op '%s' on %s (no loaded "
-                                "plugin defines the op)", rec_of(k)->op_name, k->device_type);
+            return conflict_set(c, FLOE_NOT_FOUND,
+                                "kernel for unknown op '%s' on %s (no loaded "
+                                "plugin defines the op)",
+                                rec_of(k)->op_name, k->device_type);
         k->op = op;
         if (!check_kernel_fits(k, op, c))
             return false;
@@ -621,9 +664,10 @@ static bool check_kernels(floe_context *ctx, floe_plugin *p, conflict *c) {
             if (o->plugin != p && o->priority == k->priority &&
                 strcmp(o->device_type, k->device_type) == 0) {
                 describe_owner(o->plugin, owner, sizeof(owner));
-                return conflict_set(c, FLOE_ALREADY_EXISTS, "kernel for op '%s' on %s with "
-                                    "priority %d is already registered by %s", op->name,
-                                    k->device_type, (int)k->priority, owner);
+                return conflict_set(c, FLOE_ALREADY_EXISTS,
+                                    "kernel for op '%s' on %s with "
+                                    "priority %d is already registered by %s",
+                                    op->name, k->device_type, (int)k->priority, owner);
             }
         }
     }
@@ -638,12 +682,16 @@ static bool check_grads(floe_context *ctx, floe_plugin *p, conflict *c) {
             return conflict_set(c, FLOE_NOT_FOUND, "gradient for unknown op '%s'",
                                 p->pending.grads[i].op);
         if (op->flags & FLOE_OP_NO_GRADIENT)
-            return conflict_set(c, FLOE_INVALID_ARGUMENT, "gradient for op '%s', which its "
-                                "definition marks FLOE_OP_NO_GRADIENT", op->name);
+            return conflict_set(c, FLOE_INVALID_ARGUMENT,
+                                "gradient for op '%s', which its "
+                                "definition marks FLOE_OP_NO_GRADIENT",
+                                op->name);
         if (op->grad_fn != NULL) {
             describe_owner(op->grad_plugin, owner, sizeof(owner));
-            return conflict_set(c, FLOE_ALREADY_EXISTS, "gradient of op '%s' is already "
-                                "registered by %s", op->name, owner);
+            return conflict_set(c, FLOE_ALREADY_EXISTS,
+                                "gradient of op '%s' is already "
+                                "registered by %s",
+                                op->name, owner);
         }
     }
     return true;
@@ -675,8 +723,10 @@ static bool check_claims(const floe_plugin *o, const floe_plugin *p, conflict *c
     if (what == NULL)
         return true;
     describe_owner(o, owner, sizeof(owner));
-    return conflict_set(c, FLOE_ALREADY_EXISTS, "%s '%s' is already claimed by %s, loaded "
-                        "earlier and waiting for the ops of later plugins", what, name, owner);
+    return conflict_set(c, FLOE_ALREADY_EXISTS,
+                        "%s '%s' is already claimed by %s, loaded "
+                        "earlier and waiting for the ops of later plugins",
+                        what, name, owner);
 }
 
 static bool check_names(floe_context *ctx, floe_plugin *p, conflict *c) {
@@ -703,8 +753,10 @@ static bool check_names(floe_context *ctx, floe_plugin *p, conflict *c) {
         for (int j = 0; j < reg->ndevices; j++) {
             if (strcmp(reg->devices[j]->type, d->type) == 0 && reg->devices[j]->index == d->index) {
                 describe_owner(reg->devices[j]->plugin, owner, sizeof(owner));
-                return conflict_set(c, FLOE_ALREADY_EXISTS, "device %s:%d is already "
-                                    "registered by %s", d->type, d->index, owner);
+                return conflict_set(c, FLOE_ALREADY_EXISTS,
+                                    "device %s:%d is already "
+                                    "registered by %s",
+                                    d->type, d->index, owner);
             }
         }
     }
@@ -713,8 +765,10 @@ static bool check_names(floe_context *ctx, floe_plugin *p, conflict *c) {
         const floe__filesystem *o = floe__registry_find_fs(ctx, scheme);
         if (o != NULL) {
             describe_owner(o->plugin, owner, sizeof(owner));
-            return conflict_set(c, FLOE_ALREADY_EXISTS, "filesystem scheme '%s' is already "
-                                "registered by %s", scheme, owner);
+            return conflict_set(c, FLOE_ALREADY_EXISTS,
+                                "filesystem scheme '%s' is already "
+                                "registered by %s",
+                                scheme, owner);
         }
     }
     for (int i = 0; i < pend->ntransports; i++) {
@@ -722,8 +776,10 @@ static bool check_names(floe_context *ctx, floe_plugin *p, conflict *c) {
         for (int j = 0; j < reg->ntransports; j++) {
             if (strcmp(reg->transports[j]->ops.name, name) == 0) {
                 describe_owner(reg->transports[j]->plugin, owner, sizeof(owner));
-                return conflict_set(c, FLOE_ALREADY_EXISTS, "transport '%s' is already "
-                                    "registered by %s", name, owner);
+                return conflict_set(c, FLOE_ALREADY_EXISTS,
+                                    "transport '%s' is already "
+                                    "registered by %s",
+                                    name, owner);
             }
         }
     }
@@ -815,8 +871,10 @@ floe_status floe__registry_commit(floe_context *ctx, floe_plugin *p, char **reas
     }
     if (!reserve(ctx, p)) {
         *reason = floe__strdup("out of memory while committing the registrations");
-        return floe__fail(FLOE_RESOURCE_EXHAUSTED, "out of memory while committing the "
-                          "registrations of plugin '%s'", p->name);
+        return floe__fail(FLOE_RESOURCE_EXHAUSTED,
+                          "out of memory while committing the "
+                          "registrations of plugin '%s'",
+                          p->name);
     }
     apply(ctx, p);
     return FLOE_OK;
@@ -832,8 +890,8 @@ const floe__op_def *floe__registry_find_op(const floe_context *ctx, const char *
 
 static bool kernel_matches(const floe__kernel *k, const floe_attrs *attrs) {
     for (int i = 0; i < k->nconstraints; i++) {
-        const floe__attr_value *v = attrs != NULL ? floe__attrs_find(attrs, k->constraints[i].attr)
-                                                  : NULL;
+        const floe__attr_value *v =
+            attrs != NULL ? floe__attrs_find(attrs, k->constraints[i].attr) : NULL;
         uint64_t mask = k->constraints[i].mask;
         if (v == NULL)
             return false;
@@ -901,8 +959,8 @@ static void sb_printf(strbuf *sb, const char *fmt, ...) {
 
 /* "{f32, f64}", or a set's name when the mask is exactly one. */
 static void sb_type_set(strbuf *sb, uint64_t mask) {
-    static const char *const sets[] = {"alltypes", "numbertype", "realnumbertype",
-                                       "floattype", "inttype"};
+    static const char *const sets[] = {"alltypes", "numbertype", "realnumbertype", "floattype",
+                                       "inttype"};
     bool first = true;
     for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
         uint64_t m;
@@ -922,10 +980,10 @@ static void sb_type_set(strbuf *sb, uint64_t mask) {
 }
 
 static const char *attr_kind_name(floe_attr_type t) {
-    static const char *const names[] = {"none", "int", "float", "bool", "string", "type",
-                                        "shape", "tensor", "list(int)", "list(float)",
-                                        "list(bool)", "list(string)", "list(type)",
-                                        "list(shape)", "list(tensor)"};
+    static const char *const names[] = {"none",       "int",         "float",       "bool",
+                                        "string",     "type",        "shape",       "tensor",
+                                        "list(int)",  "list(float)", "list(bool)",  "list(string)",
+                                        "list(type)", "list(shape)", "list(tensor)"};
     return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }
 
@@ -1022,10 +1080,10 @@ static void describe(const floe__op_def *op, strbuf *sb) {
     sb_printf(sb, "  attrs:%s\n", op->nattrs == 0 ? " none" : "");
     for (int i = 0; i < op->nattrs; i++)
         sb_attr(sb, &op->attrs[i]);
-    sb_printf(sb, "  gradient: %s\n", op->grad_fn != NULL ? (op->grad_plugin ? op->grad_plugin->name
-                                                                                : "the core")
-                                      : (op->flags & FLOE_OP_NO_GRADIENT) ? "none (by design)"
-                                                                          : "none");
+    sb_printf(sb, "  gradient: %s\n",
+              op->grad_fn != NULL ? (op->grad_plugin ? op->grad_plugin->name : "the core")
+              : (op->flags & FLOE_OP_NO_GRADIENT) ? "none (by design)"
+                                                  : "none");
     sb_printf(sb, "  kernels:%s\n", op->nkernels == 0 ? " none" : "");
     sb_kernels(sb, op);
 }
@@ -1068,7 +1126,7 @@ floe_status floe_context_describe_op(const floe_context *ctx, const char *name, 
         buf[0] = '\0';
     if (ctx == NULL || name == NULL || buf == NULL || len == 0)
         return floe__fail(FLOE_INVALID_ARGUMENT, "floe_context_describe_op: NULL context, "
-                          "name or buffer");
+                                                 "name or buffer");
     ctx_lock(ctx);
     op = find_op_in(&ctx->reg, name);
     if (op != NULL)

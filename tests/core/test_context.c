@@ -50,7 +50,7 @@ static void options_init_sets_defaults(void **state) {
     assert_int_equal(o.num_threads, 0);
     assert_int_equal(o.log_level, FLOE_LOG_WARNING);
     assert_null(o.log_fn);
-    floe_context_options_init(NULL);   /* harmless */
+    floe_context_options_init(NULL); /* harmless */
 
     setenv("FLOE_LOG_LEVEL", "debug", 1);
     floe_context_options_init(&o);
@@ -103,7 +103,7 @@ static void context_thread_count_from_option_env_or_cpus(void **state) {
     ctx = context_with("", 0);
     assert_int_equal(floe_context_num_threads(ctx), 2);
     floe_context_free(ctx);
-    ctx = context_with("", 1);   /* the option wins over the environment */
+    ctx = context_with("", 1); /* the option wins over the environment */
     assert_int_equal(floe_context_num_threads(ctx), 1);
     floe_context_free(ctx);
 
@@ -157,7 +157,7 @@ static void context_plugin_info_respects_older_struct_size(void **state) {
     assert_int_equal(pi->num_devices, 1);
     assert_int_equal(pi->struct_size, old_size);
     for (size_t i = old_size; i < sizeof(buf); i++)
-        assert_int_equal(buf[i], 0xa5);   /* nothing written past the caller's struct */
+        assert_int_equal(buf[i], 0xa5); /* nothing written past the caller's struct */
     floe_context_free(ctx);
 }
 
@@ -166,10 +166,15 @@ static void context_plugin_info_respects_older_struct_size(void **state) {
 static void context_find_device_accepts_tensorflow_specs(void **state) {
     (void)state;
     floe_context *ctx = context_with(fixture_good(), 1);
-    static const char *const specs[] = {
-        "FIXTURE:0", "fixture:0", "/device:FIXTURE:0", "/fixture:0", "FIXTURE", "",
-        "/job:localhost/replica:0/task:0/device:FIXTURE:0", "/job:localhost/device:FIXTURE:*",
-        "/device:FIXTURE"};
+    static const char *const specs[] = {"FIXTURE:0",
+                                        "fixture:0",
+                                        "/device:FIXTURE:0",
+                                        "/fixture:0",
+                                        "FIXTURE",
+                                        "",
+                                        "/job:localhost/replica:0/task:0/device:FIXTURE:0",
+                                        "/job:localhost/device:FIXTURE:*",
+                                        "/device:FIXTURE"};
     floe_device *dev = NULL, *first = NULL;
     floe_device_info di = {.struct_size = sizeof(di)};
 
@@ -195,9 +200,9 @@ static void context_find_device_accepts_tensorflow_specs(void **state) {
     assert_null(dev);
     tc_assert_error_contains("FIXTURE:1");
     assert_int_equal(floe_context_find_device(ctx, "GPU:0", &dev), FLOE_NOT_FOUND);
-    static const char *const bad[] = {"CPU:x", "/device:", "/job:a/job:b/device:CPU:0:1",
-                                      "/device:CPU:0/device:CPU:1", "CPU:-1", "C PU:0",
-                                      "/replica:x/device:CPU:0"};
+    static const char *const bad[] = {
+        "CPU:x",  "/device:", "/job:a/job:b/device:CPU:0:1", "/device:CPU:0/device:CPU:1",
+        "CPU:-1", "C PU:0",   "/replica:x/device:CPU:0"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (floe_context_find_device(ctx, bad[i], &dev) != FLOE_INVALID_ARGUMENT)
             fail_msg("spec \"%s\" accepted", bad[i]);
@@ -211,7 +216,7 @@ static void context_find_device_accepts_tensorflow_specs(void **state) {
 
 static void context_default_loads_build_tree_plugins(void **state) {
     (void)state;
-    floe_context *ctx = tc_context();   /* FLOE_PLUGIN_PATH: the build tree */
+    floe_context *ctx = tc_context(); /* FLOE_PLUGIN_PATH: the build tree */
     floe_device *cpu = NULL;
     int loaded = 0;
 
@@ -238,7 +243,7 @@ static void context_op_introspection(void **state) {
     snprintf(path, sizeof(path), "%s/floe_fx_old_minor.so:%s", d, fixture_good());
     ctx = context_with(path, 1);
     assert_int_equal(floe_context_num_ops(ctx), 2);
-    assert_string_equal(floe_context_op_name(ctx, 0), "FixtureAddOne");   /* name order */
+    assert_string_equal(floe_context_op_name(ctx, 0), "FixtureAddOne"); /* name order */
     assert_string_equal(floe_context_op_name(ctx, 1), "FixtureOld");
     assert_null(floe_context_op_name(ctx, 2));
     assert_null(floe_context_op_name(ctx, -1));
@@ -251,7 +256,7 @@ static void context_op_introspection(void **state) {
     assert_non_null(strstr(buf, "kernels: none"));
     memset(tiny, 'z', sizeof(tiny));
     assert_int_equal(floe_context_describe_op(ctx, "FixtureOld", tiny, sizeof(tiny)), FLOE_OK);
-    assert_int_equal(strlen(tiny), sizeof(tiny) - 1);   /* truncated, terminated */
+    assert_int_equal(strlen(tiny), sizeof(tiny) - 1); /* truncated, terminated */
     assert_int_equal(floe_context_describe_op(ctx, "Nope", buf, sizeof(buf)), FLOE_NOT_FOUND);
     assert_string_equal(buf, "");
     tc_assert_error_contains("Nope");

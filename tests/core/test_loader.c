@@ -206,7 +206,7 @@ static void loader_old_minor_shorter_descriptor_loads(void **state) {
     assert_int_equal(pi.num_ops, 1);
     assert_int_equal(floe_context_describe_op(ctx, "FixtureOld", desc, sizeof(desc)), FLOE_OK);
     assert_contains(desc, "value: float = 1.5");
-    floe_context_free(ctx);   /* no deinit member: zero-filled, not read past the struct */
+    floe_context_free(ctx); /* no deinit member: zero-filled, not read past the struct */
 }
 
 /* ---- Rejections and skips ----------------------------------------------------------- */
@@ -214,8 +214,8 @@ static void loader_old_minor_shorter_descriptor_loads(void **state) {
 typedef struct bad_case {
     const char *fixture;
     int skipped;
-    const char *version;       /* in the reason */
-    const char *abi;           /* "plugin ABI ..." in the reason */
+    const char *version; /* in the reason */
+    const char *abi;     /* "plugin ABI ..." in the reason */
     const char *cause;
 } bad_case;
 

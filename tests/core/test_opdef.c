@@ -44,7 +44,7 @@ static void expect_bad(const floe_op_def *d, const char *spec, const char *needl
     floe__op_def op;
     memset(&op, 0x5a, sizeof(op));
     assert_int_equal(floe__op_def_parse(d, &op), FLOE_INVALID_ARGUMENT);
-    assert_null(op.name);       /* zeroed on failure, nothing to free */
+    assert_null(op.name); /* zeroed on failure, nothing to free */
     assert_int_equal(op.nattrs, 0);
     if (d->name != NULL && spec != NULL) {
         tc_assert_error_contains(d->name);
@@ -120,10 +120,9 @@ static void opdef_parse_fixed_dtypes(void **state) {
 
 static void opdef_parse_lists(void **state) {
     (void)state;
-    floe_op_def d = make_def("Lists", SPECS("values: N * T", "ids: N * int64", "args: Tin"),
-                             SPECS("out: Tout"),
-                             SPECS("N: int >= 1", "T: type", "Tin: list(type)",
-                                   "Tout: list({f32, i32}) >= 1"));
+    floe_op_def d =
+        make_def("Lists", SPECS("values: N * T", "ids: N * int64", "args: Tin"), SPECS("out: Tout"),
+                 SPECS("N: int >= 1", "T: type", "Tin: list(type)", "Tout: list({f32, i32}) >= 1"));
     floe__op_def op;
     assert_int_equal(floe__op_def_parse(&d, &op), FLOE_OK);
     assert_string_equal(op.inputs[0].number_attr, "N");
@@ -145,8 +144,8 @@ static void opdef_parse_lists(void **state) {
 
 static void opdef_length_attr_gets_minimum_zero(void **state) {
     (void)state;
-    floe_op_def d = make_def("Pack", SPECS("values: N * T"), SPECS("out: T"),
-                             SPECS("N: int", "T: type"));
+    floe_op_def d =
+        make_def("Pack", SPECS("values: N * T"), SPECS("out: T"), SPECS("N: int", "T: type"));
     floe__op_def op;
     assert_int_equal(floe__op_def_parse(&d, &op), FLOE_OK);
     assert_true(op.attrs[0].has_min);
@@ -414,11 +413,11 @@ static void opdef_rejects_bad_definitions(void **state) {
 
 static void opdef_parse_survives_every_allocation_failure(void **state) {
     (void)state;
-    floe_op_def d = make_def("Everything", SPECS("values: N * T", "names: string", "more: Tl"),
-                             SPECS("out: T"),
-                             SPECS("N: int >= 1 = 2", "T: numbertype = f32", "Tl: list(type)",
-                                   "s: list(string) = [\"a\", \"bb\"]", "p: string = \"x\"",
-                                   "sh: list(shape) = [[1, 2]]"));
+    floe_op_def d =
+        make_def("Everything", SPECS("values: N * T", "names: string", "more: Tl"), SPECS("out: T"),
+                 SPECS("N: int >= 1 = 2", "T: numbertype = f32", "Tl: list(type)",
+                       "s: list(string) = [\"a\", \"bb\"]", "p: string = \"x\"",
+                       "sh: list(shape) = [[1, 2]]"));
     int failures = 0;
     for (int64_t n = 1; n < 1000; n++) {
         floe__op_def op;
@@ -524,7 +523,7 @@ static void registry_kernel_selection_by_constraint_and_priority(void **state) {
     assert_non_null(sel);
     assert_int_equal(sel->nkernels, 3);
     assert_int_equal(floe_attrs_new(&attrs), FLOE_OK);
-    assert_null(floe__registry_find_kernel(ctx, sel, "CPU", attrs));   /* T unresolved */
+    assert_null(floe__registry_find_kernel(ctx, sel, "CPU", attrs)); /* T unresolved */
     assert_int_equal(floe_attrs_set_type(attrs, "T", FLOE_DTYPE_I32), FLOE_OK);
     assert_ptr_equal(floe__registry_find_kernel(ctx, sel, "CPU", attrs), sel->kernels[1]);
     assert_int_equal(floe_attrs_set_type(attrs, "T", FLOE_DTYPE_F32), FLOE_OK);

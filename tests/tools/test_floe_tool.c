@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 typedef struct run_result {
-    int status;        /* exit status, or -1 if the tool did not exit normally */
+    int status; /* exit status, or -1 if the tool did not exit normally */
     char out[32768];
     char err[8192];
 } run_result;
@@ -42,8 +42,10 @@ static const run_result *run(const char *env, const char *args) {
         fail_msg("FLOE_BUILD_ROOT is not set (run through meson test)");
     assert_true(fd >= 0);
     close(fd);
-    snprintf(cmd, sizeof(cmd), "env FLOE_PLUGIN_SYSTEM_PATH= FLOE_LOG_LEVEL=error %s "
-             "'%s/tools/floe' %s 2>'%s'", env, root, args, errpath);
+    snprintf(cmd, sizeof(cmd),
+             "env FLOE_PLUGIN_SYSTEM_PATH= FLOE_LOG_LEVEL=error %s "
+             "'%s/tools/floe' %s 2>'%s'",
+             env, root, args, errpath);
     p = popen(cmd, "r");
     assert_non_null(p);
     n = fread(result.out, 1, sizeof(result.out) - 1, p);
@@ -66,8 +68,7 @@ static const char *plugin_args(const char *first, ...) {
     va_start(ap, first);
     for (const char *n = first; n != NULL; n = va_arg(ap, const char *)) {
         size_t len = strlen(buf);
-        snprintf(buf + len, sizeof(buf) - len, "%s%s/floe_fx_%s.so", n == first ? "" : ":",
-                 dir, n);
+        snprintf(buf + len, sizeof(buf) - len, "%s%s/floe_fx_%s.so", n == first ? "" : ":", dir, n);
     }
     va_end(ap);
     strcat(buf, "'");
@@ -142,8 +143,8 @@ static void tool_plugins_lists_loaded_skipped_rejected(void **state) {
     char args[4200];
     const run_result *r;
 
-    snprintf(args, sizeof(args), "%s plugins", plugin_args("good", "major", "score0", "dup_op",
-                                                         NULL));
+    snprintf(args, sizeof(args), "%s plugins",
+             plugin_args("good", "major", "score0", "dup_op", NULL));
     r = run("", args);
     assert_int_equal(r->status, 0);
     expect_contains(r->out, "loaded    fx_good 0.1.0 (plugin ABI 1.0)");

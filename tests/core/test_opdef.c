@@ -651,6 +651,56 @@ static void registry_register_checks_definitions(void **state) {
     floe_context_free(ctx);
 }
 
+static floe_status grad_a(floe_grad_ctx *gc) {
+    (void)gc;
+    return FLOE_OK;
+}
+
+static floe_status grad_b(floe_grad_ctx *gc) {
+    (void)gc;
+    return FLOE_UNIMPLEMENTED;
+}
+
+static void registry_gradients_first_loaded_wins(void **state) {
+    (void)state;
+    floe_context *ctx = bare_context();
+    floe_plugin *a = fake_plugin(ctx, "grads_a"), *b, *c, *d;
+    floe_op_def op = make_def("Diff", SPECS("x: f32"), SPECS("y: f32"), NULL);
+    floe_op_def flat = make_def("Flat", SPECS("x: f32"), SPECS("y: f32"), NULL);
+    char *reason = NULL;
+
+    flat.flags = FLOE_OP_NO_GRADIENT;
+    /* The gradient may come before its op. */
+    assert_int_equal(floe__host_register_gradient(a, "Diff", grad_a), FLOE_OK);
+    assert_int_equal(floe__host_register_gradient(a, "Diff", grad_a), FLOE_ALREADY_EXISTS);
+    assert_int_equal(floe__host_register_op(a, &op), FLOE_OK);
+    assert_int_equal(floe__host_register_op(a, &flat), FLOE_OK);
+    assert_int_equal(commit(ctx, a, &reason), FLOE_OK);
+    assert_ptr_equal(floe__registry_find_op(ctx, "Diff")->grad_fn, grad_a);
+    assert_ptr_equal(floe__registry_find_op(ctx, "Diff")->grad_plugin, a);
+
+    b = fake_plugin(ctx, "grads_b");
+    assert_int_equal(floe__host_register_gradient(b, "Diff", grad_b), FLOE_OK);
+    assert_int_equal(commit(ctx, b, &reason), FLOE_ALREADY_EXISTS);
+    assert_non_null(strstr(reason, "gradient of op 'Diff' is already registered by plugin "
+                                   "'grads_a'"));
+    floe__free(reason);
+    assert_ptr_equal(floe__registry_find_op(ctx, "Diff")->grad_fn, grad_a);
+
+    c = fake_plugin(ctx, "grads_c");
+    assert_int_equal(floe__host_register_gradient(c, "Flat", grad_b), FLOE_OK);
+    assert_int_equal(commit(ctx, c, &reason), FLOE_INVALID_ARGUMENT);
+    assert_non_null(strstr(reason, "FLOE_OP_NO_GRADIENT"));
+    floe__free(reason);
+
+    d = fake_plugin(ctx, "grads_d");
+    assert_int_equal(floe__host_register_gradient(d, "Nowhere", grad_b), FLOE_OK);
+    assert_int_equal(commit(ctx, d, &reason), FLOE_NOT_FOUND);
+    assert_non_null(strstr(reason, "gradient for unknown op 'Nowhere'"));
+    floe__free(reason);
+    floe_context_free(ctx);
+}
+
 /* ---- Host table ------------------------------------------------------------------------ */
 
 static void host_table_every_member_set(void **state) {
@@ -687,6 +737,7 @@ int main(void) {
         cmocka_unit_test(registry_same_priority_from_other_plugin_rejected),
         cmocka_unit_test(registry_rejects_unknown_op_and_misfit_kernels),
         cmocka_unit_test(registry_register_checks_definitions),
+        cmocka_unit_test(registry_gradients_first_loaded_wins),
         cmocka_unit_test(host_table_every_member_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

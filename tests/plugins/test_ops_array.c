@@ -1134,6 +1134,68 @@ static void const_inputs_run_in_a_session(void **state) {
     floe_graph_free(g);
 }
 
+/* ---- Random arguments, valid or not ----------------------------------------------- */
+
+/* A shape-like value: mostly small, sometimes negative or at the ends of int64.  Never
+ * merely large (2^40): a valid request of that size would try to allocate it, which
+ * the ASan build reports as an error instead of returning NULL.  At the ends of int64
+ * every result overflows the element count or the byte size and is refused. */
+static int64_t wild(void) {
+    switch (rnd() % 10) {
+    case 0:
+        return INT64_MIN + (int64_t)(rnd() % 2);
+    case 1:
+        return INT64_MAX - (int64_t)(rnd() % 2);
+    default:
+        return rnd_range(-2, 4);
+    }
+}
+
+static void check_clean(const char *op, floe_status st) {
+    if (st != FLOE_OK && st != FLOE_INVALID_ARGUMENT)
+        fail_msg("%s returned %s: %s", op, floe_status_str(st), floe_last_error());
+}
+
+/* Thousands of random calls: each must succeed or fail with INVALID_ARGUMENT, and never
+ * touch memory outside its tensors (the ASan build checks). */
+static void random_arguments_succeed_or_fail_cleanly(void **state) {
+    floe_context *ctx = *state;
+    floe_attrs *a2 = attrs_new();
+    assert_int_equal(floe_attrs_set_int(a2, "N", 2), FLOE_OK);
+    for (int trial = 0; trial < 1500; trial++) {
+        int nd = (int)rnd_range(0, 4), n = (int)rnd_range(0, 5);
+        int64_t dims[FLOE_MAX_DIMS], v[2 * FLOE_MAX_DIMS + 2];
+        floe_dtype dt = trial % 4 == 0 ? FLOE_DTYPE_STRING : FLOE_DTYPE_I16;
+        for (int d = 0; d < nd; d++)
+            dims[d] = rnd_range(0, 4);
+        floe_tensor *x = rand_tensor(dt, dims, nd), *in[3];
+
+        for (int k = 0; k < 2 * n; k++)
+            v[k] = rnd() % 3 == 0 ? wild() : rnd_range(0, nd > 0 ? nd - 1 : 0);
+        in[0] = x;
+        in[1] = vec_i64(v, n);
+        check_clean("Transpose", tc_run_status(ctx, "Transpose", in, 2, NULL, 1));
+        check_clean("Reshape", tc_run_status(ctx, "Reshape", in, 2, NULL, 1));
+        check_clean("Tile", tc_run_status(ctx, "Tile", in, 2, NULL, 1));
+        floe_tensor_unref(in[1]);
+        in[1] = tc_i64((int64_t[]){n, 2}, 2, v);
+        check_clean("Pad", tc_run_status(ctx, "Pad", in, 2, NULL, 1));
+        floe_tensor_unref(in[1]);
+        in[1] = tc_i64(NULL, 0, &v[0]);
+        check_clean("ExpandDims", tc_run_status(ctx, "ExpandDims", in, 2, NULL, 1));
+        floe_tensor_unref(in[1]);
+
+        /* ConcatV2 of x with a random neighbour along a random axis */
+        for (int d = 0; d < nd; d++)
+            dims[d] = rnd() % 4 == 0 ? rnd_range(0, 4) : dims[d];
+        in[1] = rand_tensor(dt, dims, rnd() % 5 == 0 ? (int)rnd_range(0, 4) : nd);
+        in[2] = tc_i64(NULL, 0, (int64_t[]){rnd() % 3 == 0 ? wild() : rnd_range(-nd, nd)});
+        check_clean("ConcatV2", tc_run_status(ctx, "ConcatV2", in, 3, a2, 1));
+        unref_all(in, 3);
+    }
+    floe_attrs_free(a2);
+}
+
 /* ---- Out of memory ------------------------------------------------------------------ */
 
 /* SQLite's loop: fail the Nth allocation (once, then persistently) for N = 1, 2, ...
@@ -1214,6 +1276,7 @@ int main(void) {
         cmocka_unit_test(shape_fns_pack_fill_range_tile_pad),
         cmocka_unit_test(const_inputs_run_in_a_session),
         cmocka_unit_test(string_ops_survive_allocation_failures),
+        cmocka_unit_test(random_arguments_succeed_or_fail_cleanly),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);
 }

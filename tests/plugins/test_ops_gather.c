@@ -281,6 +281,33 @@ static void gather_rejects_bad_axis_and_batch_dims(void **state) {
     unref_all(in, 3);
 }
 
+/* Random params, indices (some out of range), axis and batch_dims: each call succeeds
+ * or fails with INVALID_ARGUMENT, never reading outside params (the ASan build checks). */
+static void random_arguments_succeed_or_fail_cleanly(void **state) {
+    floe_context *ctx = *state;
+    for (int trial = 0; trial < 2000; trial++) {
+        int pr = (int)rnd_range(0, 4), ir = (int)rnd_range(0, 3);
+        int64_t pd[FLOE_MAX_DIMS], id[FLOE_MAX_DIMS], iv[64];
+        for (int i = 0; i < pr; i++)
+            pd[i] = rnd_range(0, 4);
+        for (int i = 0; i < ir; i++)
+            id[i] = rnd() % 3 == 0 && i < pr ? pd[i] : rnd_range(0, 3);
+        for (int64_t k = 0; k < count_of(id, ir); k++)
+            iv[k] = rnd() % 20 == 0 ? (rnd() & 1 ? INT64_MIN : INT64_MAX) : rnd_range(-2, 5);
+        int64_t axis = rnd() % 10 == 0 ? INT64_MIN : rnd_range(-pr - 1, pr);
+        floe_tensor *in[3] = {
+            rand_tensor(trial % 4 == 0 ? FLOE_DTYPE_STRING : FLOE_DTYPE_F32, pd, pr),
+            index_tensor(trial & 1 ? FLOE_DTYPE_I64 : FLOE_DTYPE_I32, id, ir, iv),
+            index_tensor(FLOE_DTYPE_I64, NULL, 0, &axis)};
+        floe_attrs *a = batch_attrs(rnd() % 3 == 0 ? rnd_range(-3, 3) : 0);
+        floe_status st = tc_run_status(ctx, "GatherV2", in, 3, a, 1);
+        if (st != FLOE_OK && st != FLOE_INVALID_ARGUMENT)
+            fail_msg("GatherV2 returned %s: %s", floe_status_str(st), floe_last_error());
+        floe_attrs_free(a);
+        unref_all(in, 3);
+    }
+}
+
 /* ---- Shape functions: graphs with Const inputs ------------------------------------------ */
 
 /* Eager calls feed Placeholders, so these build graphs whose shape, perm, axis, ... inputs
@@ -399,6 +426,7 @@ int main(void) {
         cmocka_unit_test(gather_large_and_scalar_index),
         cmocka_unit_test(gather_rejects_out_of_range_indices),
         cmocka_unit_test(gather_rejects_bad_axis_and_batch_dims),
+        cmocka_unit_test(random_arguments_succeed_or_fail_cleanly),
         cmocka_unit_test(shape_fns_gather),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);

@@ -563,6 +563,62 @@ static void strided_slice_rejects_bad_specs(void **state) {
     unref_all(in, 4);
 }
 
+/* ---- Random specs, valid or not ------------------------------------------------------ */
+
+/* A value that is often in range, sometimes far outside it. */
+static int64_t wild(int64_t dim) {
+    switch (rnd() % 8) {
+    case 0:
+        return INT64_MIN + (int64_t)(rnd() % 3);
+    case 1:
+        return INT64_MAX - (int64_t)(rnd() % 3);
+    case 2:
+        return rnd_range(-100, 100);
+    default:
+        return rnd_range(-dim - 2, dim + 2);
+    }
+}
+
+/* Thousands of random specs, masks included: each call must succeed or fail with
+ * INVALID_ARGUMENT, never read outside the input (the ASan build checks). */
+static void random_specs_succeed_or_fail_cleanly(void **state) {
+    floe_context *ctx = *state;
+    for (int trial = 0; trial < 3000; trial++) {
+        int nd = (int)rnd_range(0, 4), n = (int)rnd_range(0, 6);
+        int64_t dims[FLOE_MAX_DIMS], b[8], e[8], st[8];
+        for (int d = 0; d < nd; d++)
+            dims[d] = rnd_range(0, 4);
+        for (int k = 0; k < n; k++) {
+            b[k] = wild(4);
+            e[k] = wild(4);
+            st[k] = rnd() % 10 == 0 ? wild(4) : rnd_range(-3, 3);
+        }
+        floe_tensor *in[4] = {
+            rand_tensor(trial % 5 == 0 ? FLOE_DTYPE_STRING : FLOE_DTYPE_F32, dims, nd),
+            vec(true, b, n), vec(true, e, n), vec(true, st, n)};
+        floe_attrs *a = ss_attrs(
+            (int)(rnd() & 0x3f), (int)(rnd() & 0x3f), rnd() % 3 == 0 ? 1 << (rnd() % 6) : 0,
+            rnd() % 3 == 0 ? (int)(rnd() & 0x3f) : 0, rnd() % 3 == 0 ? (int)(rnd() & 0x3f) : 0);
+        floe_status status = tc_run_status(ctx, "StridedSlice", in, 4, a, 1);
+        if (status != FLOE_OK && status != FLOE_INVALID_ARGUMENT)
+            fail_msg("StridedSlice returned %s: %s", floe_status_str(status), floe_last_error());
+        floe_attrs_free(a);
+        unref_all(in + 1, 3);
+
+        /* Slice with the same input */
+        for (int d = 0; d < nd; d++) {
+            b[d] = rnd() % 4 == 0 ? wild(dims[d]) : rnd_range(0, dims[d]);
+            e[d] = rnd() % 4 == 0 ? wild(dims[d]) : rnd_range(-1, dims[d]);
+        }
+        in[1] = vec(true, b, nd);
+        in[2] = vec(true, e, nd);
+        status = tc_run_status(ctx, "Slice", in, 3, NULL, 1);
+        if (status != FLOE_OK && status != FLOE_INVALID_ARGUMENT)
+            fail_msg("Slice returned %s: %s", floe_status_str(status), floe_last_error());
+        unref_all(in, 3);
+    }
+}
+
 /* ---- Shape functions: graphs with Const inputs ------------------------------------------ */
 
 /* Eager calls feed Placeholders, so these build graphs whose shape, perm, axis, ... inputs
@@ -729,6 +785,7 @@ int main(void) {
         cmocka_unit_test(strided_slice_random_matches_python),
         cmocka_unit_test(strided_slice_large_reverse),
         cmocka_unit_test(strided_slice_rejects_bad_specs),
+        cmocka_unit_test(random_specs_succeed_or_fail_cleanly),
         cmocka_unit_test(shape_fns_slice_and_strided_slice),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);

@@ -389,6 +389,7 @@ static floe_status transpose_shape_fn(floe_shape_ctx *sc) {
             return transpose_check_perm(perm, (int)ps.dims[0], in.ndim, p);
         out = shape_unknown_dims(in.ndim);
     } else if (known) {
+        TRY(transpose_check_perm(perm, n, n, p)); /* the rank is the perm's length */
         out = shape_unknown_dims(n);
     } else if (ps.ndim == 1 && ps.dims[0] >= 0) {
         TRY(check_rank("Transpose", ps.dims[0]));
@@ -1463,8 +1464,10 @@ static floe_status expand_dims_shape_fn(floe_shape_ctx *sc) {
     int n, at;
     bool known;
 
-    if (ds.ndim > 1 || (ds.ndim == 1 && ds.dims[0] >= 0 && ds.dims[0] != 1))
-        return floe_fail(FLOE_INVALID_ARGUMENT, "'dim' must be a tensor with a single value");
+    /* Any rank holding one value, as TensorFlow accepts. */
+    for (int i = 0; i < ds.ndim; i++)
+        if (ds.dims[i] >= 0 && ds.dims[i] != 1)
+            return floe_fail(FLOE_INVALID_ARGUMENT, "'dim' must be a tensor with a single value");
     TRY(ops_math__shape_index_values(sc, 1, "dim", &dim, 1, &n, &known));
     if (known && n != 1)
         return floe_fail(FLOE_INVALID_ARGUMENT, "'dim' must be a tensor with a single value");
@@ -1485,13 +1488,13 @@ static floe_status expand_dims_shape_fn(floe_shape_ctx *sc) {
 static floe_status expand_dims_compute(floe_kernel_ctx *kc, void *state) {
     floe_tensor *in, *dim_t, *out;
     int64_t dim, dims[FLOE_MAX_DIMS];
-    int r, at;
+    int r, at, n;
 
     TRY(ops_math__kernel_input(kc, 0, FLOE_DTYPE_INVALID, &in));
     TRY(ops_math__kernel_input(kc, 1, FLOE_DTYPE_INVALID, &dim_t));
-    if (floe_tensor_num_elements(dim_t) != 1 || floe_tensor_ndim(dim_t) > 1)
+    if (floe_tensor_num_elements(dim_t) != 1)
         return floe_fail(FLOE_INVALID_ARGUMENT, "'dim' must be a tensor with a single value");
-    TRY(ops_math__index_scalar(dim_t, "dim", &dim));
+    TRY(ops_math__index_values(dim_t, "dim", &dim, 1, &n));
     r = floe_tensor_ndim(in);
     TRY(expand_dims_check(r, dim, &at));
     for (int d = 0, k = 0; d <= r; d++)

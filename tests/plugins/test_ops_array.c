@@ -692,6 +692,14 @@ static void shape_rank_size_report_the_input(void **state) {
     floe_tensor_unref(out);
     floe_tensor_unref(x);
 
+    /* an extent beyond int32 (no elements, so nothing is allocated) */
+    x = tc_f32((int64_t[]){INT64_C(3000000000), 0}, 2, NULL);
+    expect_invalid(ctx, "Shape", &x, 1, NULL, 1, "dim 0 is 3000000000");
+    out = tc_run1(ctx, "Shape", &x, 1, a);
+    assert_true(((int64_t *)floe_tensor_data(out))[0] == INT64_C(3000000000));
+    floe_tensor_unref(out);
+    floe_tensor_unref(x);
+
     /* rank 0 */
     x = tc_scalar_f32(1);
     out = tc_run1(ctx, "Shape", &x, 1, NULL);
@@ -736,6 +744,11 @@ static void expand_dims_and_squeeze(void **state) {
     floe_tensor_unref(in[1]);
     in[1] = vec_i32((int32_t[]){0, 1}, 2);
     expect_invalid(ctx, "ExpandDims", in, 2, NULL, 1, "single value");
+    floe_tensor_unref(in[1]);
+    in[1] = tc_i32((int64_t[]){1, 1}, 2, (int32_t[]){-1}); /* one value, any rank */
+    out = tc_run1(ctx, "ExpandDims", in, 2, NULL);
+    tc_assert_shape(out, FLOE_DTYPE_STRING, (int64_t[]){2, 1, 3, 1}, 4);
+    floe_tensor_unref(out);
     floe_tensor_unref(in[1]);
 
     /* Squeeze: all extent-1 dims by default, listed ones otherwise */
@@ -1019,6 +1032,11 @@ static void shape_fns_reshape_transpose_concat(void **state) {
     expect_build_error(g, "Transpose",
                        (floe_node *[]){x2u5, g_const(g, vec_i32((int32_t[]){0, 0, 1}, 3))}, 2, 0,
                        NULL, "duplicate");
+    expect_shape(g, "Transpose", (floe_node *[]){xr, g_const(g, vec_i32((int32_t[]){1, 0}, 2))}, 2,
+                 0, NULL, 0, (int64_t[]){U, U}, 2);
+    expect_build_error(g, "Transpose",
+                       (floe_node *[]){xr, g_const(g, vec_i32((int32_t[]){1, 2}, 2))}, 2, 0, NULL,
+                       "perm[1] = 2 is out of range");
 
     floe_attrs *a = attrs_new();
     assert_int_equal(floe_attrs_set_int(a, "N", 2), FLOE_OK);

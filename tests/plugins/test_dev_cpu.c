@@ -13,9 +13,8 @@
 #define FLOE_PLUGIN_NO_NATURAL_NAMES 1
 #include "test_common.h"
 
-/* The plugin ABI headers (the tests' include path has only the public API). */
-#include "../../plugin_api/include/floe/cpu.h"
-#include "../../plugin_api/include/floe/plugin.h"
+#include <floe/cpu.h>
+#include <floe/plugin.h>
 
 #include <dlfcn.h>
 #include <math.h>

@@ -48,8 +48,8 @@ typedef struct floe__exec_run {
     atomic_int remaining;
     atomic_int failed;
     floe_status status;          /* under mu */
-    char *msg;
-    bool done;
+    char msg[1024];              /* the first failure's message, under mu */
+    atomic_bool done;            /* set under mu by the thread finishing the last node */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 } floe__exec_run;
@@ -298,13 +298,28 @@ static void record_failure(floe__exec_run *r, floe_status st) {
     pthread_mutex_lock(&r->mu);
     if (r->status == FLOE_OK) {
         r->status = st;
-        r->msg = floe__strdup(floe_last_error());
+        snprintf(r->msg, sizeof(r->msg), "%s", floe_last_error());
     }
     pthread_mutex_unlock(&r->mu);
     atomic_store_explicit(&r->failed, 1, memory_order_release);
 }
 
 static void run_task(void *arg);
+
+#define SPIN_ITERS 4000
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Nonzero on a thread running nodes for the pool: a run started there (a kernel running
+ * a session) stays sequential, so it never waits for pool threads that may all be
+ * waiting themselves. */
+static _Thread_local int tl_in_task;
 
 /* Runs node @k, then every node it makes ready that this thread keeps. */
 static void process(floe__exec_run *r, int k) {
@@ -333,7 +348,7 @@ static void process(floe__exec_run *r, int k) {
         }
         if (atomic_fetch_sub_explicit(&r->remaining, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&r->mu);
-            r->done = true;
+            atomic_store_explicit(&r->done, true, memory_order_release);
             pthread_cond_signal(&r->cv);
             pthread_mutex_unlock(&r->mu);
         }
@@ -343,7 +358,9 @@ static void process(floe__exec_run *r, int k) {
 
 static void run_task(void *arg) {
     exec_task *t = arg;
+    tl_in_task++;
     process(t->run, t->node);
+    tl_in_task--;
 }
 
 static floe_status run_parallel(floe__exec_run *r) {
@@ -357,24 +374,25 @@ static floe_status run_parallel(floe__exec_run *r) {
         atomic_store_explicit(&r->uses[s], p->uses_init[s], memory_order_relaxed);
     atomic_store_explicit(&r->failed, 0, memory_order_relaxed);
     r->status = FLOE_OK;
-    r->msg = NULL;
-    r->done = false;
+    r->msg[0] = '\0';
+    atomic_store_explicit(&r->done, false, memory_order_relaxed);
     atomic_store_explicit(&r->remaining, p->nnodes, memory_order_release);
     if (p->nnodes == 0)
         return FLOE_OK;
     for (int i = 1; i < p->nroots; i++)
         floe__threadpool_submit(pool, run_task, &r->tasks[p->roots[i]]);
     process(r, p->roots[0]);
+    /* The last nodes usually finish within microseconds: spin before sleeping.  The
+     * lock below still waits for the finishing thread to leave the run state. */
+    for (int i = 0; i < SPIN_ITERS && !atomic_load_explicit(&r->done, memory_order_acquire); i++)
+        cpu_relax();
     pthread_mutex_lock(&r->mu);
-    while (!r->done)
+    while (!atomic_load_explicit(&r->done, memory_order_acquire))
         pthread_cond_wait(&r->cv, &r->mu);
     st = r->status;
     pthread_mutex_unlock(&r->mu);
-    if (st != FLOE_OK) {
-        floe__fail(st, "%s", r->msg != NULL ? r->msg : "out of memory");
-        floe__free(r->msg);
-        r->msg = NULL;
-    }
+    if (st != FLOE_OK)
+        floe__fail(st, "%s", r->msg);
     return st;
 }
 
@@ -437,7 +455,7 @@ floe_status floe__plan_execute(floe_plan *p, floe_tensor *const *feed_values,
     memset(r->slots, 0, (size_t)p->nslots * sizeof(*r->slots));
     for (int i = 0; i < p->nfeeds; i++)
         r->slots[i] = floe_tensor_ref(feed_values[i]);
-    parallel = p->branching && s->opts.inter_op_parallelism &&
+    parallel = p->branching && s->opts.inter_op_parallelism && tl_in_task == 0 &&
                floe__threadpool_size(s->ctx->pool) > 1;
     st = parallel ? run_parallel(r) : run_sequential(r);
     if (st == FLOE_OK)

@@ -286,8 +286,8 @@ static void builder_error(floe_node_builder *b, floe_status code, const char *fm
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    b->err = code;
     b->errmsg = floe__strdup(buf);
+    b->err = b->errmsg != NULL ? code : FLOE_RESOURCE_EXHAUSTED;
 }
 
 floe_status floe_node_builder_new(floe_graph *g, const char *op_type, const char *name,

@@ -885,6 +885,27 @@ static floe_status build_node(floe_node_builder *b, floe_node *n) {
     return floe__node_run_shape_fn(n);
 }
 
+/* The op of @b, checking the builder's recorded error and the name; the message
+ * starts with the node's name. */
+static floe_status resolve_node(const floe_node_builder *b, const char *name,
+                                const floe__op_def **op) {
+    *op = NULL;
+    if (b->err != FLOE_OK)
+        return floe__fail(b->err, "node '%s' (%s): %s", name, b->op_type,
+                          b->errmsg != NULL ? b->errmsg : "out of memory");
+    *op = floe__registry_find_op(b->g->ctx, b->op_type);
+    if (*op == NULL)
+        return floe__fail(FLOE_NOT_FOUND, "node '%s' (%s): unknown op '%s'", name, b->op_type,
+                          b->op_type);
+    if (!valid_node_name(name))
+        return floe__fail(FLOE_INVALID_ARGUMENT, "node '%s' (%s): invalid node name", name,
+                          b->op_type);
+    if (floe_graph_find(b->g, name) != NULL)
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "node '%s' (%s): a node of that name already exists", name, b->op_type);
+    return FLOE_OK;
+}
+
 floe_status floe_node_builder_finish(floe_node_builder *b, floe_node **out) {
     floe_graph *g;
     const floe__op_def *op;
@@ -902,27 +923,9 @@ floe_status floe_node_builder_finish(floe_node_builder *b, floe_node **out) {
         st = floe__fail(FLOE_RESOURCE_EXHAUSTED, "node (%s): out of memory", b->op_type);
         goto done;
     }
-    if (b->err != FLOE_OK) {
-        st = floe__fail(b->err, "node '%s' (%s): %s", name, b->op_type,
-                        b->errmsg != NULL ? b->errmsg : "out of memory");
+    st = resolve_node(b, name, &op);
+    if (st != FLOE_OK)
         goto done;
-    }
-    op = floe__registry_find_op(g->ctx, b->op_type);
-    if (op == NULL) {
-        st = floe__fail(FLOE_NOT_FOUND, "node '%s' (%s): unknown op '%s'", name, b->op_type,
-                        b->op_type);
-        goto done;
-    }
-    if (!valid_node_name(name)) {
-        st = floe__fail(FLOE_INVALID_ARGUMENT, "node '%s' (%s): invalid node name", name,
-                        b->op_type);
-        goto done;
-    }
-    if (floe_graph_find(g, name) != NULL) {
-        st = floe__fail(FLOE_INVALID_ARGUMENT, "node '%s' (%s): a node of that name already exists",
-                        name, b->op_type);
-        goto done;
-    }
     n = floe__calloc(1, sizeof(*n));
     if (n == NULL) {
         st = floe__fail(FLOE_RESOURCE_EXHAUSTED, "node '%s' (%s): out of memory", name,
@@ -936,13 +939,10 @@ floe_status floe_node_builder_finish(floe_node_builder *b, floe_node **out) {
     n->name = name;
     name = NULL;
     n->device = floe__strdup(b->device != NULL ? b->device : "");
-    if (n->device == NULL) {
-        st = floe__fail(FLOE_RESOURCE_EXHAUSTED, "out of memory");
-    } else {
-        st = build_node(b, n);
-        if (st == FLOE_OK)
-            st = graph_reserve(g);
-    }
+    st = n->device != NULL ? build_node(b, n)
+                           : floe__fail(FLOE_RESOURCE_EXHAUSTED, "out of memory");
+    if (st == FLOE_OK)
+        st = graph_reserve(g);
     if (st != FLOE_OK) {
         floe__error_prefix("node '%s' (%s): ", n->name, op->name);
         goto done;

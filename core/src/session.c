@@ -255,18 +255,14 @@ static void prune(prep *pp, const floe_output *fetches, int nfetches, floe_node 
 #undef MARK
 }
 
-/* Kahn's algorithm over the nodes that run, in id order among the ready ones. */
-static floe_status order_nodes(prep *pp) {
+/* Consumers of every node that runs, as CSR (@edge_start[id] .. [id + 1] index
+ * @edges), and the number of producers of each in @indeg. */
+static floe_status consumers(prep *pp, int *indeg, int *edge_start, int **edges_out) {
     const floe_graph *g = pp->g;
-    int *indeg = floe__calloc((size_t)g->nnodes + 1, sizeof(int));
-    int *edge_start = floe__calloc((size_t)g->nnodes + 2, sizeof(int));
-    int *edges = NULL;
-    int nedges = 0, head = 0;
-    floe_status st = FLOE_OK;
+    int *fill = pp->ex_of;               /* borrowed as a cursor; reset below */
+    int *edges;
 
-    if (indeg == NULL || edge_start == NULL)
-        goto fail_oom;
-    /* Consumers of each node, as CSR: count, then fill. */
+    *edges_out = NULL;
     for (int i = 0; i < g->nnodes; i++) {
         const floe_node *n = g->nodes[i];
         if (!pp->runs[i])
@@ -283,27 +279,42 @@ static floe_status order_nodes(prep *pp) {
     }
     for (int i = 0; i < g->nnodes; i++)
         edge_start[i + 1] += edge_start[i];
-    nedges = edge_start[g->nnodes];
-    edges = floe__calloc((size_t)nedges + 1, sizeof(int));
+    edges = floe__calloc((size_t)edge_start[g->nnodes] + 1, sizeof(int));
     if (edges == NULL)
-        goto fail_oom;
-    {
-        int *fill = pp->ex_of;       /* borrowed as a cursor; reset below */
-        for (int i = 0; i < g->nnodes; i++)
-            fill[i] = edge_start[i];
-        for (int i = 0; i < g->nnodes; i++) {
-            const floe_node *n = g->nodes[i];
-            if (!pp->runs[i])
-                continue;
-            for (int j = 0; j < n->ninputs; j++)
-                if (fed(pp, &n->inputs[j]) < 0)
-                    edges[fill[n->inputs[j].node->id]++] = i;
-            for (int j = 0; j < n->ncontrols; j++)
-                edges[fill[n->controls[j]->id]++] = i;
-        }
-        for (int i = 0; i < g->nnodes; i++)
-            fill[i] = -1;
+        return floe__fail(FLOE_RESOURCE_EXHAUSTED, "out of memory");
+    for (int i = 0; i < g->nnodes; i++)
+        fill[i] = edge_start[i];
+    for (int i = 0; i < g->nnodes; i++) {
+        const floe_node *n = g->nodes[i];
+        if (!pp->runs[i])
+            continue;
+        for (int j = 0; j < n->ninputs; j++)
+            if (fed(pp, &n->inputs[j]) < 0)
+                edges[fill[n->inputs[j].node->id]++] = i;
+        for (int j = 0; j < n->ncontrols; j++)
+            edges[fill[n->controls[j]->id]++] = i;
     }
+    for (int i = 0; i < g->nnodes; i++)
+        fill[i] = -1;
+    *edges_out = edges;
+    return FLOE_OK;
+}
+
+/* Kahn's algorithm over the nodes that run, in id order among the ready ones. */
+static floe_status order_nodes(prep *pp) {
+    const floe_graph *g = pp->g;
+    int *indeg = floe__calloc((size_t)g->nnodes + 1, sizeof(int));
+    int *edge_start = floe__calloc((size_t)g->nnodes + 2, sizeof(int));
+    int *edges = NULL;
+    int head = 0;
+    floe_status st;
+
+    if (indeg == NULL || edge_start == NULL)
+        st = floe__fail(FLOE_RESOURCE_EXHAUSTED, "out of memory");
+    else
+        st = consumers(pp, indeg, edge_start, &edges);
+    if (st != FLOE_OK)
+        goto done;
     pp->norder = 0;
     for (int i = 0; i < g->nnodes; i++)
         if (pp->runs[i] && indeg[i] == 0)
@@ -318,15 +329,11 @@ static floe_status order_nodes(prep *pp) {
         if (pp->runs[i] && indeg[i] > 0)
             st = floe__fail(FLOE_INVALID_ARGUMENT, "the graph has a cycle through node '%s' (%s)",
                             g->nodes[i]->name, g->nodes[i]->op->name);
+done:
     floe__free(indeg);
     floe__free(edge_start);
     floe__free(edges);
     return st;
-
-fail_oom:
-    floe__free(indeg);
-    floe__free(edge_start);
-    return floe__fail(FLOE_RESOURCE_EXHAUSTED, "out of memory");
 }
 
 /* ---- Laying out a plan -------------------------------------------------------------- */

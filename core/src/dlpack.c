@@ -107,7 +107,7 @@ floe_status floe_tensor_to_dlpack(floe_tensor *t, struct DLManagedTensor **out) 
     if (!dtype_to_dl(t->dtype, &dt))
         return floe__fail(FLOE_UNIMPLEMENTED, "floe_tensor_to_dlpack: %s tensors have no DLPack type",
                           floe_dtype_name(t->dtype));
-    if (t->buf->device != NULL)
+    if (!floe__device_is_host(t->buf->device))
         return floe__fail(FLOE_UNIMPLEMENTED,
                           "floe_tensor_to_dlpack: the tensor is in memory of device %s; "
                           "copy it with floe_tensor_to_host() first", t->buf->device->name);

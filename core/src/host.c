@@ -154,4 +154,5 @@ const floe_host floe__host_table = {
     .variable_assign = floe__variable_assign,
     .variable_value_for_update = floe__variable_value_for_update,
     .variable_dtype = floe__variable_dtype,
+    .tensor_reshape = floe_tensor_reshape,
 };

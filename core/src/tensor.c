@@ -29,6 +29,8 @@
 #include <string.h>
 
 #define FLOE__TENSOR_ALIGN 64
+/* Host-device tensors of at least this size use the device's allocator. */
+#define FLOE__DEVICE_POOL_MIN_BYTES ((size_t)64 * 1024)
 
 typedef struct tensor_block {
     struct floe_tensor t;
@@ -196,8 +198,19 @@ floe_status floe__tensor_new_on(floe_device *dev, floe_dtype dtype, const int64_
     if (out == NULL)
         return floe__fail(FLOE_INVALID_ARGUMENT, "out is NULL");
     *out = NULL;
-    if (dev == NULL || floe__device_is_host(dev))
+    if (dev == NULL)
         return tensor_new_host(dtype, shape, ndim, false, out);
+    if (floe__device_is_host(dev)) {
+        /* Small host tensors live in one malloc'd block with their header (cheapest for
+         * the executor's tiny outputs); large ones come from the device's caching pool,
+         * so a training step does not page-fault fresh memory for every activation. */
+        int64_t count;
+        size_t nbytes;
+        if (dtype == FLOE_DTYPE_STRING ||
+            floe__shape_check(dtype, shape, ndim, &count, &nbytes) != FLOE_OK ||
+            nbytes < FLOE__DEVICE_POOL_MIN_BYTES)
+            return tensor_new_host(dtype, shape, ndim, false, out);
+    }
     return tensor_new_device(dev, dtype, shape, ndim, out);
 }
 
@@ -392,7 +405,7 @@ size_t floe_tensor_nbytes(const floe_tensor *t) {
 }
 
 void *floe_tensor_data(const floe_tensor *t) {
-    if (t == NULL || t->buf->device != NULL)
+    if (t == NULL || !floe__device_is_host(t->buf->device))
         return NULL;
     return t->data;
 }
@@ -488,10 +501,14 @@ static floe_status copy_bytes(const floe_tensor *src, floe_tensor *dst) {
 
     if (n == 0)
         return FLOE_OK;
-    if (sd == NULL && dd == NULL) {
+    if (floe__device_is_host(sd) && floe__device_is_host(dd)) {
         memcpy(dst->data, src->data, n);
         return FLOE_OK;
     }
+    if (floe__device_is_host(sd))
+        sd = NULL;
+    if (floe__device_is_host(dd))
+        dd = NULL;
     if (sd == NULL) {
         st = dd->ops.copy_to_device(dd->state, dst->data, src->data, n);
     } else if (dd == NULL) {

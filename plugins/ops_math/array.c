@@ -10,9 +10,8 @@
  * and again in the kernels, always before any byte is written: a permutation must be
  * one, every extent is checked against int64 overflow, every index against its range.
  *
- * Reshape copies its input: the host table has no way to make a tensor share another's
- * buffer (floe_tensor_reshape is core API only), so Reshape, ExpandDims and Squeeze pay
- * one memcpy.
+ * Reshape, ExpandDims and Squeeze share their input's buffer (host->tensor_reshape):
+ * they copy nothing.
  *
  * Sections: helpers shared with slice.c and gather.c; Reshape; Transpose; ConcatV2 and
  * Pack; Unpack; Fill, ZerosLike, OnesLike; Range; Shape, Rank, Size; ExpandDims,
@@ -314,8 +313,18 @@ static floe_status reshape_shape_fn(floe_shape_ctx *sc) {
     return floe_shape_set_output(sc, 0, &out);
 }
 
+/* Output 0 of @kc is @in's buffer under another shape: Reshape, ExpandDims and Squeeze
+ * copy nothing. */
+static floe_status emit_view(floe_kernel_ctx *kc, floe_tensor *in, const int64_t *dims, int n) {
+    floe_tensor *view;
+    TRY(floe_tensor_reshape(in, dims, n, &view));
+    floe_status st = floe_kernel_set_output(kc, 0, view);
+    floe_tensor_unref(view);
+    return st;
+}
+
 static floe_status reshape_compute(floe_kernel_ctx *kc, void *state) {
-    floe_tensor *in, *shape, *out;
+    floe_tensor *in, *shape;
     int64_t sizes[FLOE_MAX_DIMS], dims[FLOE_MAX_DIMS];
     int n;
 
@@ -325,8 +334,7 @@ static floe_status reshape_compute(floe_kernel_ctx *kc, void *state) {
     TRY(check_rank("Reshape", floe_tensor_num_elements(shape)));
     TRY(ops_math__index_values(shape, "shape", sizes, FLOE_MAX_DIMS, &n));
     TRY(reshape_resolve(floe_tensor_shape(in), floe_tensor_ndim(in), sizes, n, dims));
-    TRY(floe_kernel_alloc_output(kc, 0, dims, n, &out));
-    return ops_math__copy_all(floe_kernel_threadpool(kc), out, in);
+    return emit_view(kc, in, dims, n);
 }
 
 /* ---- Transpose -------------------------------------------------------------------- */
@@ -1486,7 +1494,7 @@ static floe_status expand_dims_shape_fn(floe_shape_ctx *sc) {
 }
 
 static floe_status expand_dims_compute(floe_kernel_ctx *kc, void *state) {
-    floe_tensor *in, *dim_t, *out;
+    floe_tensor *in, *dim_t;
     int64_t dim, dims[FLOE_MAX_DIMS];
     int r, at, n;
 
@@ -1499,8 +1507,7 @@ static floe_status expand_dims_compute(floe_kernel_ctx *kc, void *state) {
     TRY(expand_dims_check(r, dim, &at));
     for (int d = 0, k = 0; d <= r; d++)
         dims[d] = d == at ? 1 : floe_tensor_dim(in, k++);
-    TRY(floe_kernel_alloc_output(kc, 0, dims, r + 1, &out));
-    return ops_math__copy_all(floe_kernel_threadpool(kc), out, in);
+    return emit_view(kc, in, dims, r + 1);
 }
 
 /*
@@ -1563,7 +1570,7 @@ static floe_status squeeze_shape_fn(floe_shape_ctx *sc) {
 }
 
 static floe_status squeeze_compute(floe_kernel_ctx *kc, void *state) {
-    floe_tensor *in, *out;
+    floe_tensor *in;
     floe_shape s, os;
     const int64_t *list;
     int n;
@@ -1573,8 +1580,7 @@ static floe_status squeeze_compute(floe_kernel_ctx *kc, void *state) {
     TRY(squeeze_list(floe_kernel_attrs(kc), &list, &n));
     s = ops_math__shape_of(in);
     TRY(squeeze_dims(&s, list, n, &os, &unknown));
-    TRY(floe_kernel_alloc_output(kc, 0, os.dims, os.ndim, &out));
-    return ops_math__copy_all(floe_kernel_threadpool(kc), out, in);
+    return emit_view(kc, in, os.dims, os.ndim);
 }
 
 /* ---- Tile --------------------------------------------------------------------------- */

@@ -454,6 +454,13 @@ struct floe_host {
     /* The dtype and shape the handle declared. */
     floe_dtype (*variable_dtype)(const floe_variable *v);
 
+    /* -- minor 0: views --------------------------------------------------------------- */
+    /* A tensor sharing @t's buffer with another shape of the same element count (see
+     * floe_tensor_reshape in floe/tensor.h): Reshape, ExpandDims and Squeeze copy
+     * nothing. (transfer full) */
+    floe_status (*tensor_reshape)(floe_tensor *t, const int64_t *shape, int ndim,
+                                  floe_tensor **out);
+
     /* Append new members here, and bump FLOE_PLUGIN_ABI_MINOR. */
 };
 
@@ -543,6 +550,7 @@ extern const floe_host *floe__host;
 #  define floe_variable_assign(v, t)       (floe__host->variable_assign((v), (t)))
 #  define floe_variable_value_for_update(v, o) (floe__host->variable_value_for_update((v), (o)))
 #  define floe_variable_dtype(v)           (floe__host->variable_dtype((v)))
+#  define floe_tensor_reshape(t, s, n, o)  (floe__host->tensor_reshape((t), (s), (n), (o)))
 #endif /* FLOE_PLUGIN_NO_NATURAL_NAMES */
 
 /* ---- FLOE_PLUGIN_DEFINE --------------------------------------------------------- */

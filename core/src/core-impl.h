@@ -97,6 +97,8 @@ floe_status floe__tensor_new_on(floe_device *dev, floe_dtype dtype, const int64_
 floe_status floe__tensor_new_view(floe__buffer *buf, floe_dtype dtype, const int64_t *shape,
                                   int ndim, floe_tensor **out);
 int floe__tensor_is_exclusive(const floe_tensor *t);
+/* The data pointer whatever memory it is in (host->tensor_device_data). */
+void *floe__tensor_device_data(const floe_tensor *t);
 /* Copies @src into a new tensor on @dst_dev (NULL: host) through the devices' ops. */
 floe_status floe__tensor_copy_to(const floe_tensor *src, floe_device *dst_dev, floe_tensor **out);
 /* The shape as floe_shape. */

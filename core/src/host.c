@@ -155,4 +155,5 @@ const floe_host floe__host_table = {
     .variable_value_for_update = floe__variable_value_for_update,
     .variable_dtype = floe__variable_dtype,
     .tensor_reshape = floe_tensor_reshape,
+    .tensor_device_data = floe__tensor_device_data,
 };

@@ -410,6 +410,10 @@ void *floe_tensor_data(const floe_tensor *t) {
     return t->data;
 }
 
+void *floe__tensor_device_data(const floe_tensor *t) {
+    return t != NULL ? t->data : NULL;
+}
+
 floe_device *floe_tensor_device(const floe_tensor *t) {
     return t != NULL ? t->buf->device : NULL;
 }

@@ -188,13 +188,14 @@ static void struct_layouts_are_pinned(void **state) {
     CHECK_OFFSET(floe_transport_ops, serve, 56);
     CHECK_OFFSET(floe_transport_ops, shutdown, 64);
     CHECK_OFFSET(floe_transport_ops, destroy, 72);
-    CHECK_SIZE(floe_host, 592);
+    CHECK_SIZE(floe_host, 600);
     CHECK_OFFSET(floe_host, abi_major, 0);
     CHECK_OFFSET(floe_host, abi_minor, 4);
     CHECK_OFFSET(floe_host, struct_size, 8);
     CHECK_OFFSET(floe_host, alloc, 16);
     CHECK_OFFSET(floe_host, variable_dtype, 576);
     CHECK_OFFSET(floe_host, tensor_reshape, 584);
+    CHECK_OFFSET(floe_host, tensor_device_data, 592);
     assert_int_equal(abi_failures, 0);
 #endif
 }

@@ -460,6 +460,10 @@ struct floe_host {
      * nothing. (transfer full) */
     floe_status (*tensor_reshape)(floe_tensor *t, const int64_t *shape, int ndim,
                                   floe_tensor **out);
+    /* The data pointer in the memory of the tensor's device (floe_tensor_device()),
+     * for device kernels: tensor_data() is NULL for memory the host cannot address.
+     * NULL when the tensor has no elements. (transfer none) */
+    void *(*tensor_device_data)(const floe_tensor *t);
 
     /* Append new members here, and bump FLOE_PLUGIN_ABI_MINOR. */
 };
@@ -551,6 +555,7 @@ extern const floe_host *floe__host;
 #  define floe_variable_value_for_update(v, o) (floe__host->variable_value_for_update((v), (o)))
 #  define floe_variable_dtype(v)           (floe__host->variable_dtype((v)))
 #  define floe_tensor_reshape(t, s, n, o)  (floe__host->tensor_reshape((t), (s), (n), (o)))
+#  define floe_tensor_device_data(t)       (floe__host->tensor_device_data((t)))
 #endif /* FLOE_PLUGIN_NO_NATURAL_NAMES */
 
 /* ---- FLOE_PLUGIN_DEFINE --------------------------------------------------------- */

@@ -10,8 +10,14 @@
  * column panels when C is wider than tall), and each panel is one library call on a
  * pool thread with OpenMP (oneDNN's runtime) limited to that thread, so Floe's pool is
  * the only team on the cores: no OpenMP team spinning against it, no
- * oversubscription when kernels run in parallel.  Measured against dnnl_sgemm with its
- * own OpenMP team on 1024^3 and 2048^3, the split runs at 0.95-1.06 of it.
+ * oversubscription when kernels run in parallel.  Measured on the project's 2-core
+ * machine against dnnl_sgemm with its own OpenMP team (benchmarks/bench_matmul: MatMul
+ * through a session), the split reaches 0.96-0.99 of it on 1024^3 and 2048^3; on
+ * MLP-sized products (32x128x784) about 0.85, where both threads pack the shared
+ * operand, still 1.4x one thread.
+ *
+ * Known cost: oneDNN generates all its SGEMM kernels on the first dnnl_sgemm call of
+ * the process (60-140 ms measured here), so the first MatMul of a process is slow.
  *
  * Sections: argument checks and the trivial cases; the panel split; the libraries.
  */

@@ -5,7 +5,8 @@
  * Sections: half-precision conversions written by hand; loading a source element as
  * one of three canonical values (double for floats, int64 for signed integers and
  * bool, uint64 for u64) and storing it as the destination; one generated loop per
- * (source, destination) pair; the kernel; the op definition.
+ * (source, destination) pair; vectorising fast paths between f32 and f16/bf16; the
+ * kernel; the op definition.
  *
  * Conversion rules (all defined behaviour, whatever the input):
  *  - float -> narrower float rounds to nearest, ties to even, with overflow to +-inf,
@@ -292,7 +293,99 @@ typedef struct cast_entry {
 #define CAST_ENTRY(D, S) {DTYPE_##S, DTYPE_##D, cast_##S##_to_##D},
 static const cast_entry cast_table[] = {FOR_EACH_PAIR(CAST_ENTRY)};
 
-static cast_fn find_cast(floe_dtype src, floe_dtype dst) {
+/* ---- Fast paths between f32 and f16/bf16 -------------------------------------------
+ * The conversions mixed-precision code runs most, in 32-bit integer arithmetic and
+ * selects that vectorise (after F. Giesen's float_to_half_fast3_rtne / half_to_float),
+ * giving bit for bit the results of the general functions above. */
+
+static inline uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    return u;
+}
+
+static inline float bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof(f));
+    return f;
+}
+
+static inline uint16_t f32_to_bf16_rne(float f) {
+    const uint32_t u = f32_bits(f);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded);
+}
+
+static inline uint16_t f32_to_bf16_trunc(float f) {
+    const uint32_t u = f32_bits(f);
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : u >> 16);
+}
+
+static inline uint16_t f32_to_f16_rne(float f) {
+    const uint32_t u0 = f32_bits(f), sign = (u0 >> 16) & 0x8000u, u = u0 & 0x7fffffffu;
+    /* subnormal results: adding 0.5 aligns the f16 subnormal unit with the f32 ulp,
+     * so the FPU rounds to nearest even for us */
+    const uint32_t sub = f32_bits(bits_f32(u) + 0.5f) - f32_bits(0.5f);
+    /* normal results: rebias, round to nearest even at bit 13 */
+    const uint32_t nrm = (u + ((uint32_t)(15 - 127) << 23) + 0xfffu + ((u >> 13) & 1u)) >> 13;
+    const uint32_t big = u > 0x7f800000u ? 0x7e00u | ((u >> 13) & 0x3ffu) : 0x7c00u;
+    const uint32_t r = u >= (uint32_t)(127 + 16) << 23 ? big
+                       : u < (uint32_t)113 << 23    ? sub
+                                                    : nrm;
+    return (uint16_t)(sign | r);
+}
+
+static inline float f16_to_f32(uint16_t h) {
+    const uint32_t o = (uint32_t)(h & 0x7fffu) << 13, exp = o & (0x7c00u << 13);
+    const uint32_t nrm = o + ((uint32_t)(127 - 15) << 23);
+    const uint32_t special = nrm + ((uint32_t)(128 - 16) << 23);          /* inf, NaN */
+    const uint32_t sub = f32_bits(bits_f32(nrm + (1u << 23)) - bits_f32((uint32_t)113 << 23));
+    const uint32_t r = exp == 0x7c00u << 13 ? special : exp == 0 ? sub : nrm;
+    return bits_f32(r | (uint32_t)(h & 0x8000u) << 16);
+}
+
+static void cast_f32_to_bf16_fast(const void *in_, void *out_, int64_t n, int trunc) {
+    const float *restrict in = in_;
+    uint16_t *restrict out = out_;
+    if (trunc) {
+        for (int64_t i = 0; i < n; i++)
+            out[i] = f32_to_bf16_trunc(in[i]);
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            out[i] = f32_to_bf16_rne(in[i]);
+    }
+}
+
+static void cast_bf16_to_f32_fast(const void *in_, void *out_, int64_t n, int trunc) {
+    const uint16_t *restrict in = in_;
+    uint32_t *restrict out = out_;
+    for (int64_t i = 0; i < n; i++)
+        out[i] = (uint32_t)in[i] << 16;
+}
+
+static void cast_f32_to_f16_fast(const void *in_, void *out_, int64_t n, int trunc) {
+    const float *restrict in = in_;
+    uint16_t *restrict out = out_;
+    for (int64_t i = 0; i < n; i++)
+        out[i] = f32_to_f16_rne(in[i]);
+}
+
+static void cast_f16_to_f32_fast(const void *in_, void *out_, int64_t n, int trunc) {
+    const uint16_t *restrict in = in_;
+    float *restrict out = out_;
+    for (int64_t i = 0; i < n; i++)
+        out[i] = f16_to_f32(in[i]);
+}
+
+static cast_fn find_cast(floe_dtype src, floe_dtype dst, int truncate) {
+    if (src == FLOE_DTYPE_F32 && dst == FLOE_DTYPE_BF16)
+        return cast_f32_to_bf16_fast;
+    if (src == FLOE_DTYPE_BF16 && dst == FLOE_DTYPE_F32)
+        return cast_bf16_to_f32_fast;
+    if (src == FLOE_DTYPE_F32 && dst == FLOE_DTYPE_F16 && !truncate)
+        return cast_f32_to_f16_fast;
+    if (src == FLOE_DTYPE_F16 && dst == FLOE_DTYPE_F32)
+        return cast_f16_to_f32_fast;
     for (size_t i = 0; i < sizeof(cast_table) / sizeof(cast_table[0]); i++)
         if (cast_table[i].src == src && cast_table[i].dst == dst)
             return cast_table[i].fn;
@@ -334,7 +427,7 @@ static floe_status cast_create(floe_kernel_ctx *kc, void **state) {
     if (floe_attrs_type(a, "Truncate") == FLOE_ATTR_BOOL &&
         (st = floe_attrs_get_bool(a, "Truncate", &truncate)) != FLOE_OK)
         return st;
-    cast_fn fn = find_cast(src, dst);
+    cast_fn fn = find_cast(src, dst, truncate);
     if (fn == NULL && src != dst)
         return floe_fail(FLOE_UNIMPLEMENTED, "Cast: no CPU kernel from %s to %s",
                          floe_dtype_name(src), floe_dtype_name(dst));

@@ -204,23 +204,66 @@ BIN_ROW(and_bool_row, uint8_t, uint8_t, (x != 0) & (y != 0))
 BIN_ROW(or_bool_row, uint8_t, uint8_t, (x != 0) | (y != 0))
 UN_ROW(not_bool_row, uint8_t, x == 0)
 
-/* Square roots without errno handling vectorise to one instruction; their results are
- * the same (NaN for negative inputs), only errno is left alone. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC push_options
-#pragma GCC optimize("no-math-errno")
-#endif
+/* Square roots vectorise because the plugin is built with -fno-math-errno (meson.build):
+ * the results are the same (NaN for negative inputs), only errno is left alone. */
 UN_ROW(sqrt_f32_row, float, sqrtf(x))
 UN_ROW(sqrt_f64_row, double, sqrt(x))
 UN_ROW(rsqrt_f32_row, float, 1.0f / sqrtf(x))
 UN_ROW(rsqrt_f64_row, double, 1.0 / sqrt(x))
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC pop_options
-#endif
 
-/* Sigmoid as 1 / (1 + e^-x): exp overflows to inf for x < -88 (f32), giving 0. */
-static inline float sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
-static inline double sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
+/*
+ * f32 e^x, tanh and sigmoid in plain arithmetic that vectorises (libm's expf and tanhf
+ * are scalar calls without -ffast-math, 10-20 ns an element).  exp_f32 is Cephes'
+ * expf: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r (about 1 ulp),
+ * and 2^n applied in two steps so that subnormal results round correctly and large
+ * ones overflow to inf.  NaN gives NaN.  f64 uses libm.
+ */
+static inline float exp_f32(float x) {
+    const float xs = x != x ? 0.0f : x > 89.0f ? 89.0f : x < -104.0f ? -104.0f : x;
+    /* n = round(x / ln2): adding 1.5 * 2^23 leaves no fraction bits */
+    const float nf = (xs * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const float r = (xs - nf * 0.693359375f) - nf * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    const int32_t n = (int32_t)nf;                /* in [-150, 129] */
+    const int32_t n1 = n / 2, n2 = n - n1;        /* each a normal exponent */
+    const uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &b1, sizeof(s1));
+    memcpy(&s2, &b2, sizeof(s2));
+    const float y = p * s1 * s2;
+    return x != x ? x : y;
+}
+
+/* tanh: Cephes' odd polynomial below 0.625, else 1 - 2 / (e^2|x| + 1); computed for |x|
+ * and given x's sign at the end (so tanh(-0) is -0). */
+static inline float tanh_f32(float x) {
+    const float a = fabsf(x), z = a * a;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    const float small = p * z * a + a;
+    const float big = 1.0f - 2.0f / (exp_f32(2.0f * a) + 1.0f);
+    return copysignf(a < 0.625f ? small : big, x);
+}
+
+/* Sigmoid with e = e^-|x|: 1 / (1 + e) for x >= 0, e / (1 + e) below, so that nothing
+ * overflows and very negative x still give their (subnormal) results. */
+static inline float sigmoid_f32(float x) {
+    const float e = exp_f32(-fabsf(x));
+    return (x >= 0 ? 1.0f : e) / (1.0f + e);
+}
+static inline double sigmoid_f64(double x) {
+    const double e = exp(-fabs(x));
+    return (x >= 0 ? 1.0 : e) / (1.0 + e);
+}
 
 #define FLOAT_UNARY_ROWS(SFX, T, EXP, LOG, LOG1P, TANH, SIN, COS)                       \
     UN_ROW(exp_##SFX##_row, T, EXP(x))                                                 \
@@ -231,7 +274,7 @@ static inline double sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
     UN_ROW(sin_##SFX##_row, T, SIN(x))                                                 \
     UN_ROW(cos_##SFX##_row, T, COS(x))
 
-FLOAT_UNARY_ROWS(f32, float, expf, logf, log1pf, tanhf, sinf, cosf)
+FLOAT_UNARY_ROWS(f32, float, exp_f32, logf, log1pf, tanh_f32, sinf, cosf)
 FLOAT_UNARY_ROWS(f64, double, exp, log, log1p, tanh, sin, cos)
 
 /* ---- Checks before computing --------------------------------------------------- */

@@ -16,7 +16,8 @@
  * to split, splits R and combines per-thread partial results.
  *
  * Accumulators: floats accumulate in double (so f32 sums are accurate to about 1e-16
- * relative per element) with sums of long rows taken pairwise; integers in int64 with
+ * relative per element) with sums of long rows taken pairwise, except f32 Max/Min,
+ * which are exact in float and run at twice the vector width; integers in int64 with
  * wrap-around, so Sum and Prod give TensorFlow's wrapped results in T, and Mean of
  * integers divides the 64-bit sum by the count, truncating (TensorFlow's MeanReducer
  * does the same).  Max/Min propagate NaN.  An empty reduction gives the identity: 0
@@ -166,6 +167,7 @@ static floe_status arg_shape_fn(floe_shape_ctx *sc) {
 typedef union red_acc {
     double f;
     int64_t i;
+    float s;     /* f32 Max/Min: exact in float, so twice the vector width */
 } red_acc;
 
 /* Combines accumulator @a with element @x. */
@@ -177,11 +179,15 @@ typedef union red_acc {
 #define COMB_prod_I(a, x) ((int64_t)((uint64_t)(a) * (uint64_t)(x)))
 #define COMB_max_I(a, x) ((x) > (a) ? (x) : (a))
 #define COMB_min_I(a, x) ((x) < (a) ? (x) : (a))
+#define COMB_max_S COMB_max_F
+#define COMB_min_S COMB_min_F
 
 #define ACC_F double
 #define ACC_I int64_t
+#define ACC_S float
 #define ACCF_F f
 #define ACCF_I i
+#define ACCF_S s
 
 /* Columns per block when I > 1: the block's accumulators stay in L1. */
 #define RED_COL_BLOCK 2048
@@ -282,6 +288,13 @@ RED_INT_TYPE(i16, int16_t)
 RED_INT_TYPE(i32, int32_t)
 RED_INT_TYPE(i64, int64_t)
 RED_INT_TYPE(u8, uint8_t)
+/* f32 Max/Min with float accumulators ("f32s") */
+static inline float red_rowpw_max_f32s(const float *x, int64_t n, float id);
+static inline float red_rowpw_min_f32s(const float *x, int64_t n, float id);
+RED_FUNCS(max, f32s, float, S)
+RED_FUNCS(min, f32s, float, S)
+RED_ROWPW_PLAIN(max, f32s, float, S)
+RED_ROWPW_PLAIN(min, f32s, float, S)
 
 /* Folds @P partial accumulator arrays of @M into @dst. */
 typedef void (*red_merge_fn)(void *dst, const void *parts, int64_t P, int64_t M);
@@ -304,6 +317,8 @@ RED_MERGE(sum, I)
 RED_MERGE(prod, I)
 RED_MERGE(max, I)
 RED_MERGE(min, I)
+RED_MERGE(max, S)
+RED_MERGE(min, S)
 
 /* Writes @n accumulators as T, divided by @count when @mean. */
 typedef void (*red_final_fn)(const void *acc, void *out, int64_t n, int mean, int64_t count);
@@ -353,7 +368,8 @@ typedef struct red_impl {
     red_merge_fn merge;
     red_final_fn final;
     red_acc ident;
-    bool acc_is_t;         /* T is its own accumulator type (f64, i64) */
+    size_t asize;          /* bytes per accumulator: 8, or 4 for f32 Max/Min */
+    bool acc_is_t;         /* T is its own accumulator type (f64, i64, f32 Max/Min) */
 } red_impl;
 
 typedef struct red_pass {
@@ -361,6 +377,7 @@ typedef struct red_pass {
     const char *in;
     int64_t O, R, I, nb;   /* nb: column blocks per outer index (1 when I == 1) */
     red_acc ident;
+    size_t asize;
     char *dst;             /* [O, I] accumulators, or a partial array of them */
     /* R split: part p reduces rows [p * rchunk, ...) into dst + p * O * I */
     int64_t rchunk;
@@ -372,7 +389,7 @@ static void red_units(const red_pass *p, int64_t u0, int64_t u1, int64_t r0, int
     for (int64_t u = u0; u < u1; u++) {
         int64_t o = u / p->nb, i0 = (u % p->nb) * RED_COL_BLOCK;
         int64_t i1 = i0 + RED_COL_BLOCK < p->I ? i0 + RED_COL_BLOCK : p->I;
-        p->fn(p->in, p->R, p->I, o, i0, i1, r0, r1, dst + (size_t)(o * p->I + i0) * 8,
+        p->fn(p->in, p->R, p->I, o, i0, i1, r0, r1, dst + (size_t)(o * p->I + i0) * p->asize,
               p->ident);
     }
 }
@@ -387,16 +404,16 @@ static void red_split_task(void *arg, int64_t p0, int64_t p1) {
     for (int64_t part = p0; part < p1; part++) {
         int64_t r0 = part * p->rchunk;
         int64_t r1 = r0 + p->rchunk < p->R ? r0 + p->rchunk : p->R;
-        red_units(p, 0, p->O * p->nb, r0, r1, p->dst + (size_t)(part * p->O * p->I) * 8);
+        red_units(p, 0, p->O * p->nb, r0, r1, p->dst + (size_t)(part * p->O * p->I) * p->asize);
     }
 }
 
-/* Reduces [O, R, I] @in into @dst ([O, I] accumulators of 8 bytes). */
+/* Reduces [O, R, I] @in into @dst ([O, I] accumulators of @asize bytes). */
 static floe_status reduce_pass(floe_threadpool *pool, red_block_fn fn, red_merge_fn merge,
                                const void *in, int64_t O, int64_t R, int64_t I,
-                               red_acc ident, void *dst) {
+                               red_acc ident, size_t asize, void *dst) {
     red_pass p = {fn, in, O, R, I, I == 1 ? 1 : (I + RED_COL_BLOCK - 1) / RED_COL_BLOCK,
-                  ident, dst, 0};
+                  ident, asize, dst, 0};
     const int64_t units = O * p.nb, total = O * R * I;
     const int64_t unit_cost = R * (I < RED_COL_BLOCK ? I : RED_COL_BLOCK);
     const int nt = pool != NULL ? floe_threadpool_size(pool) : 1;
@@ -418,7 +435,7 @@ static floe_status reduce_pass(floe_threadpool *pool, red_block_fn fn, red_merge
     }
     p.rchunk = (R + parts - 1) / parts;
     parts = (R + p.rchunk - 1) / p.rchunk;
-    size_t nbytes = (size_t)parts * (size_t)(O * I) * 8;
+    size_t nbytes = (size_t)parts * (size_t)(O * I) * asize;
     p.dst = floe_alloc(nbytes, 64);
     if (p.dst == NULL)
         return floe_fail(FLOE_RESOURCE_EXHAUSTED, "out of memory for %zu bytes of partial sums",
@@ -434,12 +451,17 @@ static floe_status reduce_pass(floe_threadpool *pool, red_block_fn fn, red_merge
 #define IMPL_F(OP, SFX, IDENT, ACCT)                                                   \
     (red_impl) {                                                                       \
         red_##OP##_##SFX, red_##OP##_f64, merge_##OP##_F, final_##SFX,                  \
-            {.f = (IDENT)}, ACCT                                                       \
+            {.f = (IDENT)}, 8, ACCT                                                    \
     }
 #define IMPL_I(OP, SFX, IDENT, ACCT)                                                   \
     (red_impl) {                                                                       \
         red_##OP##_##SFX, red_##OP##_i64, merge_##OP##_I, final_##SFX,                  \
-            {.i = (IDENT)}, ACCT                                                       \
+            {.i = (IDENT)}, 8, ACCT                                                    \
+    }
+/* f32 Max/Min: float accumulators written straight into the output */
+#define IMPL_S(OP, IDENT)                                                              \
+    (red_impl) {                                                                       \
+        red_##OP##_f32s, red_##OP##_f32s, merge_##OP##_S, NULL, {.s = (IDENT)}, 4, true \
     }
 #define IMPLS_F(SFX, ACCT)                                                             \
     switch (op) {                                                                      \
@@ -477,6 +499,10 @@ static floe_status reduce_pass(floe_threadpool *pool, red_block_fn fn, red_merge
     return false
 
 static bool find_impl(red_op op, floe_dtype dt, red_impl *impl) {
+    if (dt == FLOE_DTYPE_F32 && (op == RED_MAX || op == RED_MIN)) {
+        *impl = op == RED_MAX ? IMPL_S(max, -INFINITY) : IMPL_S(min, INFINITY);
+        return true;
+    }
     switch (dt) {
     case FLOE_DTYPE_F32: IMPLS_F(f32, false);
     case FLOE_DTYPE_F64: IMPLS_F(f64, true);
@@ -548,11 +574,12 @@ static floe_status red_passes(floe_threadpool *pool, const red_impl *impl, red_g
         for (int k = j + 1; k < g->n && k < FLOE_MAX_DIMS; k++)
             I *= g->ext[k];
         void *dst = acc;
-        if (!last && (dst = floe_alloc((size_t)(O * I) * 8, 64)) == NULL) {
+        if (!last && (dst = floe_alloc((size_t)(O * I) * impl->asize, 64)) == NULL) {
             st = floe_fail(FLOE_RESOURCE_EXHAUSTED, "out of memory for a reduction");
             break;
         }
-        st = reduce_pass(pool, fn, impl->merge, cur, O, g->ext[j], I, impl->ident, dst);
+        st = reduce_pass(pool, fn, impl->merge, cur, O, g->ext[j], I, impl->ident,
+                         impl->asize, dst);
         floe_free(owned);
         owned = dst != acc ? dst : NULL;
         if (st != FLOE_OK)
@@ -621,16 +648,20 @@ static floe_status reduce_compute(floe_kernel_ctx *kc, red_op op, bool keep) {
         }
     }
 
-    void *acc = impl.acc_is_t ? out : floe_alloc((size_t)n_out * 8, 64);
+    void *acc = impl.acc_is_t ? out : floe_alloc((size_t)n_out * impl.asize, 64);
     if (acc == NULL)
         return floe_fail(FLOE_RESOURCE_EXHAUSTED, "%s: out of memory", name);
     if (n_in == 0) {   /* reducing an empty axis: the identity */
-        for (int64_t i = 0; i < n_out; i++)
-            ((red_acc *)acc)[i] = impl.ident;
+        for (int64_t i = 0; i < n_out; i++) {
+            if (impl.asize == sizeof(float))
+                ((float *)acc)[i] = impl.ident.s;
+            else
+                memcpy((char *)acc + (size_t)i * 8, &impl.ident, 8);
+        }
     } else {
         st = red_passes(floe_kernel_threadpool(kc), &impl, &g, floe_tensor_data(x), acc);
     }
-    if (st == FLOE_OK && (acc != out || mean))
+    if (st == FLOE_OK && impl.final != NULL && (acc != out || mean))
         impl.final(acc, out, n_out, mean, count);
     if (acc != out)
         floe_free(acc);
@@ -651,30 +682,108 @@ RED_KERNEL(prod, RED_PROD)
 
 /* Better-than tests: strict, so the first of equal values wins; a NaN beats any number
  * and nothing beats a NaN, so the first NaN wins. */
-#define BETTER_max(x, b) ((x) > (b) || ((x) != (x) && (b) == (b)))
-#define BETTER_min(x, b) ((x) < (b) || ((x) != (x) && (b) == (b)))
+#define BETTER_max(x, b) (((x) > (b)) | (((x) != (x)) & ((b) == (b))))
+#define BETTER_min(x, b) (((x) < (b)) | (((x) != (x)) & ((b) == (b))))
 
 /* arg_<op>_<sfx>: indices of the extremes over R of [O, R, I] for output elements
- * [u0, u1) (u = o * I + i), written as int64. */
+ * [u0, u1) (u = o * I + i, at most ARG_BLOCK of them), written as int64.  With I > 1
+ * the columns of one o are scanned together, row by row, so every read is contiguous. */
+#define ARG_BLOCK 256
 typedef void (*arg_fn)(const void *in, int64_t R, int64_t I, int64_t u0, int64_t u1,
                        int64_t *idx);
 
+/* Same value, NaN matching NaN. */
+#define SAME_VALUE(a, b) (((a) == (b)) | (((a) != (a)) & ((b) != (b))))
+
+/* argrow_<op>_<sfx>: the first index of the extreme of one contiguous row of @n > 0,
+ * in 8 lanes (element i in lane i % 8) that vectorise; the lanes' winners are then
+ * compared, the smallest index winning among equal values. */
+#define ARG_ROW(OP, SFX, T)                                                            \
+    static int64_t argrow_##OP##_##SFX(const T *x, int64_t n) {                         \
+        T best[8];                                                                     \
+        int32_t bi[8];                                                                 \
+        int64_t i = 0;                                                                 \
+        if (n >= 8 && n <= INT32_MAX) {                                                \
+            for (int l = 0; l < 8; l++) {                                              \
+                best[l] = x[l];                                                        \
+                bi[l] = l;                                                             \
+            }                                                                          \
+            for (i = 8; i + 8 <= n; i += 8)                                            \
+                for (int l = 0; l < 8; l++) {                                          \
+                    const T v = x[i + l];                                              \
+                    const bool b = BETTER_##OP(v, best[l]);                            \
+                    best[l] = b ? v : best[l];                                         \
+                    bi[l] = b ? (int32_t)(i + l) : bi[l];                              \
+                }                                                                      \
+        } else {                                                                       \
+            for (int l = 0; l < 8; l++) {                                              \
+                best[l] = x[0];                                                        \
+                bi[l] = 0;                                                             \
+            }                                                                          \
+            i = 1;                                                                     \
+        }                                                                              \
+        T cb = best[0];                                                                \
+        int64_t ci = bi[0];                                                            \
+        for (int l = 1; l < 8; l++)                                                    \
+            if (BETTER_##OP(best[l], cb) || (SAME_VALUE(best[l], cb) && bi[l] < ci)) { \
+                cb = best[l];                                                          \
+                ci = bi[l];                                                            \
+            }                                                                          \
+        for (; i < n; i++)                                                             \
+            if (BETTER_##OP(x[i], cb)) {                                               \
+                cb = x[i];                                                             \
+                ci = i;                                                                \
+            }                                                                          \
+        return ci;                                                                     \
+    }
+
 #define ARG_FUNC(OP, SFX, T)                                                           \
+    ARG_ROW(OP, SFX, T)                                                                \
     static void arg_##OP##_##SFX(const void *in_, int64_t R, int64_t I, int64_t u0,     \
                                  int64_t u1, int64_t *idx) {                           \
         const T *in = in_;                                                             \
-        for (int64_t u = u0; u < u1; u++) {                                            \
-            const T *p = in + (u / I) * R * I + u % I;                                 \
-            T best = p[0];                                                             \
-            int64_t bi = 0;                                                            \
-            for (int64_t r = 1; r < R; r++) {                                          \
-                T v = p[r * I];                                                        \
-                if (BETTER_##OP(v, best)) {                                            \
-                    best = v;                                                          \
-                    bi = r;                                                            \
+        if (I == 1) {                                                                  \
+            for (int64_t u = u0; u < u1; u++)                                          \
+                idx[u - u0] = argrow_##OP##_##SFX(in + u * R, R);                      \
+            return;                                                                    \
+        }                                                                              \
+        T best[ARG_BLOCK];                                                             \
+        int32_t ix32[ARG_BLOCK];   /* narrow indices vectorise with the values */      \
+        for (int64_t u = u0; u < u1;) {                                                \
+            const int64_t o = u / I, i0 = u % I;                                       \
+            const int64_t w = I - i0 < u1 - u ? I - i0 : u1 - u;                       \
+            const T *base = in + o * R * I + i0;                                       \
+            int64_t *ix = idx + (u - u0);                                              \
+            for (int64_t i = 0; i < w; i++) {                                          \
+                best[i] = base[i];                                                     \
+                ix[i] = 0;                                                             \
+                ix32[i] = 0;                                                           \
+            }                                                                          \
+            if (R <= INT32_MAX) {                                                      \
+                for (int64_t r = 1; r < R; r++) {                                      \
+                    const T *row = base + r * I;                                       \
+                    const int32_t r32 = (int32_t)r;                                    \
+                    for (int64_t i = 0; i < w; i++) {                                  \
+                        const T v = row[i];                                            \
+                        const bool b = BETTER_##OP(v, best[i]);                        \
+                        best[i] = b ? v : best[i];                                     \
+                        ix32[i] = b ? r32 : ix32[i];                                   \
+                    }                                                                  \
+                }                                                                      \
+                for (int64_t i = 0; i < w; i++)                                        \
+                    ix[i] = ix32[i];                                                   \
+            } else {                                                                   \
+                for (int64_t r = 1; r < R; r++) {                                      \
+                    const T *row = base + r * I;                                       \
+                    for (int64_t i = 0; i < w; i++) {                                  \
+                        const T v = row[i];                                            \
+                        const bool b = BETTER_##OP(v, best[i]);                        \
+                        best[i] = b ? v : best[i];                                     \
+                        ix[i] = b ? r : ix[i];                                         \
+                    }                                                                  \
                 }                                                                      \
             }                                                                          \
-            idx[u - u0] = bi;                                                          \
+            u += w;                                                                    \
         }                                                                              \
     }
 #define ARG_FUNCS(SFX, T) ARG_FUNC(max, SFX, T) ARG_FUNC(min, SFX, T)
@@ -710,9 +819,9 @@ typedef struct arg_args {
 /* Output elements [u0, u1), written through a small int64 buffer. */
 static void arg_task(void *arg, int64_t u0, int64_t u1) {
     const arg_args *a = arg;
-    int64_t buf[256];
-    for (int64_t b = u0; b < u1; b += 256) {
-        int64_t e = b + 256 < u1 ? b + 256 : u1;
+    int64_t buf[ARG_BLOCK];
+    for (int64_t b = u0; b < u1; b += ARG_BLOCK) {
+        int64_t e = b + ARG_BLOCK < u1 ? b + ARG_BLOCK : u1;
         a->fn(a->in, a->R, a->I, b, e, buf);
         for (int64_t u = b; u < e; u++) {
             if (a->out64)

@@ -630,6 +630,68 @@ static void maximum_minimum_propagate_nan(void **state) {
     floe_tensor_unref(b);
 }
 
+/* NaN matches NaN; infinities match by sign. */
+static bool same_special(float g, double e) {
+    return (isnan(e) && isnan(g)) || (isinf(e) && g == e);
+}
+
+/* Error of f32 @g against exact @e in units of the last place of e (subnormal spacing
+ * below FLT_MIN). */
+static double ulp_error(float g, double e) {
+    if (isnan(e) || isinf(e))
+        return same_special(g, e) ? 0 : 1e9;
+    double ulp = fabs(e) < 0x1p-126 ? 0x1p-149 : ldexp(1.0, ilogb((float)e) - 23);
+    return fabs((double)g - e) / ulp;
+}
+
+/* f32 Exp, Tanh and Sigmoid are computed inline (not by libm): bound their errors over
+ * their whole useful range and check the special values. */
+static void exp_tanh_sigmoid_f32_accuracy_and_special_values(void **state) {
+    const int64_t n = 300001;
+    floe_tensor *x[3];
+    const double lo[3] = {-104.0, -12.0, -90.0}, hi[3] = {89.0, 12.0, 40.0};
+    const char *names[3] = {"Exp", "Tanh", "Sigmoid"};
+    const double bound[3] = {1.5, 2.0, 3.0};
+    for (int k = 0; k < 3; k++) {
+        x[k] = tc_f32(&n, 1, NULL);
+        float *p = floe_tensor_data(x[k]);
+        for (int64_t i = 0; i < n; i++)
+            p[i] = (float)(lo[k] + (hi[k] - lo[k]) * (double)i / (double)(n - 1));
+        for (int64_t i = 0; i < n; i += 3)    /* tiny arguments too */
+            p[i] = p[i] * 1e-5f;
+        floe_tensor *y = run1(*state, names[k], x[k]);
+        const float *g = floe_tensor_data(y);
+        for (int64_t i = 0; i < n; i++) {
+            double v = p[i];
+            double e = k == 0 ? exp(v) : k == 1 ? tanh(v) : 1.0 / (1.0 + exp(-v));
+            if ((float)e == 0 && fabs(g[i]) <= 0x1p-149)
+                continue;
+            if (ulp_error(g[i], e) > bound[k])
+                fail_msg("%s(%.9g) = %.9g, expected %.9g (%.2f ulp)", names[k], v, g[i], e,
+                         ulp_error(g[i], e));
+        }
+        floe_tensor_unref(y);
+        floe_tensor_unref(x[k]);
+    }
+    const int64_t ns = 7;
+    const float sv[7] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 89.0f, -110.0f};
+    const float ex[3][7] = {
+        {NAN, INFINITY, 0, 1, 1, INFINITY, 0},
+        {NAN, 1, -1, 0.0f, -0.0f, 1, -1},
+        {NAN, 1, 0, 0.5f, 0.5f, 1, 0},
+    };
+    floe_tensor *t = tc_f32(&ns, 1, sv);
+    for (int k = 0; k < 3; k++) {
+        floe_tensor *y = run1(*state, names[k], t);
+        const float *g = floe_tensor_data(y);
+        for (int i = 0; i < 7; i++)
+            if (!(same_special(g[i], ex[k][i]) || (g[i] == ex[k][i] && signbit(g[i]) == signbit(ex[k][i]))))
+                fail_msg("%s(%g) = %g, expected %g", names[k], sv[i], g[i], ex[k][i]);
+        floe_tensor_unref(y);
+    }
+    floe_tensor_unref(t);
+}
+
 static void sign_keeps_zero_and_nan(void **state) {
     const int64_t s[1] = {6};
     const float x[6] = {0.0f, -0.0f, NAN, -2.5f, 3.0f, -INFINITY};
@@ -940,6 +1002,7 @@ int main(void) {
         T(unary_float_matches_reference),
         T(unary_int_matches_reference),
         T(maximum_minimum_propagate_nan),
+        T(exp_tanh_sigmoid_f32_accuracy_and_special_values),
         T(sign_keeps_zero_and_nan),
         T(float_division_by_zero_is_ieee),
         T(empty_tensors_give_empty_outputs),

@@ -495,6 +495,47 @@ static void argmax_first_nan_wins(void **state) {
     assert_int_equal(get_i(y, 0), 1);
     floe_tensor_unref(y);
     floe_tensor_unref(t);
+    /* rows long enough for the lane-parallel scan: ties and NaNs in different lanes */
+    const int64_t n = 37;
+    float v[37];
+    for (int i = 0; i < 37; i++)
+        v[i] = (float)(i % 5);
+    v[21] = 9;
+    v[10] = 9;          /* the first maximum, in another lane */
+    v[30] = -9;
+    v[14] = -9;         /* the first minimum */
+    t = tc_f32(&n, 1, v);
+    y = argop(*state, "ArgMax", t, 0, FLOE_DTYPE_INVALID, FLOE_DTYPE_I32);
+    assert_int_equal(get_i(y, 0), 10);
+    floe_tensor_unref(y);
+    y = argop(*state, "ArgMin", t, 0, FLOE_DTYPE_INVALID, FLOE_DTYPE_I32);
+    assert_int_equal(get_i(y, 0), 14);
+    floe_tensor_unref(y);
+    floe_tensor_unref(t);
+    v[29] = NAN;
+    v[13] = NAN;
+    v[36] = NAN;        /* in the scalar tail */
+    t = tc_f32(&n, 1, v);
+    y = argop(*state, "ArgMax", t, 0, FLOE_DTYPE_INVALID, FLOE_DTYPE_I32);
+    assert_int_equal(get_i(y, 0), 13);
+    floe_tensor_unref(y);
+    y = argop(*state, "ArgMin", t, 0, FLOE_DTYPE_INVALID, FLOE_DTYPE_I32);
+    assert_int_equal(get_i(y, 0), 13);
+    floe_tensor_unref(y);
+    floe_tensor_unref(t);
+    /* the same as a column of a [37, 3] matrix (the column-block scan) */
+    float m[37 * 3];
+    for (int i = 0; i < 37; i++)
+        for (int j = 0; j < 3; j++)
+            m[i * 3 + j] = j == 1 ? v[i] : (float)(i % 4);
+    const int64_t ms[2] = {37, 3};
+    t = tc_f32(ms, 2, m);
+    y = argop(*state, "ArgMax", t, 0, FLOE_DTYPE_INVALID, FLOE_DTYPE_I32);
+    assert_int_equal(get_i(y, 0), 3);
+    assert_int_equal(get_i(y, 1), 13);
+    assert_int_equal(get_i(y, 2), 3);
+    floe_tensor_unref(y);
+    floe_tensor_unref(t);
 }
 
 static void argmax_errors(void **state) {

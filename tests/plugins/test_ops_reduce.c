@@ -15,6 +15,8 @@
  */
 #include "test_common.h"
 
+#include <floe/experimental/testing.h>
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -757,6 +759,49 @@ static void kernel_checks_axes_fed_at_run_time(void **state) {
     floe_graph_free(g);
 }
 
+/* SQLite's OOM loop: fail the Nth allocation (once, then every one from the Nth on) of
+ * reductions that allocate scratch buffers (several passes; partial sums of a split
+ * axis) until the call succeeds; every failure is RESOURCE_EXHAUSTED with no output,
+ * and the sanitizer build checks that nothing leaks. */
+static void reductions_survive_allocation_failures(void **state) {
+    const int64_t s3[3] = {50, 40, 30}, s1[1] = {100000};
+    const int64_t ax3[2] = {0, 2}, ax1[1] = {0};
+    floe_tensor *x3 = rand_tensor(FLOE_DTYPE_F32, s3, 3, -1, 1, 5);
+    floe_tensor *x1 = rand_tensor(FLOE_DTYPE_F32, s1, 1, -1, 1, 6);
+    floe_tensor *a3 = axes_tensor(FLOE_DTYPE_I32, ax3, 2), *a1 = axes_tensor(FLOE_DTYPE_I32, ax1, 1);
+    floe_tensor *cases_in[3][2] = {{x3, a3}, {x1, a1}, {x3, a3}};
+    const char *ops[3] = {"Mean", "Sum", "Max"};
+    for (int c = 0; c < 3; c++)
+        for (int persistent = 0; persistent < 2; persistent++) {
+            floe_tensor *ref = tc_run1(*state, ops[c], cases_in[c], 2, NULL);
+            int64_t nth;
+            for (nth = 1; nth < 10000; nth++) {
+                floe_tensor *out = NULL;
+                floe_testing_fail_alloc(nth, persistent);
+                floe_status st = floe_eager_run(*state, ops[c], NULL, cases_in[c], 2, NULL, &out, 1);
+                int64_t failures = floe_testing_alloc_failures();
+                floe_testing_fail_alloc(0, 0);
+                if (st != FLOE_OK) {
+                    assert_int_equal(st, FLOE_RESOURCE_EXHAUSTED);
+                    assert_null(out);
+                    assert_true(failures > 0);
+                    continue;
+                }
+                assert_memory_equal(floe_tensor_data(out), floe_tensor_data(ref),
+                                    floe_tensor_nbytes(ref));
+                floe_tensor_unref(out);
+                if (failures == 0)
+                    break;
+            }
+            assert_true(nth < 10000);
+            floe_tensor_unref(ref);
+        }
+    floe_tensor_unref(x3);
+    floe_tensor_unref(x1);
+    floe_tensor_unref(a3);
+    floe_tensor_unref(a1);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tc_setup_context, tc_teardown_context)
     const struct CMUnitTest tests[] = {
@@ -772,6 +817,7 @@ int main(void) {
         T(invalid_axes_are_rejected),
         T(shape_fn_uses_constant_axes),
         T(kernel_checks_axes_fed_at_run_time),
+        T(reductions_survive_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -391,9 +391,11 @@ static floe_status binary_compute(floe_kernel_ctx *kc, const binop *op, int leni
     if (op->check != NULL && (st = op->check(op->name, in[1])) != FLOE_OK)
         return st;
 
-    if (!op->bool_out && bc.same[0])
+    /* in place only where the output has the inputs' dtype (not for comparisons) */
+    const bool same_dtype = !op->bool_out || dt == FLOE_DTYPE_BOOL;
+    if (same_dtype && bc.same[0])
         st = floe_kernel_forward_or_alloc(kc, 0, 0, bc.out_shape, bc.out_ndim, &z);
-    else if (!op->bool_out && bc.same[1])
+    else if (same_dtype && bc.same[1])
         st = floe_kernel_forward_or_alloc(kc, 1, 0, bc.out_shape, bc.out_ndim, &z);
     else
         st = floe_kernel_alloc_output(kc, 0, bc.out_shape, bc.out_ndim, &z);

@@ -20,6 +20,7 @@
  */
 #include "exec-impl.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* ---- The resource manager ---------------------------------------------------------- */
@@ -303,12 +304,51 @@ floe_tensor *floe__variable_value(floe_variable *v) {
     return v != NULL ? v->value : NULL;
 }
 
+/* True when @t fits the declared shape @s (unknown rank or extents match anything). */
+static bool shape_compatible(const floe_shape *s, const floe_tensor *t) {
+    if (s->ndim < 0)
+        return true;
+    if (s->ndim != t->ndim)
+        return false;
+    for (int i = 0; i < s->ndim; i++)
+        if (s->dims[i] >= 0 && s->dims[i] != t->dims[i])
+            return false;
+    return true;
+}
+
+static void shape_format(const floe_shape *s, char *buf, size_t len) {
+    size_t pos = 0;
+    if (s->ndim < 0) {
+        snprintf(buf, len, "<unknown>");
+        return;
+    }
+    pos += (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < s->ndim && pos < len; i++) {
+        if (s->dims[i] < 0)
+            pos += (size_t)snprintf(buf + pos, len - pos, "%s?", i ? "," : "");
+        else
+            pos += (size_t)snprintf(buf + pos, len - pos, "%s%lld", i ? "," : "",
+                                    (long long)s->dims[i]);
+    }
+    if (pos < len)
+        snprintf(buf + pos, len - pos, "]");
+}
+
 floe_status floe__variable_assign(floe_variable *v, floe_tensor *value) {
     if (v == NULL || value == NULL)
         return floe__fail(FLOE_INVALID_ARGUMENT, "variable_assign: NULL argument");
     if (value->dtype != v->dtype)
         return floe__fail(FLOE_INVALID_ARGUMENT, "variable '%s' has dtype %s; cannot assign %s",
                           v->name, floe_dtype_name(v->dtype), floe_dtype_name(value->dtype));
+    if (!shape_compatible(&v->shape, value)) {
+        char want[160], got[160];
+        shape_format(&v->shape, want, sizeof(want));
+        floe_shape vs = floe__tensor_fshape(value);
+        shape_format(&vs, got, sizeof(got));
+        return floe__fail(FLOE_INVALID_ARGUMENT,
+                          "variable '%s' was declared with shape %s; cannot assign a value of "
+                          "shape %s", v->name, want, got);
+    }
     floe_tensor_ref(value);
     floe_tensor_unref(v->value);
     v->value = value;

@@ -274,6 +274,30 @@ static void variable_shapes_checked_on_update(void **state) {
     floe_graph_free(g);
 }
 
+/* A handle declared [2] refuses a [3] value; one declared [?] takes any length. */
+static void variable_declared_shape_checked_on_assign(void **state) {
+    floe_graph *g = NULL;
+    floe_session *s = NULL;
+    int64_t s2[1] = {2}, s3[1] = {3}, any[1] = {-1};
+    float a3[3] = {4, 5, 6};
+    floe_node *fixed, *open, *bad, *good;
+
+    assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
+    fixed = var_handle(g, "fixed", NULL, FLOE_DTYPE_F32, s2, 1);
+    open = var_handle(g, "open", NULL, FLOE_DTYPE_F32, any, 1);
+    bad = update(g, "AssignVariableOp", fixed, constant(g, FLOE_DTYPE_F32, s3, 1, a3));
+    good = update(g, "AssignVariableOp", open, constant(g, FLOE_DTYPE_F32, s3, 1, a3));
+    assert_int_equal(floe_session_new(g, NULL, &s), FLOE_OK);
+    assert_int_equal(floe_session_run(s, NULL, NULL, 0, NULL, 0, &bad, 1, NULL),
+                     FLOE_INVALID_ARGUMENT);
+    tc_assert_error_contains("fixed");
+    tc_assert_error_contains("declared with shape [2]");
+    run_target(s, good);
+    expect_f32(s, read_var(g, open, FLOE_DTYPE_F32), a3, 3);
+    floe_session_free(s);
+    floe_graph_free(g);
+}
+
 static void variable_large_update_in_place(void **state) {
     enum { n = 300000 };
     floe_graph *g = NULL;
@@ -312,6 +336,7 @@ int main(void) {
         cmocka_unit_test(variable_shared_name_shares_value),
         cmocka_unit_test(variable_dtype_mismatches_fail),
         cmocka_unit_test(variable_shapes_checked_on_update),
+        cmocka_unit_test(variable_declared_shape_checked_on_assign),
         cmocka_unit_test(variable_large_update_in_place),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);

@@ -88,7 +88,11 @@ typedef struct floe_plugin_desc {
     int (*score)(floe_plugin *self, const floe_host *host);
     /* required: register what the plugin offers.  @user (out) is passed to deinit().
      * May be called once per floe_context, so keep per-context state in @user or in
-     * the state pointers of what you register, not in globals. */
+     * the state pointers of what you register, not in globals.  When init() fails it
+     * releases what it made itself: the core drops its registrations without calling
+     * any destroy() or deinit().  When init() succeeds but its registrations are
+     * refused (a conflict), the core calls the destroy() of each device, filesystem
+     * and transport it registered, then deinit(). */
     floe_status (*init)(floe_plugin *self, const floe_host *host, void **user);
     /* (optional) undo init(): called at floe_context_free(), after every device and
      * filesystem the plugin registered has been destroyed.  Never called when init()

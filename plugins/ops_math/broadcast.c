@@ -110,19 +110,35 @@ floe_status ops_math__bcast_init(ops_math__bcast *bc, const char *op, floe_tenso
     int ndims[OPS_MATH_BCAST_MAX_IN];
     char shapes[3 * (8 * 24 + 8)];
 
-    memset(bc, 0, sizeof(*bc));
+    bc->nin = nin;
+    bc->out_ndim = 0;
     if (nin < 1 || nin > OPS_MATH_BCAST_MAX_IN)
         return floe_fail(FLOE_INTERNAL, "%s: cannot broadcast %d inputs", op, nin);
-    bc->nin = nin;
+    bool all_same = true;
     for (int k = 0; k < nin; k++) {
         int r = floe_tensor_ndim(in[k]);
-        if (r < 0 || r > FLOE_MAX_DIMS)
+        const int64_t *dims = floe_tensor_shape(in[k]);
+        if (r < 0 || r > FLOE_MAX_DIMS || (r > 0 && dims == NULL))
             return floe_fail(FLOE_INVALID_ARGUMENT, "%s: input %d has bad rank %d", op, k, r);
         ndims[k] = r;
-        for (int d = 0; d < r; d++)
-            orig[k][d] = floe_tensor_dim(in[k], d);
+        if (r > 0)
+            memcpy(orig[k], dims, (size_t)r * sizeof(int64_t));
         if (r > bc->out_ndim)
             bc->out_ndim = r;
+        all_same = all_same && r == ndims[0] &&
+                   (r == 0 || memcmp(orig[k], orig[0], (size_t)r * sizeof(int64_t)) == 0);
+    }
+    if (all_same) {
+        /* the common case: one flat row, every input stepping along */
+        memcpy(bc->out_shape, orig[0], (size_t)bc->out_ndim * sizeof(int64_t));
+        bc->n = floe_tensor_num_elements(in[0]);
+        bc->ndim = 1;
+        bc->dims[0] = bc->n;
+        for (int k = 0; k < nin; k++) {
+            bc->strides[k][0] = 1;
+            bc->same[k] = true;
+        }
+        return FLOE_OK;
     }
     for (int k = 0; k < nin; k++) {
         int lead = bc->out_ndim - ndims[k];

@@ -57,6 +57,9 @@ static inline floe_shape ops_math__shape_of(const floe_tensor *t) {
  * kernels: element i is read before element i is written, and nothing else).  Used
  * instead of `restrict`, which would make that exact aliasing undefined. */
 #if defined(__clang__)
+/* Clang reads assume_safety as a request and warns where a loop cannot vectorise
+ * (integer division, libm calls); that is expected, not a fault. */
+#  pragma clang diagnostic ignored "-Wpass-failed"
 #  define OPS_MATH_IVDEP _Pragma("clang loop vectorize(assume_safety)")
 #elif defined(__GNUC__)
 #  define OPS_MATH_IVDEP _Pragma("GCC ivdep")

@@ -54,6 +54,11 @@ size_t dev_cpu__allocator_class_size(size_t nbytes);
 
 /* Prepares the BLAS libraries (OpenBLAS limited to one thread); call in init(). */
 void dev_cpu__gemm_init(void);
+/* A CPU device came or went: the process-wide cache of oneDNN primitives behind sgemm
+ * lives while at least one device does (the sgemm call has no device argument).  Every
+ * device_up() is matched by one device_down(). */
+void dev_cpu__gemm_device_up(void);
+void dev_cpu__gemm_device_down(void);
 /* The floe_cpu_sgemm_fn / floe_cpu_dgemm_fn implementations, or NULL when the plugin
  * was built without a library providing them (kernels then use their own loops). */
 floe_cpu_sgemm_fn dev_cpu__sgemm(void);

@@ -91,8 +91,10 @@ static floe_status cpu_memory_stats(void *dev, floe_device_memory_stats *out) {
 /* The state is the allocator's payload: it lives until the last block comes back. */
 static void cpu_destroy(void *dev) {
     dev_cpu_state *s = dev;
-    if (s != NULL)
-        dev_cpu__allocator_release(s->allocator);
+    if (s == NULL)
+        return;
+    dev_cpu__gemm_device_down();
+    dev_cpu__allocator_release(s->allocator);
 }
 
 static const floe_device_ops cpu_ops = {
@@ -157,14 +159,16 @@ static floe_status dev_cpu_init(floe_plugin *self, void **user) {
     desc.memory_bytes = s->info.memory_bytes;
     desc.ops = &cpu_ops;
     desc.state = s;
+    dev_cpu__gemm_device_up();
     st = floe_register_device(self, &desc);
     if (st != FLOE_OK)
-        goto fail_release_allocator;
+        goto fail_gemm_down;
     dev_cpu__allocator_set_payload(s->allocator, s);
     floe_set_note(self, "%s", s->description);
     return FLOE_OK;
 
-fail_release_allocator:
+fail_gemm_down:
+    dev_cpu__gemm_device_down();
     dev_cpu__allocator_release(s->allocator);
 fail_free_state:
     floe_free(s);

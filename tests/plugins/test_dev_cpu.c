@@ -6,7 +6,8 @@
  * stand-in host table, to reach what the public API does not show: the ops table
  * (allocator alignment, reuse, statistics, failures) and the proc_address extras
  * (sgemm and dgemm against a naive reference on odd shapes and strides, on a stand-in
- * thread pool of several threads).
+ * thread pool of several threads; sgemm's cache of oneDNN primitives: reuse, eviction,
+ * concurrent callers, devices coming and going, host allocation failures).
  *
  * Sections: the stand-in host; the device in a context; the allocator; GEMM.
  */
@@ -571,6 +572,275 @@ static void gemm_rejects_bad_arguments(void **state) {
     assert_null(f->ops->proc_address(f->dev, NULL));
 }
 
+/* ---- GEMM: the cache of oneDNN primitives behind sgemm ------------------------------- */
+
+/* A @g problem's operands, filled as check_gemm_cases fills them. */
+typedef struct sgemm_data {
+    int64_t lda, ldb, ldc;
+    size_t na, nb, nc;
+    float *a, *b, *c;
+} sgemm_data;
+
+static int sgemm_data_new(const gemm_case *g, sgemm_data *d) {
+    int64_t ar = g->ta ? g->k : g->m, ac = g->ta ? g->m : g->k;
+    int64_t br = g->tb ? g->n : g->k, bc = g->tb ? g->k : g->n;
+
+    d->lda = ac + g->pad;
+    d->ldb = bc + g->pad;
+    d->ldc = g->n + g->pad;
+    d->na = (size_t)(ar * d->lda + 1);
+    d->nb = (size_t)(br * d->ldb + 1);
+    d->nc = (size_t)(g->m * d->ldc + 1);
+    d->a = malloc(d->na * sizeof(float));
+    d->b = malloc(d->nb * sizeof(float));
+    d->c = malloc(d->nc * sizeof(float));
+    if (d->a == NULL || d->b == NULL || d->c == NULL)
+        return -1;
+    for (size_t i = 0; i < d->na; i++)
+        d->a[i] = (float)((int)(i * 7919 % 23) - 11) / 8.0f;
+    for (size_t i = 0; i < d->nb; i++)
+        d->b[i] = (float)((int)(i * 104729 % 19) - 9) / 4.0f;
+    for (size_t i = 0; i < d->nc; i++)
+        d->c[i] = (float)((int)(i % 5) - 2);
+    return 0;
+}
+
+static void sgemm_data_free(sgemm_data *d) {
+    free(d->a);
+    free(d->b);
+    free(d->c);
+}
+
+/* Runs @g through @sgemm on @pool and checks C (padding included) against the naive
+ * product in double; leaves the result in a copy at *@keep (nullable; free() it).
+ * Returns 0, or -1 with the reason in @why.  Thread-safe: no cmocka calls. */
+static int sgemm_run_checked(floe_cpu_sgemm_fn sgemm, floe_threadpool *pool, const gemm_case *g,
+                             float **keep, char *why, size_t whylen) {
+    sgemm_data d;
+    double *a = NULL, *b = NULL, *ref = NULL;
+    int rc = -1;
+
+    if (keep != NULL)
+        *keep = NULL;
+    if (sgemm_data_new(g, &d) != 0)
+        goto out;
+    a = malloc(d.na * sizeof(double));
+    b = malloc(d.nb * sizeof(double));
+    ref = malloc(d.nc * sizeof(double));
+    if (a == NULL || b == NULL || ref == NULL)
+        goto out;
+    for (size_t i = 0; i < d.na; i++)
+        a[i] = d.a[i];
+    for (size_t i = 0; i < d.nb; i++)
+        b[i] = d.b[i];
+    for (size_t i = 0; i < d.nc; i++)
+        ref[i] = d.c[i];
+    naive_gemm(g->ta, g->tb, g->m, g->n, g->k, g->alpha, a, d.lda, b, d.ldb, g->beta, ref,
+               d.ldc);
+    if (sgemm(pool, g->ta, g->tb, g->m, g->n, g->k, (float)g->alpha, d.a, d.lda, d.b, d.ldb,
+              (float)g->beta, d.c, d.ldc) != FLOE_OK) {
+        snprintf(why, whylen, "sgemm failed: %.400s", fake_error);
+        goto out;
+    }
+    for (size_t i = 0; i < d.nc; i++) {
+        if (!(fabs(d.c[i] - ref[i]) <= 1e-4 * (1 + fabs(ref[i])))) {
+            snprintf(why, whylen, "%c%c %lldx%lldx%lld pad %lld alpha %g beta %g: C[%zu] = %g, "
+                     "expected %g", g->ta ? 'T' : 'N', g->tb ? 'T' : 'N', (long long)g->m,
+                     (long long)g->n, (long long)g->k, (long long)g->pad, g->alpha, g->beta, i,
+                     (double)d.c[i], ref[i]);
+            goto out;
+        }
+    }
+    if (keep != NULL) {
+        *keep = d.c;
+        d.c = NULL;
+    }
+    rc = 0;
+out:
+    if (rc != 0 && why[0] == '\0')
+        snprintf(why, whylen, "out of memory in the test");
+    sgemm_data_free(&d);
+    free(a);
+    free(b);
+    free(ref);
+    return rc;
+}
+
+static floe_cpu_sgemm_fn fixture_sgemm(fixture *f) {
+    floe_cpu_sgemm_fn fn = (floe_cpu_sgemm_fn)f->ops->proc_address(f->dev, FLOE_CPU_SGEMM);
+    assert_non_null(fn);
+    return fn;
+}
+
+static size_t case_c_size(const gemm_case *g) {
+    return (size_t)(g->m * (g->n + g->pad) + 1);
+}
+
+/* The MLP's products and their backward shapes, alpha and beta variants, one that the
+ * pool splits, and keys that differ in one field only: each twice, the second run (a
+ * cached primitive) bit for bit the first, both right. */
+static void gemm_sgemm_cache_reuse_is_identical(void **state) {
+    fixture *f = *state;
+    floe_cpu_sgemm_fn sgemm = fixture_sgemm(f);
+    static const gemm_case cases[] = {
+        {0, 0, 32, 128, 784, 0, 1, 0},  {0, 0, 32, 10, 128, 0, 1, 0},
+        {1, 0, 784, 128, 32, 0, 1, 0},  {0, 1, 32, 784, 128, 0, 1, 0},
+        {1, 0, 128, 10, 32, 0, 1, 1},   {0, 1, 32, 128, 10, 0, 1, 0},
+        {0, 0, 48, 40, 30, 0, 0.5, 1},  {1, 1, 33, 17, 65, 0, -2, 0.25},
+        {0, 0, 200, 96, 64, 0, 1, 0},
+        /* one extent, every key: transposes, alpha, beta */
+        {0, 0, 24, 24, 24, 0, 1, 0},    {1, 0, 24, 24, 24, 0, 1, 0},
+        {0, 1, 24, 24, 24, 0, 1, 0},    {1, 1, 24, 24, 24, 0, 1, 0},
+        {0, 0, 24, 24, 24, 0, 1, 1},    {0, 0, 24, 24, 24, 0, 1, 0.5},
+        {0, 0, 24, 24, 24, 0, 3, 0},    {0, 0, 24, 24, 24, 0, 3, 1},
+    };
+    char why[512] = "";
+
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            float *first = NULL, *again = NULL;
+            if (sgemm_run_checked(sgemm, (floe_threadpool *)&f->pool, &cases[i], &first, why,
+                                  sizeof(why)) != 0 ||
+                sgemm_run_checked(sgemm, (floe_threadpool *)&f->pool, &cases[i], &again, why,
+                                  sizeof(why)) != 0)
+                fail_msg("case %zu, round %d: %s", i, round, why);
+            if (memcmp(first, again, case_c_size(&cases[i]) * sizeof(float)) != 0)
+                fail_msg("case %zu, round %d: the second run differs from the first", i, round);
+            free(first);
+            free(again);
+        }
+}
+
+/* More distinct problems than the cache holds: every one right, and the first ones,
+ * evicted since, still right and unchanged when they come back. */
+static void gemm_sgemm_many_shapes_evict_and_stay_right(void **state) {
+    fixture *f = *state;
+    floe_cpu_sgemm_fn sgemm = fixture_sgemm(f);
+    enum { SHAPES = 300, AGAIN = 40 };
+    float *kept[AGAIN] = {0};
+    gemm_case g[SHAPES];
+    char why[512] = "";
+
+    for (int i = 0; i < SHAPES; i++) {
+        g[i] = (gemm_case){i % 2, (i / 2) % 2, 1 + i % 13, 1 + (i * 7) % 29, 1 + i, 0,
+                           i % 5 == 0 ? 0.5 : 1, i % 3 == 0 ? 1 : 0};
+        if (sgemm_run_checked(sgemm, (floe_threadpool *)&f->pool, &g[i],
+                              i < AGAIN ? &kept[i] : NULL, why, sizeof(why)) != 0)
+            fail_msg("shape %d: %s", i, why);
+    }
+    for (int i = 0; i < AGAIN; i++) {
+        float *again = NULL;
+        if (sgemm_run_checked(sgemm, (floe_threadpool *)&f->pool, &g[i], &again, why,
+                              sizeof(why)) != 0)
+            fail_msg("shape %d again: %s", i, why);
+        if (memcmp(kept[i], again, case_c_size(&g[i]) * sizeof(float)) != 0)
+            fail_msg("shape %d: the result changed after eviction", i);
+        free(kept[i]);
+        free(again);
+    }
+}
+
+typedef struct sgemm_worker {
+    floe_cpu_sgemm_fn sgemm;
+    fake_pool *pool;
+    int id;
+    atomic_int *failures;
+    char why[512];
+} sgemm_worker;
+
+/* Shapes shared with the other workers (some split over the pool), and shapes of its
+ * own: enough of those in all to make the cache evict while the others run. */
+static void *sgemm_worker_main(void *arg) {
+    sgemm_worker *w = arg;
+    static const gemm_case shared[] = {
+        {0, 0, 32, 128, 784, 0, 1, 0}, {1, 0, 784, 128, 32, 0, 1, 0},
+        {0, 1, 32, 10, 128, 0, 1, 1},  {0, 0, 130, 70, 50, 0, 1, 0},
+    };
+
+    for (int it = 0; it < 40 && atomic_load(w->failures) == 0; it++) {
+        gemm_case own = {it % 2, w->id % 2, 5 + w->id, 9 + it % 7, 100 + w->id * 50 + it, 0,
+                         1, it % 2};
+        const gemm_case *todo[2] = {&shared[(it + w->id) % 4], &own};
+        for (int i = 0; i < 2; i++)
+            if (sgemm_run_checked(w->sgemm, (floe_threadpool *)w->pool, todo[i], NULL, w->why,
+                                  sizeof(w->why)) != 0) {
+                atomic_fetch_add(w->failures, 1);
+                break;
+            }
+    }
+    return NULL;
+}
+
+static void gemm_sgemm_concurrent_callers_get_right_results(void **state) {
+    fixture *f = *state;
+    sgemm_worker w[4];
+    pthread_t t[4];
+    atomic_int failures = 0;
+
+    for (int i = 0; i < 4; i++) {
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].sgemm = fixture_sgemm(f);
+        w[i].pool = &f->pool;
+        w[i].id = i;
+        w[i].failures = &failures;
+        assert_int_equal(pthread_create(&t[i], NULL, sgemm_worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        if (w[i].why[0] != '\0')
+            fail_msg("worker %d: %s", i, w[i].why);
+    assert_int_equal(atomic_load(&failures), 0);
+}
+
+/* The cache lives while any device does; sgemm stays right with none left. */
+static void gemm_sgemm_cache_follows_devices(void **state) {
+    static const gemm_case g = {0, 0, 24, 40, 56, 0, 1, 0};
+    fixture *f1, *f2;
+    floe_cpu_sgemm_fn sgemm;
+    char why[512] = "";
+
+    assert_int_equal(fixture_setup((void **)&f1), 0);
+    assert_int_equal(fixture_setup((void **)&f2), 0);
+    sgemm = fixture_sgemm(f1);
+    assert_int_equal(sgemm_run_checked(sgemm, NULL, &g, NULL, why, sizeof(why)), 0);
+    f1->ops->destroy(f1->dev);
+    assert_int_equal(sgemm_run_checked(sgemm, NULL, &g, NULL, why, sizeof(why)), 0);
+    f2->ops->destroy(f2->dev);
+    /* No device: dnnl_sgemm (or the library in use) directly. */
+    if (sgemm_run_checked(sgemm, NULL, &g, NULL, why, sizeof(why)) != 0)
+        fail_msg("%s", why);
+    free(f1);
+    free(f2);
+}
+
+/* Host memory refused: sgemm still computes (without a cached primitive). */
+static void gemm_sgemm_survives_host_alloc_failure(void **state) {
+    fixture *f = *state;
+    floe_cpu_sgemm_fn sgemm = fixture_sgemm(f);
+    static const gemm_case g = {0, 0, 20, 36, 44, 0, 1, 0}, h = {1, 0, 20, 36, 44, 0, 2, 0};
+    char why[512] = "";
+    int rc;
+
+    fake_fail_countdown = 1;
+    fake_fail_persistent = 1;
+    rc = sgemm_run_checked(sgemm, (floe_threadpool *)&f->pool, &g, NULL, why, sizeof(why));
+    fake_fail_countdown = 0;
+    fake_fail_persistent = 0;
+    if (rc != 0)
+        fail_msg("%s", why);
+    /* The first allocation only (the cache entry, then a slot's scratchpad). */
+    for (int n = 1; n <= 3; n++) {
+        gemm_case k = h;
+        k.k += n;
+        fake_fail_countdown = n;
+        rc = sgemm_run_checked(sgemm, (floe_threadpool *)&f->pool, &k, NULL, why, sizeof(why));
+        fake_fail_countdown = 0;
+        if (rc != 0)
+            fail_msg("allocation %d refused: %s", n, why);
+    }
+}
+
 static void copies_move_bytes(void **state) {
     fixture *f = *state;
     char src[100], dst[100];
@@ -606,6 +876,11 @@ int main(void) {
         T(gemm_dgemm_matches_naive),
         T(gemm_without_pool_runs_inline),
         T(gemm_rejects_bad_arguments),
+        T(gemm_sgemm_cache_reuse_is_identical),
+        T(gemm_sgemm_many_shapes_evict_and_stay_right),
+        T(gemm_sgemm_concurrent_callers_get_right_results),
+        cmocka_unit_test(gemm_sgemm_cache_follows_devices),
+        T(gemm_sgemm_survives_host_alloc_failure),
         T(copies_move_bytes),
     };
 #undef T

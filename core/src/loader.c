@@ -39,6 +39,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#if defined(__x86_64__) || defined(__i386__)
+#  include <cpuid.h>
+#endif
 
 #ifndef FLOE_PLUGINSDIR
 #  define FLOE_PLUGINSDIR "/usr/local/lib/floe-1"
@@ -86,11 +89,14 @@ static floe_status finish(floe_plugin *p, floe__plugin_state state, floe_status 
 
 /* ---- CPU features ------------------------------------------------------------ */
 
+/* The features __builtin_cpu_supports() knows on every supported compiler, then f16c,
+ * which clang before 16 rejects there and cpu_has() tests with CPUID instead. */
 /* clang-format off */
-#define CPU_FEATURES(X)                                                                   \
+#define CPU_FEATURES_BUILTIN(X)                                                           \
     X("sse") X("sse2") X("sse3") X("ssse3") X("sse4.1") X("sse4.2") X("popcnt") X("aes")   \
-    X("pclmul") X("avx") X("avx2") X("fma") X("f16c") X("bmi") X("bmi2") X("avx512f")      \
+    X("pclmul") X("avx") X("avx2") X("fma") X("bmi") X("bmi2") X("avx512f")                \
     X("avx512bw") X("avx512vl") X("avx512dq") X("avx512cd") X("avx512vnni") X("avx512bf16")
+#define CPU_FEATURES(X) CPU_FEATURES_BUILTIN(X) X("f16c")
 /* clang-format on */
 
 /* Lower case without '_', '.', '-': "avx512_vnni", "AVX512VNNI" and "sse4_2" match. */
@@ -125,8 +131,14 @@ static bool cpu_has(const char *canonical) {
     if (strcmp(canonical, f) == 0)                                                         \
         return __builtin_cpu_supports(f) != 0;
     /* clang-format on */
-    CPU_FEATURES(TEST_)
+    CPU_FEATURES_BUILTIN(TEST_)
 #  undef TEST_
+    /* F16C: CPUID.1:ECX bit 29, usable only where AVX is (as GCC's builtin tests it). */
+    if (strcmp(canonical, "f16c") == 0) {
+        unsigned int eax, ebx, ecx, edx;
+        return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0 &&
+               __builtin_cpu_supports("avx") != 0;
+    }
 #endif
     (void)canonical;
     return false;

@@ -146,7 +146,7 @@ static bool cur_float(cursor *c, float *out) {
     const char *p;
     double sign = 1.0, v = 0.0, scale = 1.0;
     bool digits = false;
-    int exp10 = 0;
+    int exp10 = 0, dropped = 0;
 
     cur_skip_ws(c);
     p = c->p;
@@ -164,8 +164,14 @@ static bool cur_float(cursor *c, float *out) {
         *out = NAN;
         return true;
     }
-    for (; isdigit((unsigned char)*p); p++, digits = true)
-        v = v * 10.0 + (*p - '0');
+    /* Integer digits past a double's range count as powers of ten instead, so that a
+     * long mantissa with a negative exponent stays finite. */
+    for (; isdigit((unsigned char)*p); p++, digits = true) {
+        if (v < 1e300)
+            v = v * 10.0 + (*p - '0');
+        else if (dropped < 1000000000)
+            dropped++;
+    }
     if (*p == '.') {
         for (p++; isdigit((unsigned char)*p); p++, digits = true) {
             scale /= 10.0;
@@ -186,12 +192,13 @@ static bool cur_float(cursor *c, float *out) {
             return false;
         }
         for (; isdigit((unsigned char)*p); p++)
-            if (exp10 < 400)
+            if (exp10 < 100000000) /* huge enough either way; the sum fits an int */
                 exp10 = exp10 * 10 + (*p - '0');
         exp10 *= esign;
     }
     c->p = p;
-    *out = (float)(sign * v * pow(10.0, exp10));
+    /* Zero stays zero whatever the exponent (0 * pow(10, 999) would be NaN). */
+    *out = (float)(sign * (v == 0.0 ? 0.0 : v * pow(10.0, exp10 + dropped)));
     return true;
 }
 
@@ -646,6 +653,12 @@ static bool parse_arg_spec(cursor *c, floe__op_def *op, floe__arg_def *ad) {
             return false;
         }
         if (!attr->has_min) {
+            /* The implied minimum 0 must hold for the default too, as a stated one does. */
+            if (attr->has_default && attr->default_value.u.i < 0) {
+                cur_fail(c, "length attr '%s' has a negative default %lld", first,
+                         (long long)attr->default_value.u.i);
+                return false;
+            }
             attr->has_min = true;
             attr->min = 0;
         } else if (attr->min < 0) {

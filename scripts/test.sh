@@ -49,9 +49,33 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 TIMEOUT_MULTIPLIER=3 suite "asan+ubsan" build-asan \
     -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false || status=1
 
+# One closing line over both suites, counted from meson's JSON test logs.
+summary() {
+    python3 - "$@" <<'PY'
+import json, sys
+passed = failed = skipped = 0
+for path in sys.argv[1:]:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        failed += 1
+        continue
+    for line in lines:
+        r = json.loads(line).get("result")
+        if r in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif r == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+PY
+}
+
 if [ "$status" -eq 0 ]; then
     echo "=== all tests passed (normal and asan+ubsan)"
 else
     echo "=== FAILED (see above)"
 fi
+summary build/meson-logs/testlog.json build-asan/meson-logs/testlog.json
 exit "$status"

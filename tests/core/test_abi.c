@@ -86,6 +86,7 @@ static void struct_layouts_are_pinned(void **state) {
     CHECK_OFFSET(floe_plugin_info, num_devices, 88);
     CHECK_OFFSET(floe_plugin_info, num_filesystems, 92);
     CHECK_OFFSET(floe_plugin_info, num_transports, 96);
+    CHECK_OFFSET(floe_plugin_info, skipped, 100);
     CHECK_SIZE(floe_device_info, 56);
     CHECK_OFFSET(floe_device_info, struct_size, 0);
     CHECK_OFFSET(floe_device_info, name, 8);

@@ -8,17 +8,19 @@
  * OPENBLAS_CORETYPE=Haswell pins OpenBLAS to its AVX2 kernel.
  *
  * Why primitives: the first dnnl_sgemm call of a process generates all of oneDNN's
- * SGEMM kernels, 40-50 ms whatever the size, so the first MatMul of a process was the
+ * SGEMM kernels, 30-90 ms whatever the size, so the first MatMul of a process was the
  * bulk of the time to a first result.  A matmul primitive generates only its own
- * kernels: 0.3-1 ms to create, 0.05-0.4 ms more on its first run.  With them, process
- * start to the first MLP result (benchmarks/bench_startup) went from 52-55 ms to 11-12
- * ms on the project's 2-core machine.  The primitive (brgemm on AVX-512) matches
+ * kernels: 0.3-1 ms to create, 0.05-0.4 ms more on its first run.  Process start to the
+ * first MLP result (benchmarks/bench_startup, 2-core machine, idle) went from 37.5 ms to
+ * 8.9 ms, peak RSS from 16.2 to 11.3 MB.  The primitive (brgemm on AVX-512) matches
  * dnnl_sgemm on one thread for small products and beats it on some (32x10x128: 1.2x,
- * 1024x10x32 TN: 1.4x) but loses where prim_suits() says: big products (512^3: 0.95,
- * 1024x2048x2048: 0.90), B past the L2 cache with few rows (32x512x784: 0.82) and
- * narrow C with a long K (32x10x1024: 0.6).  Those take dnnl_sgemm and pay its kernel
- * generation once, on their first call.  It takes only dense operands (row strides equal
- * to the widths); anything else is dnnl_sgemm too.
+ * 1024x10x32 TN: 1.4x), but loses where prim_suits() says: big products (512^3: 0.95,
+ * 1024x2048x2048: 0.90), B past the L2 cache with few rows (32x512x784: 0.82,
+ * 32x1024x3136: 0.72) and narrow C with a long K (32x10x1024: 0.6).  Those run
+ * dnnl_sgemm and pay its kernel generation once, on their first call; so do operands
+ * that are not dense (row strides wider than the rows), which the primitive does not
+ * take as fast.  Tiny-K products with a transposed operand lose 0.2-0.3 us per call
+ * (32x128x10 NT: 0.85) and were left on primitives.
  *
  * The cache: one per process, since floe_cpu_sgemm_fn has no device argument; it lives
  * while a CPU device does (dev_cpu__gemm_device_up/down) and is emptied with the last.
@@ -31,12 +33,15 @@
  *
  * Threads: the libraries' own threads are never used.  A GEMM big enough to share
  * (M*N*K >= 64^3) is cut into as many row panels of C as Floe's pool has threads (or
- * column panels when C is wider than tall, and row panels would not be dense), and each
+ * column panels when C is wider than tall, unless row panels can run primitives: dense,
+ * B not transposed, 8 rows or more each; column panels are strided), and each
  * panel is one library call on a pool thread with OpenMP (oneDNN's runtime) limited to
  * that thread, so Floe's pool is the only team on the cores: no OpenMP team spinning
  * against it, no oversubscription when kernels run in parallel.  Primitives are made
- * on those threads too, so they are built for one thread.  Measured against dnnl_sgemm
- * with its own OpenMP team: 0.97-1.03 on 1024^3 and 2048^3 (benchmarks/bench_matmul).
+ * on those threads too, so they are built for one thread.  Against dnnl_sgemm with its
+ * own OpenMP team: 0.97-1.04 on 1024^3 and 2048^3 (benchmarks/bench_matmul, dnnl_sgemm
+ * panels; primitive panels reached 0.94-0.96 there); 32x128x784 (primitive row panels)
+ * 1.14x, 32x784x128 NT (dnnl_sgemm column panels) 1.65x, 784x128x32 TN 1.0x.
  *
  * Sections: argument checks and the trivial cases; the panel split; the libraries.
  */

@@ -39,7 +39,8 @@ typedef struct pf_job {
     int64_t chunk;                 /* items per chunk */
     int64_t nchunks;
     atomic_llong next;             /* next chunk to claim */
-    int helpers;                   /* workers running chunks of this job (under lock) */
+    atomic_int helpers;            /* workers running chunks of this job: joined under the
+                                      lock, left without it (the caller spins on it) */
     bool linked;                   /* on the active list (under lock) */
     struct pf_job *prev, *next_job;
 } pf_job;
@@ -123,11 +124,13 @@ static void *worker_main(void *p) {
     for (;;) {
         pf_job *job = find_job(pool);
         if (job != NULL) {
-            job->helpers++;
+            atomic_fetch_add_explicit(&job->helpers, 1, memory_order_relaxed);
             pthread_mutex_unlock(&pool->lock);
             job_run_chunks(job);
+            /* After this decrement the job (on its caller's stack) may be gone. */
+            bool last = atomic_fetch_sub_explicit(&job->helpers, 1, memory_order_acq_rel) == 1;
             pthread_mutex_lock(&pool->lock);
-            if (--job->helpers == 0 && !job->linked)
+            if (last)
                 pthread_cond_broadcast(&pool->done_cv);
             continue;
         }
@@ -230,7 +233,7 @@ void floe__threadpool_parallel_for(floe_threadpool *pool, int64_t n, int64_t gra
     job.chunk = chunk;
     job.nchunks = nchunks;
     atomic_init(&job.next, 0);
-    job.helpers = 0;
+    atomic_init(&job.helpers, 0);
     job.prev = NULL;
 
     pthread_mutex_lock(&pool->lock);
@@ -252,9 +255,18 @@ void floe__threadpool_parallel_for(floe_threadpool *pool, int64_t n, int64_t gra
     if (job.next_job != NULL)
         job.next_job->prev = job.prev;
     job.linked = false;
-    while (job.helpers > 0)
-        pthread_cond_wait(&pool->done_cv, &pool->lock);
     pthread_mutex_unlock(&pool->lock);
+    /* The helpers' last chunks usually end within microseconds: spin before sleeping
+     * (a condition-variable wake-up costs tens of microseconds, as much as the work). */
+    for (int i = 0; i < FLOE__SPIN_ITERS &&
+                    atomic_load_explicit(&job.helpers, memory_order_acquire) > 0; i++)
+        cpu_relax();
+    if (atomic_load_explicit(&job.helpers, memory_order_acquire) > 0) {
+        pthread_mutex_lock(&pool->lock);
+        while (atomic_load_explicit(&job.helpers, memory_order_acquire) > 0)
+            pthread_cond_wait(&pool->done_cv, &pool->lock);
+        pthread_mutex_unlock(&pool->lock);
+    }
 }
 
 void floe_threadpool_parallel_for(floe_threadpool *pool, int64_t n, int64_t grain,

@@ -1,0 +1,521 @@
+/*
+ * data.c - in-memory data sets (floe/data.h): the IDX reader for MNIST-style files,
+ * data sets from arrays, batches converted on the fly, and seeded shuffling.
+ *
+ * IDX files are untrusted bytes: read through zlib (gzip or plain), capped in size,
+ * and accepted only when the header (two zero bytes, type 0x08, rank 1..4, big-endian
+ * u32 extents) describes exactly the bytes that follow.  Features keep their stored
+ * type (images stay u8) and are converted into the caller's batch tensors.
+ *
+ * Sections: the data set object; IDX files; batches; random numbers.
+ */
+#include "keras-impl.h"
+
+#include <floe/data.h>
+#include <floe/keras.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* Largest IDX payload read (uncompressed): 1 GiB, well above MNIST's 47 MB. */
+#define IDX_MAX_BYTES ((size_t)1 << 30)
+
+struct floe_dataset {
+    int64_t n;
+    floe_dtype x_dtype, y_dtype;
+    int x_ndim, y_ndim;
+    int64_t x_dims[FLOE_MAX_DIMS], y_dims[FLOE_MAX_DIMS];
+    int64_t x_elems, y_elems; /* elements per example */
+    float scale;
+    void *x, *y;
+};
+
+/* ---- The data set object ------------------------------------------------------------ */
+
+static int64_t dims_product(const int64_t *dims, int ndim) {
+    int64_t p = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] <= 0 || p > INT64_MAX / dims[i])
+            return -1;
+        p *= dims[i];
+    }
+    return p;
+}
+
+void floe_dataset_free(floe_dataset *ds) {
+    if (ds == NULL)
+        return;
+    free(ds->x);
+    free(ds->y);
+    free(ds);
+}
+
+/* An empty data set of @n examples with buffers for the given layout. */
+static floe_status dataset_alloc(int64_t n, floe_dtype x_dtype, const int64_t *x_shape,
+                                 int x_ndim, floe_dtype y_dtype, const int64_t *y_shape,
+                                 int y_ndim, float scale, floe_dataset **out) {
+    floe_dataset *ds;
+    size_t xbytes, ybytes;
+
+    ds = calloc(1, sizeof(*ds));
+    if (ds == NULL)
+        return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "data set: out of memory");
+    ds->n = n;
+    ds->x_dtype = x_dtype;
+    ds->y_dtype = y_dtype;
+    ds->x_ndim = x_ndim;
+    ds->y_ndim = y_ndim;
+    ds->scale = scale;
+    if (x_ndim > 0)
+        memcpy(ds->x_dims, x_shape, (size_t)x_ndim * sizeof(int64_t));
+    if (y_ndim > 0)
+        memcpy(ds->y_dims, y_shape, (size_t)y_ndim * sizeof(int64_t));
+    ds->x_elems = dims_product(x_shape, x_ndim);
+    ds->y_elems = y_dtype == FLOE_DTYPE_INVALID ? 0 : dims_product(y_shape, y_ndim);
+    if (ds->x_elems < 0 || ds->y_elems < 0 || ds->x_elems > INT64_MAX / (n > 0 ? n : 1) ||
+        (ds->y_elems > 0 && ds->y_elems > INT64_MAX / (n > 0 ? n : 1))) {
+        free(ds);
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT,
+                                "data set: extents must be > 0 and the size must fit int64");
+    }
+    xbytes = (size_t)(n * ds->x_elems) * floe_dtype_size(x_dtype);
+    ybytes = (size_t)(n * ds->y_elems) * (y_dtype == FLOE_DTYPE_INVALID ? 0 : 4);
+    ds->x = malloc(xbytes > 0 ? xbytes : 1);
+    ds->y = ybytes > 0 ? malloc(ybytes) : NULL;
+    if (ds->x == NULL || (ybytes > 0 && ds->y == NULL)) {
+        floe_dataset_free(ds);
+        return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "data set: out of memory for %lld "
+                                "examples", (long long)n);
+    }
+    *out = ds;
+    return FLOE_OK;
+}
+
+static size_t x_example_bytes(const floe_dataset *ds) {
+    return (size_t)ds->x_elems * floe_dtype_size(ds->x_dtype);
+}
+
+static size_t y_example_bytes(const floe_dataset *ds) {
+    return ds->y_dtype == FLOE_DTYPE_INVALID ? 0 : (size_t)ds->y_elems * 4;
+}
+
+floe_status floe_dataset_from_arrays(int64_t n, floe_dtype x_dtype, const void *x,
+                                     const int64_t *x_shape, int x_ndim, floe_dtype y_dtype,
+                                     const void *y, const int64_t *y_shape, int y_ndim,
+                                     float scale, floe_dataset **out) {
+    floe_dataset *ds;
+    floe_status st;
+
+    if (out == NULL)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "floe_dataset_from_arrays: out is NULL");
+    *out = NULL;
+    if (n <= 0 || x == NULL || x_ndim < 0 || x_ndim >= FLOE_MAX_DIMS ||
+        (x_ndim > 0 && x_shape == NULL))
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "floe_dataset_from_arrays: need n > 0 "
+                                "examples, features and a feature shape of rank 0..%d",
+                                FLOE_MAX_DIMS - 1);
+    if (x_dtype != FLOE_DTYPE_U8 && x_dtype != FLOE_DTYPE_F32 && x_dtype != FLOE_DTYPE_I32)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "floe_dataset_from_arrays: features "
+                                "must be u8, f32 or i32, not %s", floe_dtype_name(x_dtype));
+    if (!(y_dtype == FLOE_DTYPE_INVALID && y == NULL) &&
+        !(y_dtype == FLOE_DTYPE_I32 && y != NULL && y_ndim == 0) &&
+        !(y_dtype == FLOE_DTYPE_F32 && y != NULL && y_ndim >= 0 && y_ndim < FLOE_MAX_DIMS &&
+          (y_ndim == 0 || y_shape != NULL)))
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "floe_dataset_from_arrays: targets must "
+                                "be i32 class ids (rank 0), f32, or absent (INVALID, NULL)");
+    st = dataset_alloc(n, x_dtype, x_shape, x_ndim, y_dtype, y_shape,
+                       y_dtype == FLOE_DTYPE_F32 ? y_ndim : 0, scale, &ds);
+    if (st != FLOE_OK)
+        return st;
+    memcpy(ds->x, x, (size_t)n * x_example_bytes(ds));
+    if (ds->y != NULL)
+        memcpy(ds->y, y, (size_t)n * y_example_bytes(ds));
+    *out = ds;
+    return FLOE_OK;
+}
+
+floe_status floe_dataset_slice(const floe_dataset *ds, int64_t begin, int64_t count,
+                               floe_dataset **out) {
+    floe_dataset *s;
+    floe_status st;
+
+    if (out == NULL)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "floe_dataset_slice: out is NULL");
+    *out = NULL;
+    if (ds == NULL || begin < 0 || count <= 0 || begin > ds->n || count > ds->n - begin)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "floe_dataset_slice: [%lld, +%lld) is "
+                                "not a non-empty range of the %lld examples",
+                                (long long)begin, (long long)count,
+                                (long long)(ds != NULL ? ds->n : 0));
+    st = dataset_alloc(count, ds->x_dtype, ds->x_dims, ds->x_ndim, ds->y_dtype, ds->y_dims,
+                       ds->y_ndim, ds->scale, &s);
+    if (st != FLOE_OK)
+        return st;
+    memcpy(s->x, (const char *)ds->x + (size_t)begin * x_example_bytes(ds),
+           (size_t)count * x_example_bytes(ds));
+    if (s->y != NULL)
+        memcpy(s->y, (const char *)ds->y + (size_t)begin * y_example_bytes(ds),
+               (size_t)count * y_example_bytes(ds));
+    *out = s;
+    return FLOE_OK;
+}
+
+int64_t floe_dataset_size(const floe_dataset *ds) {
+    return ds != NULL ? ds->n : 0;
+}
+
+int floe_dataset_x_shape(const floe_dataset *ds, int64_t *dims) {
+    if (ds == NULL)
+        return -1;
+    if (dims != NULL && ds->x_ndim > 0)
+        memcpy(dims, ds->x_dims, (size_t)ds->x_ndim * sizeof(int64_t));
+    return ds->x_ndim;
+}
+
+int floe_dataset_y_shape(const floe_dataset *ds, int64_t *dims) {
+    if (ds == NULL)
+        return -1;
+    if (dims != NULL && ds->y_ndim > 0)
+        memcpy(dims, ds->y_dims, (size_t)ds->y_ndim * sizeof(int64_t));
+    return ds->y_ndim;
+}
+
+floe_dtype floe_dataset_x_dtype(const floe_dataset *ds) {
+    return ds != NULL ? ds->x_dtype : FLOE_DTYPE_INVALID;
+}
+
+floe_dtype floe_dataset_y_dtype(const floe_dataset *ds) {
+    return ds != NULL ? ds->y_dtype : FLOE_DTYPE_INVALID;
+}
+
+int32_t floe_dataset_label(const floe_dataset *ds, int64_t i) {
+    if (ds == NULL || ds->y_dtype != FLOE_DTYPE_I32 || i < 0 || i >= ds->n)
+        return -1;
+    return ((const int32_t *)ds->y)[i];
+}
+
+const void *floe_dataset_example(const floe_dataset *ds, int64_t i) {
+    if (ds == NULL || i < 0 || i >= ds->n)
+        return NULL;
+    return (const char *)ds->x + (size_t)i * x_example_bytes(ds);
+}
+
+/* ---- IDX files --------------------------------------------------------------------- */
+
+/* Reads the whole (decompressed) file into *@data (malloc'ed), at most IDX_MAX_BYTES. */
+static floe_status read_gz(const char *path, unsigned char **data, size_t *size) {
+    size_t cap = 1 << 20, len = 0;
+    unsigned char *buf;
+    gzFile gz;
+
+    *data = NULL;
+    *size = 0;
+    errno = 0;
+    gz = gzopen(path, "rb");
+    if (gz == NULL) {
+        int err = errno;
+        return floe__keras_fail(err == ENOENT ? FLOE_NOT_FOUND : FLOE_PERMISSION_DENIED,
+                                "cannot open '%s': %s", path,
+                                err != 0 ? strerror(err) : "out of memory");
+    }
+    buf = malloc(cap);
+    if (buf == NULL)
+        goto fail_oom;
+    for (;;) {
+        int got;
+        if (len == cap) {
+            unsigned char *nb;
+            if (cap >= IDX_MAX_BYTES + 1)
+                goto fail_too_big;
+            cap *= 2;
+            nb = realloc(buf, cap);
+            if (nb == NULL)
+                goto fail_oom;
+            buf = nb;
+        }
+        got = gzread(gz, buf + len, (unsigned)(cap - len < (1u << 30) ? cap - len : 1u << 30));
+        if (got < 0) {
+            int errnum;
+            const char *msg = gzerror(gz, &errnum);
+            floe_status st = floe__keras_fail(FLOE_DATA_LOSS, "'%s' is corrupt: %s", path,
+                                              msg != NULL ? msg : "read error");
+            free(buf);
+            gzclose(gz);
+            return st;
+        }
+        if (got == 0)
+            break;
+        len += (size_t)got;
+        if (len > IDX_MAX_BYTES)
+            goto fail_too_big;
+    }
+    gzclose(gz);
+    *data = buf;
+    *size = len;
+    return FLOE_OK;
+
+fail_too_big:
+    free(buf);
+    gzclose(gz);
+    return floe__keras_fail(FLOE_DATA_LOSS, "'%s' is larger than %zu bytes: not an IDX file",
+                            path, IDX_MAX_BYTES);
+fail_oom:
+    free(buf);
+    gzclose(gz);
+    return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "reading '%s': out of memory", path);
+}
+
+typedef struct idx_file {
+    unsigned char *bytes; /* the whole file */
+    size_t size;
+    int ndim;
+    int64_t dims[4];
+    const unsigned char *payload;
+} idx_file;
+
+/* Checks the header and that the payload has exactly the size it announces. */
+static floe_status idx_parse(const char *path, idx_file *f) {
+    size_t header, expect = 1;
+
+    if (f->size < 4 || f->bytes[0] != 0 || f->bytes[1] != 0)
+        return floe__keras_fail(FLOE_DATA_LOSS, "'%s' is not an IDX file (bad magic number)",
+                                path);
+    if (f->bytes[2] != 0x08)
+        return floe__keras_fail(FLOE_DATA_LOSS, "'%s': IDX element type 0x%02x is not "
+                                "supported (only unsigned bytes, 0x08)", path, f->bytes[2]);
+    f->ndim = f->bytes[3];
+    if (f->ndim < 1 || f->ndim > 4)
+        return floe__keras_fail(FLOE_DATA_LOSS, "'%s': IDX rank %d is not in 1..4", path,
+                                f->ndim);
+    header = 4 + 4 * (size_t)f->ndim;
+    if (f->size < header)
+        return floe__keras_fail(FLOE_DATA_LOSS, "'%s' is truncated: %zu bytes, the IDX "
+                                "header needs %zu", path, f->size, header);
+    for (int i = 0; i < f->ndim; i++) {
+        const unsigned char *p = f->bytes + 4 + 4 * i;
+        uint32_t d = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        if (d == 0 || expect > IDX_MAX_BYTES / d)
+            return floe__keras_fail(FLOE_DATA_LOSS, "'%s': IDX extent %d is %u: empty or "
+                                    "too large", path, i, d);
+        f->dims[i] = d;
+        expect *= d;
+    }
+    if (f->size - header != expect)
+        return floe__keras_fail(FLOE_DATA_LOSS, "'%s' is %s: the IDX header announces %zu "
+                                "data bytes, the file has %zu", path,
+                                f->size - header < expect ? "truncated" : "too long", expect,
+                                f->size - header);
+    f->payload = f->bytes + header;
+    return FLOE_OK;
+}
+
+static floe_status idx_read(const char *path, idx_file *f) {
+    floe_status st;
+
+    memset(f, 0, sizeof(*f));
+    st = read_gz(path, &f->bytes, &f->size);
+    if (st == FLOE_OK)
+        st = idx_parse(path, f);
+    if (st != FLOE_OK) {
+        free(f->bytes);
+        f->bytes = NULL;
+    }
+    return st;
+}
+
+floe_status floe_dataset_load_idx(const char *images_path, const char *labels_path,
+                                  float scale, floe_dataset **out) {
+    idx_file im, lb;
+    floe_dataset *ds;
+    floe_status st;
+
+    if (out == NULL)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "floe_dataset_load_idx: out is NULL");
+    *out = NULL;
+    if (images_path == NULL || labels_path == NULL)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "floe_dataset_load_idx: a path is NULL");
+    st = idx_read(images_path, &im);
+    if (st != FLOE_OK)
+        return st;
+    st = idx_read(labels_path, &lb);
+    if (st != FLOE_OK)
+        goto fail_free_images;
+    if (lb.ndim != 1 || im.dims[0] != lb.dims[0]) {
+        st = floe__keras_fail(FLOE_DATA_LOSS, "'%s' holds %lld examples but '%s' %s %lld "
+                              "labels", images_path, (long long)im.dims[0], labels_path,
+                              lb.ndim != 1 ? "is not a rank-1 list of" : "holds",
+                              (long long)lb.dims[0]);
+        goto fail_free_labels;
+    }
+    st = dataset_alloc(im.dims[0], FLOE_DTYPE_U8, im.dims + 1, im.ndim - 1, FLOE_DTYPE_I32,
+                       NULL, 0, scale, &ds);
+    if (st != FLOE_OK)
+        goto fail_free_labels;
+    memcpy(ds->x, im.payload, (size_t)(ds->n * ds->x_elems));
+    for (int64_t i = 0; i < ds->n; i++)
+        ((int32_t *)ds->y)[i] = lb.payload[i];
+    free(lb.bytes);
+    free(im.bytes);
+    *out = ds;
+    return FLOE_OK;
+
+fail_free_labels:
+    free(lb.bytes);
+fail_free_images:
+    free(im.bytes);
+    return st;
+}
+
+floe_status floe_dataset_load_fashion_mnist(const char *dir, int train, floe_dataset **out) {
+    const char *prefix = train ? "train" : "t10k";
+    char images[4096], labels[4096];
+    floe_status st;
+
+    if (out == NULL)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT,
+                                "floe_dataset_load_fashion_mnist: out is NULL");
+    *out = NULL;
+    if (dir == NULL)
+        dir = FLOE_FASHION_MNIST_DIR;
+    if ((size_t)snprintf(images, sizeof(images), "%s/%s-images-idx3-ubyte.gz", dir, prefix) >=
+            sizeof(images) ||
+        (size_t)snprintf(labels, sizeof(labels), "%s/%s-labels-idx1-ubyte.gz", dir, prefix) >=
+            sizeof(labels))
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "Fashion-MNIST: directory name too long");
+    st = floe_dataset_load_idx(images, labels, 1.0f / 255.0f, out);
+    if (st == FLOE_NOT_FOUND) {
+        char msg[4200];
+        snprintf(msg, sizeof(msg), "%s", floe_keras_last_error());
+        return floe__keras_fail(st, "%s; Fashion-MNIST is not installed there (install it "
+                                "with `apt-get install dataset-fashion-mnist`, or give the "
+                                "directory holding the four IDX files)", msg);
+    }
+    if (st == FLOE_DATA_LOSS) {
+        char msg[4200];
+        snprintf(msg, sizeof(msg), "%s", floe_keras_last_error());
+        return floe__keras_fail(st, "%s (reinstall with `apt-get install --reinstall "
+                                "dataset-fashion-mnist`)", msg);
+    }
+    if (st == FLOE_OK && (floe_dataset_x_shape(*out, NULL) != 2 || (*out)->x_dims[0] != 28 ||
+                          (*out)->x_dims[1] != 28)) {
+        floe_dataset_free(*out);
+        *out = NULL;
+        return floe__keras_fail(FLOE_DATA_LOSS, "'%s' does not hold 28x28 images", images);
+    }
+    return st;
+}
+
+/* ---- Batches ------------------------------------------------------------------------- */
+
+static int batch_fits(const floe_tensor *t, int64_t count, int64_t elems) {
+    int64_t rows = floe_tensor_ndim(t) > 0 ? floe_tensor_dim(t, 0) : 0;
+    return rows >= count && rows > 0 && floe_tensor_num_elements(t) == rows * elems &&
+           floe_tensor_data(t) != NULL;
+}
+
+static void copy_features(const floe_dataset *ds, int64_t src, void *dst_rows, int64_t row,
+                          floe_dtype dst_dtype) {
+    const int64_t e = ds->x_elems;
+
+    if (dst_dtype == FLOE_DTYPE_I32) {
+        int32_t *d = (int32_t *)dst_rows + row * e;
+        if (ds->x_dtype == FLOE_DTYPE_I32) {
+            memcpy(d, (const int32_t *)ds->x + src * e, (size_t)e * 4);
+        } else if (ds->x_dtype == FLOE_DTYPE_U8) {
+            const uint8_t *s = (const uint8_t *)ds->x + src * e;
+            for (int64_t k = 0; k < e; k++)
+                d[k] = s[k];
+        } else {
+            const float *s = (const float *)ds->x + src * e;
+            for (int64_t k = 0; k < e; k++)
+                d[k] = (int32_t)s[k];
+        }
+        return;
+    }
+    float *d = (float *)dst_rows + row * e;
+    const float scale = ds->scale;
+    if (ds->x_dtype == FLOE_DTYPE_U8) {
+        const uint8_t *s = (const uint8_t *)ds->x + src * e;
+        for (int64_t k = 0; k < e; k++)
+            d[k] = (float)s[k] * scale;
+    } else if (ds->x_dtype == FLOE_DTYPE_F32) {
+        const float *s = (const float *)ds->x + src * e;
+        for (int64_t k = 0; k < e; k++)
+            d[k] = s[k] * scale;
+    } else {
+        const int32_t *s = (const int32_t *)ds->x + src * e;
+        for (int64_t k = 0; k < e; k++)
+            d[k] = (float)s[k] * scale;
+    }
+}
+
+floe_status floe_dataset_batch(const floe_dataset *ds, const int64_t *index, int64_t first,
+                               int64_t count, floe_tensor *x, floe_tensor *y) {
+    floe_dtype xd = floe_tensor_dtype(x);
+
+    if (ds == NULL || x == NULL || count <= 0)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "floe_dataset_batch: need a data set, "
+                                "a feature tensor and count > 0");
+    if ((xd != FLOE_DTYPE_F32 && xd != FLOE_DTYPE_I32) || !batch_fits(x, count, ds->x_elems))
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "floe_dataset_batch: the feature tensor "
+                                "must be a host f32 or i32 tensor of >= %lld rows of %lld "
+                                "elements", (long long)count, (long long)ds->x_elems);
+    if (y != NULL && (ds->y_dtype == FLOE_DTYPE_INVALID ||
+                      floe_tensor_dtype(y) != ds->y_dtype ||
+                      !batch_fits(y, count, ds->y_elems)))
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "floe_dataset_batch: the target tensor "
+                                "must be a host %s tensor of >= %lld rows of %lld elements",
+                                floe_dtype_name(ds->y_dtype), (long long)count,
+                                (long long)ds->y_elems);
+    for (int64_t r = 0; r < count; r++) {
+        int64_t src = index != NULL ? index[r] : first + r;
+        if (src < 0 || src >= ds->n)
+            return floe__keras_fail(FLOE_OUT_OF_RANGE, "floe_dataset_batch: example %lld of "
+                                    "%lld", (long long)src, (long long)ds->n);
+        copy_features(ds, src, floe_tensor_data(x), r, xd);
+        if (y != NULL)
+            memcpy((char *)floe_tensor_data(y) + (size_t)r * y_example_bytes(ds),
+                   (const char *)ds->y + (size_t)src * y_example_bytes(ds),
+                   y_example_bytes(ds));
+    }
+    return FLOE_OK;
+}
+
+/* ---- Random numbers ------------------------------------------------------------------ */
+
+uint64_t floe_rng_next(uint64_t *rng) {
+    uint64_t z = (*rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+float floe_rng_uniform(uint64_t *rng) {
+    return (float)(floe_rng_next(rng) >> 40) * (1.0f / 16777216.0f);
+}
+
+/* Uniform in [0, @bound) without modulo bias (Lemire's method with rejection). */
+static uint64_t rng_below(uint64_t *rng, uint64_t bound) {
+    uint64_t threshold = (0 - bound) % bound;
+    for (;;) {
+        uint64_t r = floe_rng_next(rng);
+        if (r >= threshold)
+            return r % bound;
+    }
+}
+
+void floe_data_shuffle(int64_t *index, int64_t n, uint64_t *rng) {
+    if (index == NULL || rng == NULL || n <= 0)
+        return;
+    for (int64_t i = 0; i < n; i++)
+        index[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)rng_below(rng, (uint64_t)i + 1);
+        int64_t t = index[i];
+        index[i] = index[j];
+        index[j] = t;
+    }
+}

@@ -16,6 +16,7 @@
  *   host.c                 the floe_host table handed to plugins
  *   graph.c, shape.c       graphs, node builders, shape inference
  *   session.c, placement.c, executor.c, variable.c, eager.c   running graphs
+ *   gradients.c            automatic differentiation (host->grad_*)
  */
 #ifndef FLOE_CORE_IMPL_H
 #define FLOE_CORE_IMPL_H
@@ -444,5 +445,24 @@ floe_dtype floe__shape_input_dtype(const floe_shape_ctx *sc, int i);
 floe_shape floe__shape_input(const floe_shape_ctx *sc, int i);
 floe_tensor *floe__shape_input_value(const floe_shape_ctx *sc, int i);
 floe_status floe__shape_set_output(floe_shape_ctx *sc, int i, const floe_shape *s);
+
+/* ---- gradients.c ----------------------------------------------------------------------- */
+
+/* The grad_* members of the host table. */
+const floe_attrs *floe__grad_attrs(const floe_grad_ctx *gc);
+const char *floe__grad_node_name(const floe_grad_ctx *gc);
+const char *floe__grad_op(const floe_grad_ctx *gc);
+int floe__grad_num_inputs(const floe_grad_ctx *gc);
+int floe__grad_num_outputs(const floe_grad_ctx *gc);
+floe_output floe__grad_input(const floe_grad_ctx *gc, int i);
+floe_output floe__grad_output(const floe_grad_ctx *gc, int i);
+floe_output floe__grad_upstream(const floe_grad_ctx *gc, int i);
+floe_dtype floe__grad_edge_dtype(const floe_grad_ctx *gc, floe_output o);
+floe_shape floe__grad_edge_shape(const floe_grad_ctx *gc, floe_output o);
+floe_status floe__grad_set_input_grad(floe_grad_ctx *gc, int i, floe_output grad);
+floe_status floe__grad_add_node(floe_grad_ctx *gc, const char *op, const floe_output *inputs,
+                                int ninputs, const floe_attrs *attrs, floe_node **out);
+floe_status floe__grad_const_scalar(floe_grad_ctx *gc, floe_dtype dtype, double v,
+                                    floe_output *out);
 
 #endif /* FLOE_CORE_IMPL_H */

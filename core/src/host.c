@@ -4,7 +4,8 @@
  * One constant table per process: every member points at the core function that
  * implements it (allocation in alloc.c, errors in error.c, registration in registry.c,
  * tensors in tensor.c, attrs in attrs.c, shape and kernel contexts in shape.c and
- * executor.c, variables in variable.c, threads in threadpool.c).  The few members that
+ * executor.c, variables in variable.c, threads in threadpool.c, gradient contexts in
+ * gradients.c).  The few members that
  * only exist for plugins, logging and notes on the plugin record and the device extras
  * lookup, are written here.  The designated initialisers name every member, so a
  * member added to struct floe_host without an entry here stays NULL and the fixture
@@ -156,4 +157,29 @@ const floe_host floe__host_table = {
     .variable_dtype = floe__variable_dtype,
     .tensor_reshape = floe_tensor_reshape,
     .tensor_device_data = floe__tensor_device_data,
+
+    .grad_attrs = floe__grad_attrs,
+    .grad_node_name = floe__grad_node_name,
+    .grad_op = floe__grad_op,
+    .grad_num_inputs = floe__grad_num_inputs,
+    .grad_num_outputs = floe__grad_num_outputs,
+    .grad_input = floe__grad_input,
+    .grad_output = floe__grad_output,
+    .grad_upstream = floe__grad_upstream,
+    .grad_edge_dtype = floe__grad_edge_dtype,
+    .grad_edge_shape = floe__grad_edge_shape,
+    .grad_set_input_grad = floe__grad_set_input_grad,
+    .grad_add_node = floe__grad_add_node,
+    .grad_const_scalar = floe__grad_const_scalar,
+
+    .attrs_new = floe_attrs_new,
+    .attrs_free = floe_attrs_free,
+    .attrs_set_int = floe_attrs_set_int,
+    .attrs_set_float = floe_attrs_set_float,
+    .attrs_set_bool = floe_attrs_set_bool,
+    .attrs_set_type = floe_attrs_set_type,
+    .attrs_set_string = floe_attrs_set_string,
+    .attrs_set_shape = floe_attrs_set_shape,
+    .attrs_set_int_list = floe_attrs_set_int_list,
+    .attrs_set_tensor = floe_attrs_set_tensor,
 };

@@ -189,7 +189,7 @@ static void struct_layouts_are_pinned(void **state) {
     CHECK_OFFSET(floe_transport_ops, serve, 56);
     CHECK_OFFSET(floe_transport_ops, shutdown, 64);
     CHECK_OFFSET(floe_transport_ops, destroy, 72);
-    CHECK_SIZE(floe_host, 600);
+    CHECK_SIZE(floe_host, 784);
     CHECK_OFFSET(floe_host, abi_major, 0);
     CHECK_OFFSET(floe_host, abi_minor, 4);
     CHECK_OFFSET(floe_host, struct_size, 8);
@@ -197,6 +197,14 @@ static void struct_layouts_are_pinned(void **state) {
     CHECK_OFFSET(floe_host, variable_dtype, 576);
     CHECK_OFFSET(floe_host, tensor_reshape, 584);
     CHECK_OFFSET(floe_host, tensor_device_data, 592);
+    CHECK_OFFSET(floe_host, grad_attrs, 600);
+    CHECK_OFFSET(floe_host, grad_upstream, 656);
+    CHECK_OFFSET(floe_host, grad_set_input_grad, 680);
+    CHECK_OFFSET(floe_host, grad_add_node, 688);
+    CHECK_OFFSET(floe_host, grad_const_scalar, 696);
+    CHECK_OFFSET(floe_host, attrs_new, 704);
+    CHECK_OFFSET(floe_host, attrs_set_int_list, 768);
+    CHECK_OFFSET(floe_host, attrs_set_tensor, 776);
     assert_int_equal(abi_failures, 0);
 #endif
 }

@@ -20,6 +20,7 @@
 #include <floe/graph.h>
 #include <floe/session.h>
 #include <floe/fs.h>
+#include <floe/gradients.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -172,9 +172,9 @@ typedef struct floe_kernel_def {
 
 /* ---- Gradients ------------------------------------------------------------------- */
 
-/* Adds the gradient of one op to a graph.  The services that read the forward node and
- * add nodes to the graph through @gc are defined by the automatic-differentiation
- * layer (ABI minor 1). */
+/* Adds the gradient of one op to a graph through the host's grad_* services: reads
+ * the forward node and the gradients of its outputs, adds nodes, and declares the
+ * gradients of its inputs with grad_set_input_grad().  Errors through host->fail(). */
 typedef floe_status (*floe_grad_fn)(floe_grad_ctx *gc);
 
 /* ---- Devices ------------------------------------------------------------------- */
@@ -469,6 +469,47 @@ struct floe_host {
      * NULL when the tensor has no elements. (transfer none) */
     void *(*tensor_device_data)(const floe_tensor *t);
 
+    /* -- minor 0: gradients (inside a floe_grad_fn; see floe/gradients.h) --------------
+     * A gradient function reads the forward node and the gradients flowing into its
+     * outputs, adds nodes computing the gradients of its inputs, and declares them with
+     * grad_set_input_grad().  Inputs left unset get no gradient (indices, shapes). */
+    const floe_attrs *(*grad_attrs)(const floe_grad_ctx *gc);     /* the forward node's */
+    const char *(*grad_node_name)(const floe_grad_ctx *gc);
+    const char *(*grad_op)(const floe_grad_ctx *gc);
+    int (*grad_num_inputs)(const floe_grad_ctx *gc);              /* lists flattened */
+    int (*grad_num_outputs)(const floe_grad_ctx *gc);
+    floe_output (*grad_input)(const floe_grad_ctx *gc, int i);    /* forward input @i */
+    floe_output (*grad_output)(const floe_grad_ctx *gc, int i);   /* forward output @i */
+    /* dL/d(output @i); .node == NULL when no gradient reaches that output (read: zeros). */
+    floe_output (*grad_upstream)(const floe_grad_ctx *gc, int i);
+    /* dtype and inferred static shape of any edge of the graph. */
+    floe_dtype (*grad_edge_dtype)(const floe_grad_ctx *gc, floe_output o);
+    floe_shape (*grad_edge_shape)(const floe_grad_ctx *gc, floe_output o);
+    /* Declares dL/d(input @i).  Setting it twice is an error. */
+    floe_status (*grad_set_input_grad)(floe_grad_ctx *gc, int i, floe_output grad);
+    /* Adds a node running @op to the graph, named after the forward node.  @inputs are
+     * flattened in op-definition order (an op with one list argument takes the extra
+     * inputs there); @attrs may be NULL (type attrs are inferred).  *@out (transfer none)
+     * belongs to the graph.  Errors name the forward node. */
+    floe_status (*grad_add_node)(floe_grad_ctx *gc, const char *op, const floe_output *inputs,
+                                 int ninputs, const floe_attrs *attrs, floe_node **out);
+    /* A scalar constant of @dtype holding @v (converted), added to the graph. */
+    floe_status (*grad_const_scalar)(floe_grad_ctx *gc, floe_dtype dtype, double v,
+                                     floe_output *out);
+
+    /* -- minor 0: attribute sets built by plugins (for grad_add_node) ------------------ */
+    floe_status (*attrs_new)(floe_attrs **out);
+    void (*attrs_free)(floe_attrs *a);
+    floe_status (*attrs_set_int)(floe_attrs *a, const char *name, int64_t v);
+    floe_status (*attrs_set_float)(floe_attrs *a, const char *name, float v);
+    floe_status (*attrs_set_bool)(floe_attrs *a, const char *name, int v);
+    floe_status (*attrs_set_type)(floe_attrs *a, const char *name, floe_dtype v);
+    floe_status (*attrs_set_string)(floe_attrs *a, const char *name, const void *s, size_t len);
+    floe_status (*attrs_set_shape)(floe_attrs *a, const char *name, const int64_t *dims,
+                                   int ndim);
+    floe_status (*attrs_set_int_list)(floe_attrs *a, const char *name, const int64_t *v, int n);
+    floe_status (*attrs_set_tensor)(floe_attrs *a, const char *name, floe_tensor *t);
+
     /* Append new members here, and bump FLOE_PLUGIN_ABI_MINOR. */
 };
 
@@ -560,6 +601,30 @@ extern const floe_host *floe__host;
 #  define floe_variable_dtype(v)           (floe__host->variable_dtype((v)))
 #  define floe_tensor_reshape(t, s, n, o)  (floe__host->tensor_reshape((t), (s), (n), (o)))
 #  define floe_tensor_device_data(t)       (floe__host->tensor_device_data((t)))
+#  define floe_grad_attrs(gc)              (floe__host->grad_attrs((gc)))
+#  define floe_grad_node_name(gc)          (floe__host->grad_node_name((gc)))
+#  define floe_grad_op(gc)                 (floe__host->grad_op((gc)))
+#  define floe_grad_num_inputs(gc)         (floe__host->grad_num_inputs((gc)))
+#  define floe_grad_num_outputs(gc)        (floe__host->grad_num_outputs((gc)))
+#  define floe_grad_input(gc, i)           (floe__host->grad_input((gc), (i)))
+#  define floe_grad_output(gc, i)          (floe__host->grad_output((gc), (i)))
+#  define floe_grad_upstream(gc, i)        (floe__host->grad_upstream((gc), (i)))
+#  define floe_grad_edge_dtype(gc, o)      (floe__host->grad_edge_dtype((gc), (o)))
+#  define floe_grad_edge_shape(gc, o)      (floe__host->grad_edge_shape((gc), (o)))
+#  define floe_grad_set_input_grad(gc, i, g) (floe__host->grad_set_input_grad((gc), (i), (g)))
+#  define floe_grad_add_node(gc, op, in, n, a, o) \
+      (floe__host->grad_add_node((gc), (op), (in), (n), (a), (o)))
+#  define floe_grad_const_scalar(gc, d, v, o) (floe__host->grad_const_scalar((gc), (d), (v), (o)))
+#  define floe_attrs_new(o)                (floe__host->attrs_new((o)))
+#  define floe_attrs_free(a)               (floe__host->attrs_free((a)))
+#  define floe_attrs_set_int(a, n, v)      (floe__host->attrs_set_int((a), (n), (v)))
+#  define floe_attrs_set_float(a, n, v)    (floe__host->attrs_set_float((a), (n), (v)))
+#  define floe_attrs_set_bool(a, n, v)     (floe__host->attrs_set_bool((a), (n), (v)))
+#  define floe_attrs_set_type(a, n, v)     (floe__host->attrs_set_type((a), (n), (v)))
+#  define floe_attrs_set_string(a, n, s, l) (floe__host->attrs_set_string((a), (n), (s), (l)))
+#  define floe_attrs_set_shape(a, n, d, k) (floe__host->attrs_set_shape((a), (n), (d), (k)))
+#  define floe_attrs_set_int_list(a, n, v, k) (floe__host->attrs_set_int_list((a), (n), (v), (k)))
+#  define floe_attrs_set_tensor(a, n, t)   (floe__host->attrs_set_tensor((a), (n), (t)))
 #endif /* FLOE_PLUGIN_NO_NATURAL_NAMES */
 
 /* ---- FLOE_PLUGIN_DEFINE --------------------------------------------------------- */

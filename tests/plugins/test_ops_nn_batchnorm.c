@@ -6,6 +6,8 @@
  */
 #include "test_common.h"
 
+#include <floe/gradients.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +242,33 @@ static void bn_bad_arguments_fail(void **state) {
     floe_attrs_free(a);
 }
 
+/* FusedBatchNormV3's registered gradient (through floe_gradients) against central
+ * differences, in training (NHWC and NCHW).  In inference TensorFlow's gradient gives the
+ * mean and variance inputs none, so the checker (which differentiates every float input)
+ * does not apply there; bn_grad_inference_matches_finite_differences covers that kernel. */
+static void bn_registered_gradient_matches_finite_differences(void **state) {
+    const bcase cases[] = {{0, 1, 2, 3, 2, 3, 1e-3f, 1.0f}, {1, 1, 2, 2, 3, 2, 1e-3f, 1.0f}};
+    for (int k = 0; k < 2; k++) {
+        const bcase *b = &cases[k];
+        int64_t xs[4], nx = b->n * b->h * b->w * b->c;
+        double err = -1;
+        xshape(b, xs);
+        floe_tensor *x = tc_tensor(FLOE_DTYPE_F32, xs, 4, NULL);
+        tc_fill_uniform(floe_tensor_data(x), nx, -2.0f, 2.0f, 23);
+        floe_tensor *in[5] = {x, vec(b->c, 1, 0.5f, 2.0f), vec(b->c, 2, -1.0f, 1.0f),
+                              vec(b->c, 3, -0.5f, 0.5f), vec(b->c, 4, 0.5f, 1.5f)};
+        floe_attrs *a = bn_attrs(b, 0);
+        if (floe_gradient_check(*state, "FusedBatchNormV3", in, 5, a, 0, 1e-2, &err) != FLOE_OK)
+            fail_msg("gradient check: %s", floe_last_error());
+        if (!(err <= 2e-2))
+            fail_msg("gradient of FusedBatchNormV3 (%s): max error %g",
+                     b->training ? "training" : "inference", err);
+        for (int i = 0; i < 5; i++)
+            floe_tensor_unref(in[i]);
+        floe_attrs_free(a);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bn_training_nhwc_matches_reference),
@@ -248,6 +277,7 @@ int main(void) {
         cmocka_unit_test(bn_grad_training_matches_finite_differences),
         cmocka_unit_test(bn_grad_inference_matches_finite_differences),
         cmocka_unit_test(bn_bad_arguments_fail),
+        cmocka_unit_test(bn_registered_gradient_matches_finite_differences),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);
 }

@@ -7,6 +7,8 @@
  */
 #include "test_common.h"
 
+#include <floe/gradients.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -426,6 +428,37 @@ static void conv2d_repeated_calls_and_shapes(void **state) {
     }
 }
 
+/* Conv2D's and DepthwiseConv2dNative's registered gradients (the backprop ops through
+ * floe_gradients) against central differences; both are linear in each input, so f32
+ * differences are exact up to rounding. */
+static void check_gradient(floe_context *ctx, const conv_case *cc, double tol) {
+    geo g = case_geo(cc);
+    int64_t xs[4], fs[4] = {cc->kh, cc->kw, cc->c, cc->m};
+    double *xd, *fd, err = -1;
+    floe_attrs *a = conv_attrs(cc);
+    act_shape(&g, g.n, g.c, g.h, g.w, xs);
+    floe_tensor *in[2] = {random_f32(xs, 4, 3, &xd), random_f32(fs, 4, 4, &fd)};
+    floe_status st = floe_gradient_check(ctx, cc->op, in, 2, a, 0, 1e-2, &err);
+    if (st != FLOE_OK)
+        fail_msg("gradient check of %s: %s", cc->op, floe_last_error());
+    if (!(err <= tol))
+        fail_msg("gradient of %s: max error %g > %g", cc->op, err, tol);
+    floe_tensor_unref(in[0]);
+    floe_tensor_unref(in[1]);
+    floe_attrs_free(a);
+    free(xd);
+    free(fd);
+}
+
+static void conv_gradients_match_finite_differences(void **state) {
+    conv_case c1 = {"Conv2D", 0, 2, 5, 4, 2, 3, 2, 3, 2, 1, "SAME", {0}};
+    check_gradient(*state, &c1, 1e-2);
+    conv_case c2 = {"Conv2D", 1, 1, 6, 5, 2, 2, 2, 2, 1, 2, "VALID", {0}};
+    check_gradient(*state, &c2, 1e-2);
+    conv_case c3 = {"DepthwiseConv2dNative", 0, 2, 5, 5, 2, 3, 3, 2, 1, 1, "SAME", {0}};
+    check_gradient(*state, &c3, 1e-2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(conv2d_valid_stride1_matches_reference),
@@ -440,6 +473,7 @@ int main(void) {
         cmocka_unit_test(backprop_input_wrong_out_backprop_fails),
         cmocka_unit_test(conv2d_shape_inferred_in_graph),
         cmocka_unit_test(conv2d_repeated_calls_and_shapes),
+        cmocka_unit_test(conv_gradients_match_finite_differences),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);
 }

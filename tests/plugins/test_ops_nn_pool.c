@@ -5,6 +5,8 @@
  */
 #include "test_common.h"
 
+#include <floe/gradients.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +262,32 @@ static void max_pool_shape_inferred_in_graph(void **state) {
     floe_graph_free(g);
 }
 
+/* MaxPool's and AvgPool's registered gradients against central differences; the inputs
+ * are distinct values 0.1 apart, so no step of the differences changes a window's maximum. */
+static void pool_gradients_match_finite_differences(void **state) {
+    const pcase cases[] = {{0, 2, 5, 4, 2, 2, 2, 2, 2, "SAME"}, {1, 1, 6, 5, 2, 3, 3, 2, 1, "VALID"}};
+    for (int k = 0; k < 2; k++) {
+        const pcase *p = &cases[k];
+        int64_t xs[4], n = p->n * p->h * p->w * p->c;
+        shape4(p, p->h, p->w, xs);
+        floe_tensor *x = tc_tensor(FLOE_DTYPE_F32, xs, 4, NULL);
+        float *d = floe_tensor_data(x);
+        for (int64_t i = 0; i < n; i++)
+            d[i] = 0.1f * (float)((i * 37) % n) - 1.0f;
+        floe_attrs *a = pool_attrs(p);
+        for (int max = 0; max <= 1; max++) {
+            double err = -1;
+            const char *op = max ? "MaxPool" : "AvgPool";
+            if (floe_gradient_check(*state, op, &x, 1, a, 0, 1e-2, &err) != FLOE_OK)
+                fail_msg("gradient check of %s: %s", op, floe_last_error());
+            if (!(err <= 1e-2))
+                fail_msg("gradient of %s: max error %g", op, err);
+        }
+        floe_attrs_free(a);
+        floe_tensor_unref(x);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pool_valid_2x2_stride2_matches_reference),
@@ -269,6 +297,7 @@ int main(void) {
         cmocka_unit_test(pool_bad_arguments_fail),
         cmocka_unit_test(max_pool_grad_wrong_grad_shape_fails),
         cmocka_unit_test(max_pool_shape_inferred_in_graph),
+        cmocka_unit_test(pool_gradients_match_finite_differences),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);
 }

@@ -23,6 +23,7 @@ floe_status ops_math__register_slice(floe_plugin *self);       /* slice.c */
 floe_status ops_math__register_gather(floe_plugin *self);      /* gather.c */
 floe_status ops_math__register_random(floe_plugin *self);      /* random.c */
 floe_status ops_math__register_variable(floe_plugin *self);    /* variable.c */
+floe_status ops_math__register_grad(floe_plugin *self);        /* grad.c: gradients */
 
 /* Normalises @axis against @rank (negative counts from the end) into *@out;
  * FLOE_INVALID_ARGUMENT with a message naming @what when out of [-rank, rank). */

@@ -9,7 +9,7 @@ static floe_status ops_math_init(floe_plugin *self, void **user) {
         ops_math__register_basic,   ops_math__register_elementwise, ops_math__register_cast,
         ops_math__register_reduce,  ops_math__register_select,      ops_math__register_matmul,
         ops_math__register_array,   ops_math__register_slice,       ops_math__register_gather,
-        ops_math__register_random,  ops_math__register_variable,
+        ops_math__register_random,  ops_math__register_variable,     ops_math__register_grad,
     };
     *user = NULL;
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {

@@ -5,6 +5,7 @@
  *   floe ops [NAME]     the registered ops, or one op's definition and kernels
  *   floe devices        the registered devices
  *   floe version        library, ABI and plugin directory versions
+ *   floe checkpoint ls FILE   a checkpoint's tensors: name, dtype, shape (checksums verified)
  *
  * Global options pick the plugins as the library would (--plugin-path, --no-system);
  * otherwise the FLOE_PLUGIN_* environment variables apply.  Exit status: 0 success,
@@ -14,6 +15,9 @@
 #include <floe/floe.h>
 #define FLOE_PLUGIN_NO_NATURAL_NAMES 1
 #include <floe/plugin.h>
+
+#include <floe/checkpoint.h>
+#include <floe/keras.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +42,7 @@ static const char usage_main[] =
     "  ops [NAME]     list the registered ops, or show one op's definition and kernels\n"
     "  devices        list the registered devices\n"
     "  version        show library and ABI versions\n"
+    "  checkpoint ls FILE  list a checkpoint's tensors: names, dtypes, shapes\n"
     "\n"
     "Options:\n"
     "  -p, --plugin-path PATH  ':'-separated plugin files or directories (instead of\n"
@@ -252,6 +257,72 @@ static int cmd_version(const global_opts *g, int argc, char **argv) {
     return EXIT_OK;
 }
 
+static const char usage_checkpoint[] =
+    "usage: floe checkpoint ls FILE\n"
+    "\n"
+    "Lists the tensors of a checkpoint file written by floe_checkpoint_save() or\n"
+    "floe_checkpoint_write(), in name order: name, dtype and shape, one per line, then the\n"
+    "tensor count and total bytes (TensorFlow's inspect_checkpoint).  Every tensor is read\n"
+    "and its checksum verified; a corrupt or truncated file is an error (exit status 1).\n";
+
+static int cmd_checkpoint(const global_opts *g, int argc, char **argv) {
+    floe_context *ctx = NULL;
+    floe_checkpoint *c = NULL;
+    uint64_t total = 0;
+    int rc, n;
+    floe_status st;
+
+    if (argc >= 2 && is_help(argv[1])) {
+        fputs(usage_checkpoint, stdout);
+        return EXIT_OK;
+    }
+    if (argc < 2)
+        return usage_error(usage_checkpoint, "%s", "checkpoint: no subcommand given");
+    if (strcmp(argv[1], "ls") != 0)
+        return usage_error(usage_checkpoint, "checkpoint: unknown subcommand '%s'", argv[1]);
+    if ((rc = check_args(argc - 1, argv + 1, 1, usage_checkpoint)) >= 0)
+        return rc;
+    if (argc != 3)
+        return usage_error(usage_checkpoint, "%s", "checkpoint ls: no FILE given");
+    if ((rc = open_context(g, &ctx)) != EXIT_OK)
+        return rc;
+    if ((st = floe_checkpoint_open(ctx, argv[2], &c)) != FLOE_OK) {
+        fprintf(stderr, "floe: %s: %s\n", floe_status_str(st), floe_keras_last_error());
+        floe_context_free(ctx);
+        return EXIT_RUNTIME;
+    }
+    n = floe_checkpoint_num_tensors(c);
+    for (int i = 0; i < n; i++) {
+        const char *name;
+        floe_dtype dt;
+        floe_shape sh;
+        floe_tensor *t = NULL;
+        char dims[256];
+        size_t len = 0;
+
+        floe_checkpoint_tensor_info(c, i, &name, &dt, &sh);
+        if ((st = floe_checkpoint_read_tensor(c, i, &t)) != FLOE_OK) {
+            fprintf(stderr, "floe: %s: %s\n", floe_status_str(st), floe_keras_last_error());
+            floe_checkpoint_close(c);
+            floe_context_free(ctx);
+            return EXIT_RUNTIME;
+        }
+        total += floe_tensor_nbytes(t);
+        floe_tensor_unref(t);
+        len += (size_t)snprintf(dims, sizeof(dims), "[");
+        for (int d = 0; d < sh.ndim && len < sizeof(dims); d++)
+            len += (size_t)snprintf(dims + len, sizeof(dims) - len, "%s%lld", d ? ", " : "",
+                                    (long long)sh.dims[d]);
+        if (len < sizeof(dims))
+            snprintf(dims + len, sizeof(dims) - len, "]");
+        printf("%-40s %-6s %s\n", name, floe_dtype_name(dt), dims);
+    }
+    printf("%d tensor%s, %llu bytes\n", n, n == 1 ? "" : "s", (unsigned long long)total);
+    floe_checkpoint_close(c);
+    floe_context_free(ctx);
+    return EXIT_OK;
+}
+
 /* ---- Main ------------------------------------------------------------------------- */
 
 static const struct {
@@ -262,6 +333,7 @@ static const struct {
     {"ops", cmd_ops},
     {"devices", cmd_devices},
     {"version", cmd_version},
+    {"checkpoint", cmd_checkpoint},
 };
 
 int main(int argc, char **argv) {

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- Helpers ------------------------------------------------------------------------ */
@@ -521,6 +522,51 @@ static void test_keep_last_n(void **state) {
     rm_rf(dir);
 }
 
+/* `floe checkpoint ls FILE` lists names, dtypes and shapes, and rejects a corrupt file. */
+static void test_tool_ls(void **state) {
+    floe_context *ctx = *state;
+    const char *root = getenv("FLOE_BUILD_ROOT");
+    char dir[64], path[128], cmd[512], out[4096] = {0};
+    model m;
+
+    if (root == NULL)
+        skip();
+    tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/ls.floeckpt", dir);
+    model_new(ctx, &m, shape23, FLOE_DTYPE_F64);
+    ok(floe_checkpoint_write(m.g, m.s, path), "write");
+    model_free(&m);
+    snprintf(cmd, sizeof(cmd), "'%s/tools/floe' checkpoint ls '%s' 2>&1", root, path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    assert_non_null(strstr(out, "dense/bias"));
+    assert_non_null(strstr(out, "f64    [4]"));
+    assert_non_null(strstr(out, "dense/kernel"));
+    assert_non_null(strstr(out, "f32    [2, 3]"));
+    assert_non_null(strstr(out, "i64    []"));
+    assert_non_null(strstr(out, "3 tensors, 64 bytes"));
+
+    /* Flip the last byte (tensor data): ls reports the checksum and exits 1. */
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, -1, SEEK_END);
+    int c = fgetc(f);
+    fseek(f, -1, SEEK_END);
+    fputc(c ^ 0x40, f);
+    fclose(f);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    assert_non_null(strstr(out, "checksum mismatch"));
+    rm_rf(dir);
+}
+
 static void test_bad_arguments(void **state) {
     floe_context *ctx = *state;
     floe_checkpoint *c = (floe_checkpoint *)&c;
@@ -546,6 +592,7 @@ int main(void) {
         cmocka_unit_test(test_corrupt_files),
         cmocka_unit_test(test_crash_consistency),
         cmocka_unit_test(test_keep_last_n),
+        cmocka_unit_test(test_tool_ls),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);

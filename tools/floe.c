@@ -6,6 +6,7 @@
  *   floe devices        the registered devices
  *   floe version        library, ABI and plugin directory versions
  *   floe checkpoint ls FILE   a checkpoint's tensors: name, dtype, shape (checksums verified)
+ *   floe train, floe predict   train on Fashion-MNIST, classify with a checkpoint (train.c)
  *
  * Global options pick the plugins as the library would (--plugin-path, --no-system);
  * otherwise the FLOE_PLUGIN_* environment variables apply.  Exit status: 0 success,
@@ -15,6 +16,8 @@
 #include <floe/floe.h>
 #define FLOE_PLUGIN_NO_NATURAL_NAMES 1
 #include <floe/plugin.h>
+
+#include "train-cmd.h"
 
 #include <floe/checkpoint.h>
 #include <floe/keras.h>
@@ -43,6 +46,8 @@ static const char usage_main[] =
     "  devices        list the registered devices\n"
     "  version        show library and ABI versions\n"
     "  checkpoint ls FILE  list a checkpoint's tensors: names, dtypes, shapes\n"
+    "  train          train a model on Fashion-MNIST (`floe train --help`)\n"
+    "  predict        classify test images with a trained checkpoint\n"
     "\n"
     "Options:\n"
     "  -p, --plugin-path PATH  ':'-separated plugin files or directories (instead of\n"
@@ -257,6 +262,14 @@ static int cmd_version(const global_opts *g, int argc, char **argv) {
     return EXIT_OK;
 }
 
+static int cmd_train(const global_opts *g, int argc, char **argv) {
+    return floe_tool_train(g->plugin_path, g->no_system, argc, argv);
+}
+
+static int cmd_predict(const global_opts *g, int argc, char **argv) {
+    return floe_tool_predict(g->plugin_path, g->no_system, argc, argv);
+}
+
 static const char usage_checkpoint[] =
     "usage: floe checkpoint ls FILE\n"
     "\n"
@@ -334,6 +347,8 @@ static const struct {
     {"devices", cmd_devices},
     {"version", cmd_version},
     {"checkpoint", cmd_checkpoint},
+    {"train", cmd_train},
+    {"predict", cmd_predict},
 };
 
 int main(int argc, char **argv) {

@@ -1,0 +1,313 @@
+/*
+ * train.c - `floe train` and `floe predict`: the seed documents' Keras examples on
+ * Fashion-MNIST through floe/keras.h.
+ *
+ *   floe train [--model mlp|cnn] [--epochs N] [--batch-size N] [--data DIR]
+ *              [--checkpoint DIR] [--no-checkpoint] [--seed N]
+ *       trains (mlp: Flatten, Dense 128 relu, Dense 10 softmax; cnn: the seed's
+ *       conv 5x5x32, max-pool, conv 5x5x64, max-pool, dense 1024, dense 10), Adam 1e-3,
+ *       batch 32; prints per-epoch loss, accuracy and time, then the test accuracy,
+ *       and saves a checkpoint after each epoch (keeping the last 3).
+ *   floe predict [--model mlp|cnn] --checkpoint DIR [--index I] [--count N] [--data DIR]
+ *       restores the latest checkpoint and prints the predicted class of test images.
+ *
+ * Exit status as the other commands: 0 success, 1 runtime error, 2 usage error.
+ */
+#include "train-cmd.h"
+
+#include <floe/checkpoint.h>
+#include <floe/data.h>
+#include <floe/keras.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+static const char usage_train[] =
+    "usage: floe train [--model mlp|cnn] [--epochs N] [--batch-size N] [--data DIR]\n"
+    "                  [--checkpoint DIR] [--no-checkpoint] [--seed N]\n"
+    "\n"
+    "Trains a model of the seed documents on Fashion-MNIST (Debian's dataset-fashion-mnist,\n"
+    "in " FLOE_FASHION_MNIST_DIR " unless --data says otherwise) with Adam 1e-3:\n"
+    "  mlp (default)  Flatten, Dense 128 relu, Dense 10 softmax; 5 epochs\n"
+    "  cnn            Conv 5x5x32 relu, MaxPool 2, Conv 5x5x64 relu, MaxPool 2,\n"
+    "                 Dense 1024 relu, Dense 10 softmax; 2 epochs\n"
+    "Prints each epoch's loss, accuracy and time, then the test loss and accuracy, and\n"
+    "saves a checkpoint after each epoch in DIR (default floe-<model>-ckpt; the last 3\n"
+    "are kept).\n";
+
+static const char usage_predict[] =
+    "usage: floe predict [--model mlp|cnn] --checkpoint DIR [--index I] [--count N]\n"
+    "                    [--data DIR]\n"
+    "\n"
+    "Restores the latest checkpoint of DIR (written by `floe train` with the same --model)\n"
+    "and prints the predicted class, its probability and the true label of test images\n"
+    "I .. I+N-1 (default 0, 10).\n";
+
+static const char *const class_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
+                                            "Coat",        "Sandal",  "Shirt",    "Sneaker",
+                                            "Bag",         "Ankle boot"};
+
+typedef struct train_args {
+    const char *model, *data, *checkpoint;
+    int epochs, no_checkpoint, index, count;
+    int64_t batch_size;
+    uint64_t seed;
+} train_args;
+
+static int usage_error(const char *usage, const char *fmt, const char *arg) {
+    fprintf(stderr, "floe: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n%s", usage);
+    return EXIT_USAGE;
+}
+
+static int parse_int(const char *s, long long lo, long long hi, long long *v) {
+    char *end;
+    long long x = strtoll(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || x < lo || x > hi)
+        return 0;
+    *v = x;
+    return 1;
+}
+
+/* Parses the options of both commands; returns -1 to go on or an exit status. */
+static int parse_args(int argc, char **argv, int predict, train_args *a) {
+    const char *usage = predict ? usage_predict : usage_train;
+
+    memset(a, 0, sizeof(*a));
+    a->model = "mlp";
+    a->epochs = -1;
+    a->batch_size = 32;
+    a->seed = 42;
+    a->count = 10;
+    for (int i = 1; i < argc; i++) {
+        const char *opt = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        long long v;
+        if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0) {
+            fputs(usage, stdout);
+            return EXIT_OK;
+        }
+        if (!predict && strcmp(opt, "--no-checkpoint") == 0) {
+            a->no_checkpoint = 1;
+            continue;
+        }
+        if (val == NULL)
+            return usage_error(usage, "unknown option or missing value: '%s'", opt);
+        i++;
+        if (strcmp(opt, "--model") == 0) {
+            if (strcmp(val, "mlp") != 0 && strcmp(val, "cnn") != 0)
+                return usage_error(usage, "--model must be mlp or cnn, not '%s'", val);
+            a->model = val;
+        } else if (strcmp(opt, "--data") == 0) {
+            a->data = val;
+        } else if (strcmp(opt, "--checkpoint") == 0) {
+            a->checkpoint = val;
+        } else if (!predict && strcmp(opt, "--epochs") == 0 && parse_int(val, 0, 100000, &v)) {
+            a->epochs = (int)v;
+        } else if (!predict && strcmp(opt, "--batch-size") == 0 &&
+                   parse_int(val, 1, 1 << 20, &v)) {
+            a->batch_size = v;
+        } else if (!predict && strcmp(opt, "--seed") == 0 && parse_int(val, 0, INT64_MAX, &v)) {
+            a->seed = (uint64_t)v;
+        } else if (predict && strcmp(opt, "--index") == 0 && parse_int(val, 0, 1 << 30, &v)) {
+            a->index = (int)v;
+        } else if (predict && strcmp(opt, "--count") == 0 && parse_int(val, 1, 1 << 30, &v)) {
+            a->count = (int)v;
+        } else {
+            return usage_error(usage, "bad option or value near '%s'", opt);
+        }
+    }
+    if (predict && a->checkpoint == NULL)
+        return usage_error(usage, "%s", "--checkpoint DIR is required");
+    return -1;
+}
+
+static int open_context(const char *plugin_path, int no_system, floe_context **ctx) {
+    floe_context_options opts;
+    floe_status st;
+
+    floe_context_options_init(&opts);
+    opts.plugin_path = plugin_path;
+    opts.system_plugins = !no_system;
+    st = floe_context_new(&opts, ctx);
+    if (st != FLOE_OK) {
+        fprintf(stderr, "floe: cannot create a context: %s: %s\n", floe_status_str(st),
+                floe_last_error());
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
+static int keras_error(const char *what, floe_status st) {
+    fprintf(stderr, "floe: %s: %s: %s\n", what, floe_status_str(st), floe_keras_last_error());
+    return EXIT_RUNTIME;
+}
+
+/* The seed documents' models, compiled with Adam 1e-3. */
+static floe_status build_model(floe_context *ctx, const train_args *a, floe_model **out) {
+    int cnn = strcmp(a->model, "cnn") == 0;
+    floe_model *m;
+    floe_status st;
+
+    st = floe_model_new(ctx, cnn ? (int64_t[]){28, 28, 1} : (int64_t[]){28, 28}, cnn ? 3 : 2,
+                        &m);
+    if (st != FLOE_OK)
+        return st;
+    floe_model_set_seed(m, a->seed);
+    if (cnn) {
+        floe_model_add(m, floe_layer_conv2d(32, 5, 1, "same", "relu"));
+        floe_model_add(m, floe_layer_max_pool2d(2, 2, "same"));
+        floe_model_add(m, floe_layer_conv2d(64, 5, 1, "same", "relu"));
+        floe_model_add(m, floe_layer_max_pool2d(2, 2, "same"));
+        floe_model_add(m, floe_layer_flatten());
+        floe_model_add(m, floe_layer_dense(1024, "relu"));
+    } else {
+        floe_model_add(m, floe_layer_flatten());
+        floe_model_add(m, floe_layer_dense(128, "relu"));
+    }
+    floe_model_add(m, floe_layer_dense(10, "softmax"));
+    st = floe_model_compile(m, "adam", 1e-3, "sparse_categorical_crossentropy", "accuracy");
+    if (st != FLOE_OK) {
+        floe_model_free(m);
+        return st;
+    }
+    *out = m;
+    return FLOE_OK;
+}
+
+typedef struct save_state {
+    const char *dir;
+    int64_t steps_per_epoch;
+    char path[1024];
+} save_state;
+
+static floe_status save_epoch(void *arg, floe_model *m, const floe_epoch_logs *logs) {
+    save_state *s = arg;
+    return floe_checkpoint_save(floe_model_graph(m), floe_model_session(m), s->dir,
+                                logs->epoch * s->steps_per_epoch, 3, s->path, sizeof(s->path));
+}
+
+int floe_tool_train(const char *plugin_path, int no_system, int argc, char **argv) {
+    train_args a;
+    floe_context *ctx = NULL;
+    floe_dataset *train = NULL, *test = NULL;
+    floe_model *m = NULL;
+    floe_fit_options o;
+    save_state save;
+    char dir[512];
+    double loss, acc;
+    floe_status st;
+    int rc = parse_args(argc, argv, 0, &a);
+
+    if (rc >= 0)
+        return rc;
+    if ((rc = open_context(plugin_path, no_system, &ctx)) != EXIT_OK)
+        return rc;
+    if ((st = floe_dataset_load_fashion_mnist(a.data, 1, &train)) != FLOE_OK ||
+        (st = floe_dataset_load_fashion_mnist(a.data, 0, &test)) != FLOE_OK) {
+        rc = keras_error("loading Fashion-MNIST", st);
+        goto done;
+    }
+    if ((st = build_model(ctx, &a, &m)) != FLOE_OK) {
+        rc = keras_error("building the model", st);
+        goto done;
+    }
+    printf("Model %s: %lld parameters; Fashion-MNIST: %lld training, %lld test images\n",
+           a.model, (long long)floe_model_num_params(m), (long long)floe_dataset_size(train),
+           (long long)floe_dataset_size(test));
+    floe_fit_options_init(&o);
+    o.epochs = a.epochs >= 0 ? a.epochs : strcmp(a.model, "cnn") == 0 ? 2 : 5;
+    o.batch_size = a.batch_size;
+    snprintf(dir, sizeof(dir), "%s", a.checkpoint != NULL ? a.checkpoint : "");
+    if (a.checkpoint == NULL)
+        snprintf(dir, sizeof(dir), "floe-%s-ckpt", a.model);
+    save.dir = dir;
+    save.steps_per_epoch = (floe_dataset_size(train) + a.batch_size - 1) / a.batch_size;
+    save.path[0] = '\0';
+    if (!a.no_checkpoint) {
+        o.on_epoch_end = save_epoch;
+        o.arg = &save;
+    }
+    fflush(stdout);
+    if ((st = floe_model_fit(m, train, NULL, &o, NULL)) != FLOE_OK) {
+        rc = keras_error("training", st);
+        goto done;
+    }
+    if ((st = floe_model_evaluate(m, test, 0, &loss, &acc)) != FLOE_OK) {
+        rc = keras_error("evaluating", st);
+        goto done;
+    }
+    printf("Test loss: %.4f - test accuracy: %.4f\n", loss, acc);
+    if (save.path[0] != '\0')
+        printf("Checkpoint: %s\n", save.path);
+done:
+    floe_model_free(m);
+    floe_dataset_free(train);
+    floe_dataset_free(test);
+    floe_context_free(ctx);
+    return rc;
+}
+
+int floe_tool_predict(const char *plugin_path, int no_system, int argc, char **argv) {
+    train_args a;
+    floe_context *ctx = NULL;
+    floe_dataset *test = NULL;
+    floe_model *m = NULL;
+    float *p = NULL;
+    char path[1024];
+    floe_status st;
+    int rc = parse_args(argc, argv, 1, &a);
+
+    if (rc >= 0)
+        return rc;
+    if ((rc = open_context(plugin_path, no_system, &ctx)) != EXIT_OK)
+        return rc;
+    if ((st = floe_dataset_load_fashion_mnist(a.data, 0, &test)) != FLOE_OK) {
+        rc = keras_error("loading Fashion-MNIST", st);
+        goto done;
+    }
+    if (a.index >= floe_dataset_size(test)) {
+        fprintf(stderr, "floe: --index %d: the test set has %lld images\n", a.index,
+                (long long)floe_dataset_size(test));
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if (a.count > floe_dataset_size(test) - a.index)
+        a.count = (int)(floe_dataset_size(test) - a.index);
+    if ((st = build_model(ctx, &a, &m)) != FLOE_OK) {
+        rc = keras_error("building the model", st);
+        goto done;
+    }
+    st = floe_checkpoint_restore_latest(floe_model_graph(m), floe_model_session(m),
+                                        a.checkpoint, path, sizeof(path));
+    if (st != FLOE_OK) {
+        rc = keras_error("restoring the checkpoint (was it written by `floe train` with the "
+                         "same --model?)", st);
+        goto done;
+    }
+    p = malloc((size_t)a.count * 10 * sizeof(float));
+    if (p == NULL || (st = floe_model_predict(m, test, a.index, a.count, p)) != FLOE_OK) {
+        rc = p == NULL ? (fprintf(stderr, "floe: out of memory\n"), EXIT_RUNTIME)
+                       : keras_error("predicting", st);
+        goto done;
+    }
+    printf("Checkpoint: %s\n", path);
+    for (int i = 0; i < a.count; i++) {
+        int best = 0, label = floe_dataset_label(test, a.index + i);
+        for (int c = 1; c < 10; c++)
+            if (p[i * 10 + c] > p[i * 10 + best])
+                best = c;
+        printf("image %5d: %-11s (p=%.3f)  label: %-11s %s\n", a.index + i, class_names[best],
+               (double)p[i * 10 + best], class_names[label], best == label ? "" : "  wrong");
+    }
+done:
+    free(p);
+    floe_model_free(m);
+    floe_dataset_free(test);
+    floe_context_free(ctx);
+    return rc;
+}

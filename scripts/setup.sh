@@ -15,6 +15,8 @@ packages=(
     libcmocka-dev clang libclang-rt-14-dev
     # ABI checks (abidw, abidiff) and formatting
     abigail-tools clang-format
+    # libfloe_keras (IDX files are gzip) and the main job's data (floe train)
+    zlib1g-dev dataset-fashion-mnist
     # benchmarks: the optional numpy peer
     python3 python3-numpy
 )

@@ -248,6 +248,24 @@ static floe_status realdiv_grad(floe_grad_ctx *gc) {
     return floe_grad_set_input_grad(gc, 1, gy);
 }
 
+/* FloorMod: x - floor(x / y) y, so dx = g and dy = -g floor(x / y). */
+static floe_status floormod_grad(floe_grad_ctx *gc) {
+    floe_output g = up_(gc, 0), x = in_(gc, 0), y = in_(gc, 1), q, nq, b, gx, gy;
+    TRY(g_unbroadcast(gc, g, x, y, &gx));
+    TRY(g_op2(gc, "FloorDiv", x, y, &q));
+    TRY(g_op1(gc, "Neg", q, &nq));
+    TRY(g_op2(gc, "Mul", g, nq, &b));
+    TRY(g_unbroadcast(gc, b, y, x, &gy));
+    TRY(floe_grad_set_input_grad(gc, 0, gx));
+    return floe_grad_set_input_grad(gc, 1, gy);
+}
+
+/* FloorDiv is piecewise constant: no gradient flows (TensorFlow returns None). */
+static floe_status floordiv_grad(floe_grad_ctx *gc) {
+    (void)gc;
+    return FLOE_OK;
+}
+
 /* Maximum (ge) and Minimum (le): the gradient goes to the selected operand (x on ties). */
 static floe_status minmax_grad(floe_grad_ctx *gc, const char *cmp) {
     floe_output g = up_(gc, 0), x = in_(gc, 0), y = in_(gc, 1), mask, zeros, a, b, gx, gy;
@@ -769,6 +787,41 @@ static floe_status vector_input(floe_kernel_ctx *kc, int i, const char *op, cons
     return FLOE_OK;
 }
 
+typedef struct addn_job {
+    floe_kernel_ctx *kc;
+    int n;
+    floe_dtype dt;
+    void *dst;
+} addn_job;
+
+/* out[begin, end) = sum of the inputs there, one pass over the output per input. */
+static void addn_range(void *arg, int64_t begin, int64_t end) {
+    const addn_job *j = arg;
+    for (int k = 0; k < j->n; k++) {
+        const void *src = floe_tensor_data(floe_kernel_input(j->kc, k));
+        switch (j->dt) {
+#define ADDN_CASE(DT, T)                                                                \
+    case DT: {                                                                          \
+        T *d = (T *)j->dst;                                                             \
+        const T *x = (const T *)src;                                                    \
+        if (k == 0)                                                                     \
+            memcpy(d + begin, x + begin, (size_t)(end - begin) * sizeof(T));           \
+        else                                                                            \
+            for (int64_t e = begin; e < end; e++)                                       \
+                d[e] += x[e];                                                           \
+        break;                                                                          \
+    }
+            ADDN_CASE(FLOE_DTYPE_F32, float)
+            ADDN_CASE(FLOE_DTYPE_F64, double)
+            ADDN_CASE(FLOE_DTYPE_I32, int32_t)
+            ADDN_CASE(FLOE_DTYPE_I64, int64_t)
+#undef ADDN_CASE
+        default:
+            break;
+        }
+    }
+}
+
 static floe_status addn_compute(floe_kernel_ctx *kc, void *state) {
     int n = floe_kernel_num_inputs(kc);
     floe_tensor *first, *out;
@@ -790,24 +843,11 @@ static floe_status addn_compute(floe_kernel_ctx *kc, void *state) {
         }
     }
     TRY(floe_kernel_alloc_output(kc, 0, floe_tensor_shape(first), floe_tensor_ndim(first), &out));
-    for (int k = 0; k < n; k++) {
-        const void *src = floe_tensor_data(floe_kernel_input(kc, k));
-        void *dst = floe_tensor_data(out);
-        switch (dt) {
-#define ADDN_CASE(DT, T)                                                                \
-    case DT:                                                                            \
-        for (int64_t e = 0; e < count; e++)                                             \
-            ((T *)dst)[e] = (k == 0 ? (T)0 : ((T *)dst)[e]) + ((const T *)src)[e];      \
-        break;
-            ADDN_CASE(FLOE_DTYPE_F32, float)
-            ADDN_CASE(FLOE_DTYPE_F64, double)
-            ADDN_CASE(FLOE_DTYPE_I32, int32_t)
-            ADDN_CASE(FLOE_DTYPE_I64, int64_t)
-#undef ADDN_CASE
-        default:
-            return floe_fail(FLOE_UNIMPLEMENTED, "AddN: dtype %s", floe_dtype_name(dt));
-        }
-    }
+    if (dt != FLOE_DTYPE_F32 && dt != FLOE_DTYPE_F64 && dt != FLOE_DTYPE_I32 &&
+        dt != FLOE_DTYPE_I64)
+        return floe_fail(FLOE_UNIMPLEMENTED, "AddN: dtype %s", floe_dtype_name(dt));
+    addn_job j = {kc, n, dt, floe_tensor_data(out)};
+    ops_math__parallel(floe_kernel_threadpool(kc), count, OPS_MATH_GRAIN, addn_range, &j);
     return FLOE_OK;
 }
 
@@ -1215,6 +1255,8 @@ static const struct {
     {"Sub", sub_grad},
     {"Mul", mul_grad},
     {"RealDiv", realdiv_grad},
+    {"FloorMod", floormod_grad},
+    {"FloorDiv", floordiv_grad},
     {"Maximum", maximum_grad},
     {"Minimum", minimum_grad},
     {"Pow", pow_grad},

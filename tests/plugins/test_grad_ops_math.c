@@ -102,6 +102,8 @@ static void test_binary_broadcasting(void **state) {
         CHECK(ctx, ops[i], NULL, SCALAR(lo, hi), R(lo, hi, 2, 2, 3));
         CHECK(ctx, ops[i], NULL, R(lo, hi, 2, 1, 3), R(lo, hi, 4, 1));
     }
+    CHECK(ctx, "FloorMod", NULL, R(-2, 2, 2, 3), R(0.7, 2, 3));
+    CHECK(ctx, "FloorDiv", NULL, R(0.1, 0.9, 2, 3), R(1.5, 2, 3));   /* zero: piecewise constant */
     CHECK(ctx, "AddN", attrs_int("N", 3), R(-1, 1, 2, 3), R(-1, 1, 2, 3), R(-1, 1, 2, 3));
 }
 

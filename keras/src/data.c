@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#ifdef __SSE2__
+#  include <emmintrin.h>
+#endif
 
 /* Largest IDX payload read (uncompressed): 1 GiB, well above MNIST's 47 MB. */
 #define IDX_MAX_BYTES ((size_t)1 << 30)
@@ -439,7 +442,25 @@ static void copy_features(const floe_dataset *ds, int64_t src, void *dst_rows, i
     const float scale = ds->scale;
     if (ds->x_dtype == FLOE_DTYPE_U8) {
         const uint8_t *s = (const uint8_t *)ds->x + src * e;
-        for (int64_t k = 0; k < e; k++)
+        int64_t k = 0;
+#ifdef __SSE2__
+        /* 16 pixels a step: widen u8 -> i32, convert, scale (the baseline x86-64 build
+         * does not vectorise the plain loop). */
+        const __m128i zero = _mm_setzero_si128();
+        const __m128 vs = _mm_set1_ps(scale);
+        for (; k + 16 <= e; k += 16) {
+            __m128i b = _mm_loadu_si128((const __m128i *)(s + k));
+            __m128i lo = _mm_unpacklo_epi8(b, zero), hi = _mm_unpackhi_epi8(b, zero);
+            _mm_storeu_ps(d + k, _mm_mul_ps(_mm_cvtepi32_ps(_mm_unpacklo_epi16(lo, zero)), vs));
+            _mm_storeu_ps(d + k + 4,
+                          _mm_mul_ps(_mm_cvtepi32_ps(_mm_unpackhi_epi16(lo, zero)), vs));
+            _mm_storeu_ps(d + k + 8,
+                          _mm_mul_ps(_mm_cvtepi32_ps(_mm_unpacklo_epi16(hi, zero)), vs));
+            _mm_storeu_ps(d + k + 12,
+                          _mm_mul_ps(_mm_cvtepi32_ps(_mm_unpackhi_epi16(hi, zero)), vs));
+        }
+#endif
+        for (; k < e; k++)
             d[k] = (float)s[k] * scale;
     } else if (ds->x_dtype == FLOE_DTYPE_F32) {
         const float *s = (const float *)ds->x + src * e;

@@ -272,6 +272,29 @@ static void dataset_batch_converts_and_gathers(void **state) {
     floe_dataset_free(ds);
 }
 
+/* Examples of 37 pixels: two 16-pixel vector blocks and a scalar tail. */
+static void dataset_batch_converts_long_rows(void **state) {
+    enum { N = 3, E = 37 };
+    uint8_t x[N * E];
+    int64_t shape[1] = {E}, bshape[2] = {N, E};
+    floe_dataset *ds;
+    floe_tensor *bx;
+
+    for (int i = 0; i < N * E; i++)
+        x[i] = (uint8_t)(i * 37 + 11);
+    assert_int_equal(floe_dataset_from_arrays(N, FLOE_DTYPE_U8, x, shape, 1, FLOE_DTYPE_INVALID,
+                                              NULL, NULL, 0, 0.5f, &ds),
+                     FLOE_OK);
+    assert_int_equal(floe_tensor_new(FLOE_DTYPE_F32, bshape, 2, &bx), FLOE_OK);
+    assert_int_equal(floe_dataset_batch(ds, (const int64_t[]){2, 0, 1}, 0, N, bx, NULL), FLOE_OK);
+    const float *f = floe_tensor_data(bx);
+    for (int r = 0; r < N; r++)
+        for (int k = 0; k < E; k++)
+            assert_float_equal(f[r * E + k], 0.5f * (float)x[((r + 2) % N) * E + k], 0);
+    floe_tensor_unref(bx);
+    floe_dataset_free(ds);
+}
+
 static void dataset_from_arrays_rejects_bad_arguments(void **state) {
     float x[4] = {0};
     int64_t shape[1] = {2}, bad[1] = {0};
@@ -331,6 +354,7 @@ int main(void) {
         cmocka_unit_test(fashion_mnist_missing_says_how_to_install),
         cmocka_unit_test(fashion_mnist_loads_when_installed),
         cmocka_unit_test(dataset_batch_converts_and_gathers),
+        cmocka_unit_test(dataset_batch_converts_long_rows),
         cmocka_unit_test(dataset_from_arrays_rejects_bad_arguments),
         cmocka_unit_test(shuffle_is_seeded_permutation),
     };

@@ -260,8 +260,10 @@ static floe_status bias_add_grad_compute(floe_kernel_ctx *kc, void *state) {
     if (nchw && per_block > c)
         per_block -= per_block % c;  /* whole images per block where several fit */
     int64_t blocks = units > 0 ? (units + per_block - 1) / per_block : 0;
-    double *partial = NULL;
-    if (blocks > 0 && (partial = floe_alloc((size_t)(blocks * c) * sizeof(double), 0)) == NULL)
+    /* small cases (one block of a dense layer's bias) sum on the stack */
+    double local[512], *partial = local;
+    if (blocks * c > (int64_t)(sizeof(local) / sizeof(local[0])) &&
+        (partial = floe_alloc((size_t)(blocks * c) * sizeof(double), 0)) == NULL)
         return floe_fail(FLOE_RESOURCE_EXHAUSTED, "BiasAddGrad: out of memory");
     bgrad_args args = {dt, floe_tensor_data(g), units, per_block, c, inner, nchw, partial};
     ops_nn__parallel(floe_kernel_threadpool(kc), blocks, 1, bgrad_range, &args);
@@ -274,7 +276,8 @@ static floe_status bias_add_grad_compute(floe_kernel_ctx *kc, void *state) {
         else
             ((double *)o)[j] = s;
     }
-    floe_free(partial);
+    if (partial != local)
+        floe_free(partial);
     return FLOE_OK;
 }
 

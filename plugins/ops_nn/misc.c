@@ -119,9 +119,9 @@ typedef struct dropout_args {
         const uint32_t th = p->threshold;                                                \
         for (int64_t i = begin; i < end; i++) {                                          \
             uint32_t h = hash32(hash32((uint32_t)i ^ k0) + ((uint32_t)((uint64_t)i >> 32) ^ k1)); \
-            const T m = (h >> 8) >= th ? scale : (T)0;                                   \
-            mask[i] = m;                                                                 \
-            y[i] = x[i] * m;                                                             \
+            const bool keep = (h >> 8) >= th;                                            \
+            mask[i] = keep ? scale : (T)0;                                               \
+            y[i] = keep ? x[i] * scale : (T)0;  /* 0, not NaN, for a dropped inf */      \
         }                                                                                \
     }
 DROPOUT_ROWS(f32, float)

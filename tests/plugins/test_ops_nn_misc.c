@@ -288,6 +288,16 @@ static void dropout_seeds(void **state) {
         floe_tensor_unref(b[i]);
         floe_tensor_unref(c[i]);
     }
+    /* a dropped inf gives 0, not NaN (TensorFlow selects zeros) */
+    floe_tensor *inf = tc_f32(&n, 1, NULL);
+    for (int64_t i = 0; i < n; i++)
+        ((float *)floe_tensor_data(inf))[i] = INFINITY;
+    run_dropout(*state, inf, 0.5f, 9, a);
+    for (int64_t i = 0; i < n; i++)
+        assert_true(get(a[0], i) == (get(a[1], i) != 0 ? INFINITY : 0.0));
+    floe_tensor_unref(a[0]);
+    floe_tensor_unref(a[1]);
+    floe_tensor_unref(inf);
     /* rate 0 keeps everything: the output is the input */
     run_dropout(*state, x, 0.0f, 3, a);
     assert_int_equal(count_differences(a[0], x), 0);

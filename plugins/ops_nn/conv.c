@@ -151,37 +151,71 @@ typedef struct conv_build_arg {
     const conv_geom *g;
 } conv_build_arg;
 
+/* The reorder between TensorFlow's filter layout @user and the primitive's @prim one,
+ * as prims[1] of @e: @to_prim for a filter read by the convolution, else for a filter
+ * gradient it writes. */
+static floe_status conv_build_reorder(const conv_params *p, dnnl_engine_t engine,
+                                      dnnl_primitive_attr_t attr, const dnnl_memory_desc_t *user,
+                                      const dnnl_memory_desc_t *prim, int to_prim, nn_entry *e) {
+    static const int kinds[] = {DNNL_ARG_FROM, DNNL_ARG_TO};
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_status_t s;
+
+    s = dnnl_reorder_primitive_desc_create(&rpd, to_prim ? user : prim, engine,
+                                           to_prim ? prim : user, engine, attr);
+    if (s != dnnl_success)
+        return ops_nn__dnnl_fail(s, p->op, "creating the filter reorder");
+    e->nprims = 2;
+    return ops_nn__prim_from_pd(rpd, 2, kinds, p->op, &e->prims[1]);
+}
+
+/* Memory descriptors of one problem: activations in TensorFlow's layout, the filter in
+ * HWIO (@wei) and as 'any' (@wei_any) for the primitive to choose. */
+static dnnl_status_t conv_mds(const conv_params *p, const conv_geom *g, dnnl_memory_desc_t *src,
+                              dnnl_memory_desc_t *wei, dnnl_memory_desc_t *wei_any,
+                              dnnl_memory_desc_t *dst) {
+    dnnl_dims_t sd = {g->n, g->c, g->h, g->w}, dd = {g->n, g->o, g->oh, g->ow};
+    dnnl_format_tag_t act = p->nchw ? dnnl_nchw : dnnl_nhwc;
+    dnnl_status_t s;
+
+    s = dnnl_memory_desc_init_by_tag(src, 4, sd, dnnl_f32, act);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, act);
+    if (s != dnnl_success)
+        return s;
+    if (p->depthwise) {
+        dnnl_dims_t wd = {g->c, g->m, 1, g->kh, g->kw};
+        s = dnnl_memory_desc_init_by_tag(wei, 5, wd, dnnl_f32, dnnl_hwigo);
+        if (s == dnnl_success)
+            s = dnnl_memory_desc_init_by_tag(wei_any, 5, wd, dnnl_f32, dnnl_format_tag_any);
+    } else {
+        dnnl_dims_t wd = {g->m, g->c, g->kh, g->kw};
+        s = dnnl_memory_desc_init_by_tag(wei, 4, wd, dnnl_f32, dnnl_hwio);
+        if (s == dnnl_success)
+            s = dnnl_memory_desc_init_by_tag(wei_any, 4, wd, dnnl_f32, dnnl_format_tag_any);
+    }
+    return s;
+}
+
 static floe_status conv_build(void *arg, dnnl_engine_t engine, nn_entry *e) {
     const conv_params *p = ((conv_build_arg *)arg)->p;
     const conv_geom *g = ((conv_build_arg *)arg)->g;
-    dnnl_memory_desc_t src, wei, dst;
+    dnnl_memory_desc_t src, wei, wei_any, dst;
     dnnl_convolution_desc_t fwd_d, bwd_d;
     dnnl_primitive_desc_t fwd_pd = NULL, pd = NULL;
     dnnl_primitive_attr_t attr = NULL;
-    dnnl_dims_t sd = {g->n, g->c, g->h, g->w}, dd = {g->n, g->o, g->oh, g->ow};
     dnnl_dims_t strides = {p->stride[0], p->stride[1]};
     dnnl_dims_t dil = {p->dil[0] - 1, p->dil[1] - 1};
     dnnl_dims_t pl = {g->pt, g->pl}, pr = {g->pb, g->pr};
-    dnnl_format_tag_t act = p->nchw ? dnnl_nchw : dnnl_nhwc;
+    int kinds[3], widx;
     dnnl_status_t s;
     floe_status st;
 
-    s = dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, act);
-    if (s == dnnl_success)
-        s = dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, act);
-    if (s == dnnl_success) {
-        if (p->depthwise) {
-            dnnl_dims_t wd = {g->c, g->m, 1, g->kh, g->kw};
-            s = dnnl_memory_desc_init_by_tag(&wei, 5, wd, dnnl_f32, dnnl_hwigo);
-        } else {
-            dnnl_dims_t wd = {g->m, g->c, g->kh, g->kw};
-            s = dnnl_memory_desc_init_by_tag(&wei, 4, wd, dnnl_f32, dnnl_hwio);
-        }
-    }
+    s = conv_mds(p, g, &src, &wei, &wei_any, &dst);
     if (s == dnnl_success)
         s = dnnl_dilated_convolution_forward_desc_init(
             &fwd_d, p->kind == CONV_FWD ? dnnl_forward_inference : dnnl_forward_training,
-            dnnl_convolution_direct, &src, &wei, NULL, &dst, strides, dil, pl, pr);
+            dnnl_convolution_direct, &src, &wei_any, NULL, &dst, strides, dil, pl, pr);
     if (s == dnnl_success)
         s = dnnl_primitive_attr_create(&attr);
     if (s == dnnl_success)
@@ -193,36 +227,48 @@ static floe_status conv_build(void *arg, dnnl_engine_t engine, nn_entry *e) {
         goto fail;
     }
     if (p->kind == CONV_FWD) {
-        static const int kinds[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+        kinds[0] = DNNL_ARG_SRC, kinds[1] = DNNL_ARG_WEIGHTS, kinds[2] = DNNL_ARG_DST;
+        widx = 1;
         pd = fwd_pd;
         fwd_pd = NULL;
-        st = ops_nn__prim_from_pd(pd, 3, kinds, p->op, &e->prims[0]);
-    } else if (p->kind == CONV_BWD_DATA) {
-        static const int kinds[] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC};
-        s = dnnl_dilated_convolution_backward_data_desc_init(
-            &bwd_d, dnnl_convolution_direct, &src, &wei, &dst, strides, dil, pl, pr);
-        if (s == dnnl_success)
-            s = dnnl_primitive_desc_create(&pd, &bwd_d, attr, engine, fwd_pd);
-        if (s != dnnl_success)
-            goto fail;
-        st = ops_nn__prim_from_pd(pd, 3, kinds, p->op, &e->prims[0]);
     } else {
-        static const int kinds[] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS};
-        s = dnnl_dilated_convolution_backward_weights_desc_init(
-            &bwd_d, dnnl_convolution_direct, &src, &wei, NULL, &dst, strides, dil, pl, pr);
+        if (p->kind == CONV_BWD_DATA) {
+            kinds[0] = DNNL_ARG_DIFF_DST, kinds[1] = DNNL_ARG_WEIGHTS, kinds[2] = DNNL_ARG_DIFF_SRC;
+            widx = 1;
+            s = dnnl_dilated_convolution_backward_data_desc_init(
+                &bwd_d, dnnl_convolution_direct, &src, &wei_any, &dst, strides, dil, pl, pr);
+        } else {
+            kinds[0] = DNNL_ARG_SRC, kinds[1] = DNNL_ARG_DIFF_DST, kinds[2] = DNNL_ARG_DIFF_WEIGHTS;
+            widx = 2;
+            s = dnnl_dilated_convolution_backward_weights_desc_init(
+                &bwd_d, dnnl_convolution_direct, &src, &wei_any, NULL, &dst, strides, dil, pl, pr);
+        }
         if (s == dnnl_success)
             s = dnnl_primitive_desc_create(&pd, &bwd_d, attr, engine, fwd_pd);
+        dnnl_primitive_desc_destroy(fwd_pd);
+        fwd_pd = NULL;
         if (s != dnnl_success)
             goto fail;
-        st = ops_nn__prim_from_pd(pd, 3, kinds, p->op, &e->prims[0]);
     }
-    if (fwd_pd != NULL)
-        dnnl_primitive_desc_destroy(fwd_pd);
+    e->nprims = 1;
+    st = ops_nn__prim_from_pd(pd, 3, kinds, p->op, &e->prims[0]);
+    /* The primitive's filter layout: TensorFlow's, or a blocked one reached by a reorder
+     * each call (the filter changes every training step; reordering it is a small pass). */
+    if (st == FLOE_OK && !dnnl_memory_desc_equal(&e->prims[0].md[widx], &wei))
+        st = conv_build_reorder(p, engine, attr, &wei, &e->prims[0].md[widx],
+                                p->kind != CONV_BWD_FILTER, e);
     dnnl_primitive_attr_destroy(attr);
     if (st != FLOE_OK)
         return st;
-    e->nprims = 1;
-    e->slot_bytes = ops_nn__align64(e->prims[0].scratch_size);
+    /* slot: [scratchpad (the larger of the two) | the filter in the primitive's layout] */
+    size_t scratch = e->prims[0].scratch_size;
+    if (e->nprims == 2 && e->prims[1].scratch_size > scratch)
+        scratch = e->prims[1].scratch_size;
+    e->info[0] = (int64_t)ops_nn__align64(scratch);
+    e->info[1] = widx;
+    e->slot_bytes = ops_nn__align64(scratch);
+    if (e->nprims == 2)
+        e->slot_bytes += ops_nn__align64(dnnl_memory_desc_get_size(&e->prims[0].md[widx]));
     return FLOE_OK;
 
 fail:
@@ -231,6 +277,32 @@ fail:
     if (attr != NULL)
         dnnl_primitive_attr_destroy(attr);
     return ops_nn__dnnl_fail(s, p->op, "creating the convolution primitive");
+}
+
+/* Runs the entry: the filter reorder before (filters read) or after (filter gradients)
+ * the convolution when the primitive wants its own filter layout. */
+static floe_status conv_entry_run(nn_entry *e, const conv_params *p, void *const *user,
+                                  char *scratch) {
+    void *ptrs[3] = {user[0], user[1], user[2]};
+    int widx = (int)e->info[1];
+    floe_status st;
+
+    if (e->nprims == 1)
+        return ops_nn__prim_run(&e->prims[0], ptrs, scratch, p->op);
+    void *blocked = scratch + e->info[0];
+    void *r[2] = {user[widx], blocked};
+    ptrs[widx] = blocked;
+    if (p->kind != CONV_BWD_FILTER &&
+        (st = ops_nn__prim_run(&e->prims[1], r, scratch, p->op)) != FLOE_OK)
+        return st;
+    if ((st = ops_nn__prim_run(&e->prims[0], ptrs, scratch, p->op)) != FLOE_OK)
+        return st;
+    if (p->kind == CONV_BWD_FILTER) {
+        r[0] = blocked;
+        r[1] = user[widx];
+        st = ops_nn__prim_run(&e->prims[1], r, scratch, p->op);
+    }
+    return st;
 }
 
 /* Runs the kernel's primitive for @g with data pointers in argument order. */
@@ -252,7 +324,7 @@ static floe_status conv_run(nn_cache *cache, const conv_params *p, const conv_ge
         st = FLOE_RESOURCE_EXHAUSTED;
         goto done_put;
     }
-    st = ops_nn__prim_run(&e->prims[0], ptrs, scratch, p->op);
+    st = conv_entry_run(e, p, ptrs, scratch);
     ops_nn__scratch_release(e, slot, scratch);
 done_put:
     ops_nn__entry_put(e);

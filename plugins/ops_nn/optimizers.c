@@ -94,9 +94,32 @@ typedef struct apply_args {
 
 /* ---- The fused loops ------------------------------------------------------------------ */
 
+/* One FTRL element: pn = new_accum^-lr_power, po = accum^-lr_power (T, g..., in scope). */
+#define FTRL_BODY(PN, PO, FABS)                                                           \
+    do {                                                                                  \
+        const __typeof__(gi) pn = (PN), po = (PO);                                        \
+        __typeof__(gi) li = lin[i] + gi * lin_scale - (pn - po) / lr * lin_scale * var[i]; \
+        __typeof__(gi) quad = pn / lr * lin_scale + two_l2;                               \
+        __typeof__(gi) sgn = li > 0 ? 1 : -1;                                             \
+        var[i] = FABS(li) > l1_s ? (sgn * l1_s - li) / quad : 0;                          \
+        lin[i] = li;                                                                      \
+        acc[i] = nac;                                                                     \
+    } while (0)
+
+/* The loops are compiled for the baseline ISA and for AVX2 and AVX-512 (picked at load
+ * time through an ifunc), since the project builds for the x86-64 baseline. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#  if __has_attribute(target_clones)
+#    define OPT_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#  endif
+#endif
+#ifndef OPT_CLONES
+#  define OPT_CLONES
+#endif
+
 /* One function per (op, dtype).  The scalars are converted to T once per chunk. */
 #define DEFINE_LOOPS(T, SFX, SQRT, POW, FABS)                                             \
-    static void sgd_##SFX(void *arg, int64_t b, int64_t e) {                              \
+    OPT_CLONES static void sgd_##SFX(void *arg, int64_t b, int64_t e) {                              \
         const apply_args *a = arg;                                                        \
         T *restrict var = a->p[0];                                                        \
         const T *restrict g = a->g;                                                       \
@@ -104,7 +127,7 @@ typedef struct apply_args {
         for (int64_t i = b; i < e; i++)                                                   \
             var[i] -= alpha * g[i];                                                       \
     }                                                                                     \
-    static void momentum_##SFX(void *arg, int64_t b, int64_t e) {                         \
+    OPT_CLONES static void momentum_##SFX(void *arg, int64_t b, int64_t e) {                         \
         const apply_args *a = arg;                                                        \
         T *restrict var = a->p[0], *restrict acc = a->p[1];                               \
         const T *restrict g = a->g;                                                       \
@@ -122,7 +145,7 @@ typedef struct apply_args {
                 var[i] -= lr * ac;                                                        \
             }                                                                             \
     }                                                                                     \
-    static void adam_##SFX(void *arg, int64_t b, int64_t e) {                             \
+    OPT_CLONES static void adam_##SFX(void *arg, int64_t b, int64_t e) {                             \
         const apply_args *a = arg;                                                        \
         T *restrict var = a->p[0], *restrict m = a->p[1], *restrict v = a->p[2];          \
         const T *restrict g = a->g;                                                       \
@@ -149,7 +172,7 @@ typedef struct apply_args {
                 var[i] -= lr_t * mi / (SQRT(vi) + eps);                                   \
             }                                                                             \
     }                                                                                     \
-    static void adagrad_##SFX(void *arg, int64_t b, int64_t e) {                          \
+    OPT_CLONES static void adagrad_##SFX(void *arg, int64_t b, int64_t e) {                          \
         const apply_args *a = arg;                                                        \
         T *restrict var = a->p[0], *restrict acc = a->p[1];                               \
         const T *restrict g = a->g;                                                       \
@@ -164,7 +187,7 @@ typedef struct apply_args {
             for (int64_t i = b; i < e; i++)                                               \
                 var[i] -= lr * g[i] / SQRT(acc[i]);                                       \
     }                                                                                     \
-    static void rmsprop_##SFX(void *arg, int64_t b, int64_t e) {                          \
+    OPT_CLONES static void rmsprop_##SFX(void *arg, int64_t b, int64_t e) {                          \
         const apply_args *a = arg;                                                        \
         T *restrict var = a->p[0], *restrict ms = a->p[1], *restrict mom = a->p[2];       \
         const T *restrict g = a->g;                                                       \
@@ -179,7 +202,7 @@ typedef struct apply_args {
             var[i] -= mo;                                                                 \
         }                                                                                 \
     }                                                                                     \
-    static void centered_rmsprop_##SFX(void *arg, int64_t b, int64_t e) {                 \
+    OPT_CLONES static void centered_rmsprop_##SFX(void *arg, int64_t b, int64_t e) {                 \
         const apply_args *a = arg;                                                        \
         T *restrict var = a->p[0], *restrict mg = a->p[1], *restrict ms = a->p[2];        \
         T *restrict mom = a->p[3];                                                        \
@@ -197,25 +220,23 @@ typedef struct apply_args {
             var[i] -= mo;                                                                 \
         }                                                                                 \
     }                                                                                     \
-    static void ftrl_##SFX(void *arg, int64_t b, int64_t e) {                             \
+    OPT_CLONES static void ftrl_##SFX(void *arg, int64_t b, int64_t e) {                             \
         const apply_args *a = arg;                                                        \
         T *restrict var = a->p[0], *restrict acc = a->p[1], *restrict lin = a->p[2];      \
         const T *restrict g = a->g;                                                       \
         const T lr = (T)a->s[0], l1 = (T)a->s[1], l2 = (T)a->s[2], p = (T)a->s[3];        \
         const T lin_scale = a->multiply_linear_by_lr ? lr : (T)1;                         \
         const T l1_s = l1 * lin_scale, two_l2 = 2 * l2 * lin_scale;                       \
-        const int half = a->s[3] == -0.5;                                                 \
-        for (int64_t i = b; i < e; i++) {                                                 \
-            T gi = g[i], ac = acc[i], nac = ac + gi * gi;                                 \
-            T pn = half ? SQRT(nac) : POW(nac, -p);                                       \
-            T po = half ? SQRT(ac) : POW(ac, -p);                                         \
-            T li = lin[i] + gi * lin_scale - (pn - po) / lr * lin_scale * var[i];         \
-            T quad = pn / lr * lin_scale + two_l2;                                        \
-            T sgn = li > 0 ? (T)1 : (T)-1;                                                \
-            var[i] = FABS(li) > l1_s ? (sgn * l1_s - li) / quad : (T)0;                   \
-            lin[i] = li;                                                                  \
-            acc[i] = nac;                                                                 \
-        }                                                                                 \
+        if (a->s[3] == -0.5)                                                              \
+            for (int64_t i = b; i < e; i++) {                                             \
+                T gi = g[i], ac = acc[i], nac = ac + gi * gi;                             \
+                FTRL_BODY(SQRT(nac), SQRT(ac), FABS);                                     \
+            }                                                                             \
+        else                                                                              \
+            for (int64_t i = b; i < e; i++) {                                             \
+                T gi = g[i], ac = acc[i], nac = ac + gi * gi;                             \
+                FTRL_BODY(POW(nac, -p), POW(ac, -p), FABS);                               \
+            }                                                                             \
     }
 
 DEFINE_LOOPS(float, f32, sqrtf, powf, fabsf)

@@ -11,12 +11,15 @@
  * a variable in a session: values for i32/i64 and scalar indices, bad indices named,
  * an uninitialised variable, and the dense gradient of the variable (repeated indices
  * sum).  InTopK/InTopKV2 against a naive count, ties, targets out of range and
- * non-finite predictions.
+ * non-finite predictions.  Last, SQLite's OOM loop over kernels of ops_nn that allocate
+ * (kernel state, partial sums): every injected failure is RESOURCE_EXHAUSTED with no
+ * output, and the sanitizer build checks that nothing leaks.
  *
- * Sections: helpers; BiasAdd; Dropout; ResourceGather; InTopK.
+ * Sections: helpers; BiasAdd; Dropout; ResourceGather; InTopK; allocation failures.
  */
 #include "test_common.h"
 
+#include <floe/experimental/testing.h>
 #include <floe/gradients.h>
 #include <math.h>
 #include <stdbool.h>
@@ -577,6 +580,60 @@ static void in_top_k_special_cases(void **state) {
     floe_tensor_unref(p);
 }
 
+/* ---- Allocation failures ------------------------------------------------------------- */
+
+static void kernels_survive_allocation_failures(void **state) {
+    const int64_t big[1] = {300001}, wide[2] = {300, 600}, small[1] = {10};
+    floe_tensor *xb = rand_tensor(FLOE_DTYPE_F32, big, 1, -1, 1, 601);
+    floe_tensor *xw = rand_tensor(FLOE_DTYPE_F64, wide, 2, -1, 1, 602);
+    floe_tensor *xs = rand_tensor(FLOE_DTYPE_F32, small, 1, -1, 1, 603);
+    floe_attrs *leaky = NULL, *drop = dropout_attrs(0.5f, 3);
+    assert_int_equal(floe_attrs_new(&leaky), FLOE_OK);
+    floe_attrs_set_float(leaky, "alpha", 0.1f);
+    struct { const char *op; floe_tensor *x; floe_attrs *attrs; int nout; } cases[] = {
+        {"L2Loss", xb, NULL, 1},     {"BiasAddGrad", xw, NULL, 1},
+        {"LeakyRelu", xs, leaky, 1}, {"Dropout", xs, drop, 2},
+        {"Softmax", xw, NULL, 1},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+        for (int persistent = 0; persistent < 2; persistent++) {
+            floe_tensor *ref[2] = {NULL, NULL};
+            assert_int_equal(floe_eager_run(*state, cases[c].op, NULL, &cases[c].x, 1,
+                                            cases[c].attrs, ref, cases[c].nout), FLOE_OK);
+            int64_t nth;
+            for (nth = 1; nth < 10000; nth++) {
+                floe_tensor *out[2] = {NULL, NULL};
+                floe_testing_fail_alloc(nth, persistent);
+                floe_status st = floe_eager_run(*state, cases[c].op, NULL, &cases[c].x, 1,
+                                                cases[c].attrs, out, cases[c].nout);
+                int64_t failures = floe_testing_alloc_failures();
+                floe_testing_fail_alloc(0, 0);
+                if (st != FLOE_OK) {
+                    assert_int_equal(st, FLOE_RESOURCE_EXHAUSTED);
+                    assert_null(out[0]);
+                    assert_null(out[1]);
+                    assert_true(failures > 0);
+                    continue;
+                }
+                for (int o = 0; o < cases[c].nout; o++) {
+                    assert_memory_equal(floe_tensor_data(out[o]), floe_tensor_data(ref[o]),
+                                        floe_tensor_nbytes(ref[o]));
+                    floe_tensor_unref(out[o]);
+                }
+                if (failures == 0)
+                    break;
+            }
+            assert_true(nth < 10000);
+            floe_tensor_unref(ref[0]);
+            floe_tensor_unref(ref[1]);
+        }
+    floe_attrs_free(leaky);
+    floe_attrs_free(drop);
+    floe_tensor_unref(xb);
+    floe_tensor_unref(xw);
+    floe_tensor_unref(xs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bias_add_matches_reference),
@@ -592,6 +649,7 @@ int main(void) {
         cmocka_unit_test(resource_gather_gradient_is_dense_scatter_add),
         cmocka_unit_test(in_top_k_matches_reference),
         cmocka_unit_test(in_top_k_special_cases),
+        cmocka_unit_test(kernels_survive_allocation_failures),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);
 }

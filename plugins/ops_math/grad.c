@@ -1,7 +1,8 @@
 /*
  * grad.c - gradient functions of the ops_math ops (TensorFlow's math_grad.py and
  * array_grad.py), and the helper ops they use: AddN, BroadcastGradientArgs,
- * ReducedShape, InvertPermutation, ConcatOffset, GatherGrad and StridedSliceGrad.
+ * ReducedShape, InvertPermutation, ConcatOffset, GatherGrad, ProdGrad and
+ * StridedSliceGrad.
  *
  * Each gradient function reads its forward node and upstream gradient through the
  * host's grad_* services and adds nodes with grad_add_node().  Broadcasting binary
@@ -557,6 +558,14 @@ static floe_status reduce_minmax_grad(floe_grad_ctx *gc) {
     return floe_grad_set_input_grad(gc, 0, r);
 }
 
+/* Prod: each element's gradient is the product of the others in its group, computed
+ * by ProdGrad (exact with zeros in the group). */
+static floe_status prod_grad(floe_grad_ctx *gc) {
+    floe_output in[3] = {in_(gc, 0), in_(gc, 1), up_(gc, 0)}, r;
+    TRY(g_op(gc, "ProdGrad", in, 3, NULL, &r));
+    return floe_grad_set_input_grad(gc, 0, r);
+}
+
 /* ---- Shapes and data movement ---------------------------------------------------------- */
 
 static floe_status reshape_grad(floe_grad_ctx *gc) {
@@ -1051,6 +1060,80 @@ static floe_status gather_grad_compute(floe_kernel_ctx *kc, void *state) {
     return FLOE_OK;
 }
 
+/* dx[e] = grad[group(e)] * product of the other elements of e's group, where a group
+ * is the set of elements Prod(x, axes) reduces together: the product of the nonzero
+ * elements divided by x[e] when the group has no zero, that product at its only zero,
+ * and 0 elsewhere. */
+static floe_status prod_grad_compute(floe_kernel_ctx *kc, void *state) {
+    floe_tensor *x, *axes, *g, *out;
+    int64_t strides[FLOE_MAX_DIMS], gdims[FLOE_MAX_DIMS], gstrides[FLOE_MAX_DIMS];
+    bool reduced[FLOE_MAX_DIMS] = {false};
+    (void)state;
+    TRY(ops_math__kernel_input(kc, 0, FLOE_DTYPE_INVALID, &x));
+    TRY(ops_math__kernel_input(kc, 1, FLOE_DTYPE_INVALID, &axes));
+    TRY(ops_math__kernel_input(kc, 2, floe_tensor_dtype(x), &g));
+    int r = floe_tensor_ndim(x);
+    int64_t ngroups = 1, n = floe_tensor_num_elements(x);
+    for (int64_t k = 0; k < floe_tensor_num_elements(axes); k++) {
+        int ax;
+        TRY(ops_math__axis(idx_at(axes, k), r, "ProdGrad: axis", &ax));
+        reduced[ax] = true;
+    }
+    for (int d = 0; d < r; d++) {
+        gdims[d] = reduced[d] ? 1 : floe_tensor_dim(x, d);
+        ngroups *= gdims[d];
+    }
+    if (floe_tensor_num_elements(g) != ngroups)
+        return floe_fail(FLOE_INVALID_ARGUMENT,
+                         "ProdGrad: grad has %lld elements, the reduction %lld",
+                         (long long)floe_tensor_num_elements(g), (long long)ngroups);
+    ops_math__strides(floe_tensor_shape(x), r, strides);
+    ops_math__strides(gdims, r, gstrides);
+    TRY(floe_kernel_alloc_output(kc, 0, floe_tensor_shape(x), r, &out));
+    double *prod = floe_alloc((size_t)(ngroups > 0 ? ngroups : 1) * sizeof(double), 0);
+    int64_t *zeros = floe_alloc((size_t)(ngroups > 0 ? ngroups : 1) * sizeof(int64_t), 0);
+    if (prod == NULL || zeros == NULL) {
+        floe_free(prod);
+        floe_free(zeros);
+        return floe_fail(FLOE_RESOURCE_EXHAUSTED, "ProdGrad: out of memory");
+    }
+    bool f64 = floe_tensor_dtype(x) == FLOE_DTYPE_F64;
+    const void *xd = floe_tensor_data(x), *gd = floe_tensor_data(g);
+    void *od = floe_tensor_data(out);
+    for (int64_t k = 0; k < ngroups; k++) {
+        prod[k] = 1.0;
+        zeros[k] = 0;
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t e = 0; e < n; e++) {
+            int64_t grp = 0, rem = e;
+            for (int d = 0; d < r; d++) {
+                int64_t i = rem / strides[d];
+                rem -= i * strides[d];
+                if (!reduced[d])
+                    grp += i * gstrides[d];
+            }
+            double v = f64 ? ((const double *)xd)[e] : ((const float *)xd)[e];
+            if (pass == 0) {
+                if (v == 0.0)
+                    zeros[grp]++;
+                else
+                    prod[grp] *= v;
+                continue;
+            }
+            double gv = f64 ? ((const double *)gd)[grp] : ((const float *)gd)[grp];
+            double res = zeros[grp] == 0 ? prod[grp] / v
+                         : (zeros[grp] == 1 && v == 0.0) ? prod[grp] : 0.0;
+            if (f64)
+                ((double *)od)[e] = gv * res;
+            else
+                ((float *)od)[e] = (float)(gv * res);
+        }
+    floe_free(prod);
+    floe_free(zeros);
+    return FLOE_OK;
+}
+
 /* ---- StridedSliceGrad ------------------------------------------------------------------- */
 
 /* Decodes a strided slice of @shape (rank r) into per-dimension begin, stride and
@@ -1217,6 +1300,10 @@ static const floe_op_def grad_ops[] = {
      shape_from_input2_fn, FLOE_OP_NO_GRADIENT,
      "The gradient of GatherV2 along axis 0: grad's rows summed into zeros of "
      "params_shape at indices."},
+    {sizeof(floe_op_def), "ProdGrad", S("x: T", "axes: Tidx", "grad: T"), S("output: T"),
+     S("T: {f32, f64}", "Tidx: " IDX " = i32"), ops_math__unchanged_shape_fn, FLOE_OP_NO_GRADIENT,
+     "The gradient of Prod(x, axes): grad times the product of the other elements of each "
+     "element's group."},
     {sizeof(floe_op_def), "StridedSliceGrad",
      S("shape: Index", "begin: Index", "end: Index", "strides: Index", "dy: T"), S("output: T"),
      S("T: type", "Index: " IDX, "begin_mask: int = 0", "end_mask: int = 0",
@@ -1234,6 +1321,7 @@ static const floe_kernel_def grad_kernels[] = {
     K("InvertPermutation", invert_permutation_compute, S("x", "y")),
     K("ConcatOffset", concat_offset_compute, S("concat_dim", "shape", "offset")),
     K("GatherGrad", gather_grad_compute, S("params_shape", "axis")),
+    K("ProdGrad", prod_grad_compute, S("axes")),
     {sizeof(floe_kernel_def), "StridedSliceGrad", "CPU", S("T: {f32, f64, i32, i64}"), 0, NULL,
      strided_slice_grad_compute, NULL, S("shape", "begin", "end", "strides")},
 };
@@ -1282,6 +1370,7 @@ static const struct {
     {"Mean", mean_grad},
     {"Max", reduce_minmax_grad},
     {"Min", reduce_minmax_grad},
+    {"Prod", prod_grad},
     {"Reshape", reshape_grad},
     {"ExpandDims", reshape_grad},
     {"Squeeze", reshape_grad},

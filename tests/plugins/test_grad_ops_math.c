@@ -161,6 +161,22 @@ static void test_reductions(void **state) {
         }
 }
 
+/* Prod, also with one and two zeros in a group. */
+static void test_prod(void **state) {
+    floe_context *ctx = *state;
+    for (int keep = 0; keep < 2; keep++) {
+        floe_attrs *a;
+        assert_int_equal(floe_attrs_new(&a), FLOE_OK);
+        floe_attrs_set_bool(a, "keep_dims", keep);
+        CHECK(ctx, "Prod", a, R(0.5, 1.5, 2, 3, 2), I32(1, 2));
+    }
+    floe_tensor *x = R(-1, 1, 2, 3);
+    double *d = floe_tensor_data(x);
+    d[1] = 0;             /* row 0: one zero */
+    d[3] = d[5] = 0;      /* row 1: two zeros */
+    CHECK(ctx, "Prod", NULL, x, I32(1));
+}
+
 static void test_shapes(void **state) {
     floe_context *ctx = *state;
     CHECK(ctx, "Reshape", NULL, R(-1, 1, 2, 3), I32(3, 2));
@@ -326,7 +342,7 @@ int main(void) {
         cmocka_unit_test(test_unary),          cmocka_unit_test(test_binary_broadcasting),
         cmocka_unit_test(test_select),         cmocka_unit_test(test_cast),
         cmocka_unit_test(test_matmul),         cmocka_unit_test(test_reductions),
-        cmocka_unit_test(test_shapes),         cmocka_unit_test(test_pack_concat),
+        cmocka_unit_test(test_shapes),         cmocka_unit_test(test_prod),         cmocka_unit_test(test_pack_concat),
         cmocka_unit_test(test_slices),         cmocka_unit_test(test_gather),
         cmocka_unit_test(test_helper_ops),     cmocka_unit_test(test_no_gradient_ops),
     };

@@ -185,7 +185,7 @@ static floe_status add_grad_node(floe_graph *g, const char *scope, const floe_no
     return st;
 }
 
-/* Writes @v converted to @dt into @p (one element). */
+/* IEEE half precision of @f, rounded to nearest even. */
 static uint16_t f32_to_f16(float f) {
     uint32_t x;
     memcpy(&x, &f, sizeof(x));
@@ -215,6 +215,8 @@ static uint16_t f32_to_f16(float f) {
     return (uint16_t)h;
 }
 
+/* Writes @v converted to @dt into @p (one element); false for dtypes with no scalar
+ * conversion (STRING, RESOURCE). */
 static bool write_scalar(floe_dtype dt, double v, void *p) {
     switch (dt) {
     case FLOE_DTYPE_F32: *(float *)p = (float)v; return true;

@@ -56,12 +56,13 @@ FLOE_API floe_status floe_gradients(floe_graph *g, const floe_output *ys, int ny
  * floe_gradient_check: checks an op's registered gradient against central finite
  * differences, for plugin authors' tests.
  *
- * Builds a graph running @op on @inputs (floating-point inputs as Placeholders, the
- * others, indices and axes, as Consts), takes as loss the sum of output
- * @output_index weighted by fixed pseudo-random weights in [0.5, 1.5), and compares
- * floe_gradients' gradient of the loss for every element of every floating-point
- * input with (loss(x + delta) - loss(x - delta)) / (2 delta), evaluated in double
- * from the op's own output dtype.  Use f64 inputs for tight tolerances.
+ * Builds a graph running @op on @inputs (f32 and f64 inputs as Placeholders, the
+ * others, indices, axes and masks, as Consts), takes as loss the sum of output
+ * @output_index (f32 or f64) weighted by fixed pseudo-random weights in [0.5, 1.5),
+ * and compares floe_gradients' gradient of the loss for every element of every f32
+ * and f64 input with (loss(x + delta) - loss(x - delta)) / (2 delta), the loss summed
+ * in double.  Use f64 inputs for tight tolerances (errors near 1e-10 with
+ * delta 1e-6); f32 ones need a delta and a tolerance near 1e-2.
  *
  * @inputs:    (array length=ninputs) (transfer none) host tensors, flattened in
  *             op-definition order (a list argument takes the extra inputs).

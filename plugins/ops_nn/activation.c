@@ -16,7 +16,8 @@
  *        0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
  * GeluGrad is not a TensorFlow raw op (TensorFlow differentiates its composition); here
  * it is the fused derivative of the formula above, with the same approximate attr.
- * NaN propagates through every op.
+ * NaN propagates through every op.  ReluGrad, Relu6Grad and LeakyReluGrad have
+ * gradients too (second order): they are linear in their gradients input.
  *
  * Each op is one pass whose inner loop is a plain loop over contiguous elements (f32
  * exponentials, tanh and erf in arithmetic that vectorises); tensors of more than
@@ -316,13 +317,17 @@ ACT_OP(softsign_grad, "SoftsignGrad", OPS_NN_GRAIN, NONE, F2(softsign_grad), NON
 
 /* ---- Gradient functions ------------------------------------------------------------- */
 
-/* dL/dfeatures = GRAD_OP(upstream, features or outputs), with the forward node's
+/* Where a gradient op's second input comes from. */
+typedef enum grad_source { FROM_INPUT0, FROM_OUTPUT0, FROM_INPUT1 } grad_source;
+
+/* dL/d(input 0) = GRAD_OP(upstream, features or outputs), with the forward node's
  * alpha / approximate attrs passed on when it has them. */
-static floe_status act_gradient(floe_grad_ctx *gc, const char *grad_op, bool use_outputs) {
+static floe_status act_gradient(floe_grad_ctx *gc, const char *grad_op, grad_source src) {
     floe_output up = floe_grad_upstream(gc, 0), g;
     if (up.node == NULL)
         return FLOE_OK;
-    floe_output in[2] = {up, use_outputs ? floe_grad_output(gc, 0) : floe_grad_input(gc, 0)};
+    floe_output in[2] = {up, src == FROM_OUTPUT0 ? floe_grad_output(gc, 0)
+                             : floe_grad_input(gc, src == FROM_INPUT1 ? 1 : 0)};
     const floe_attrs *fa = floe_grad_attrs(gc);
     floe_attrs *attrs = NULL;
     floe_status st = FLOE_OK;
@@ -345,18 +350,25 @@ static floe_status act_gradient(floe_grad_ctx *gc, const char *grad_op, bool use
     return st;
 }
 
-#define GRAD_FN(ID, GRAD_OP, USE_OUTPUTS)                                                \
+#define GRAD_FN(ID, GRAD_OP, SRC)                                                        \
     static floe_status ID##_gradient(floe_grad_ctx *gc) {                                \
-        return act_gradient(gc, GRAD_OP, USE_OUTPUTS);                                   \
+        return act_gradient(gc, GRAD_OP, SRC);                                           \
     }
-GRAD_FN(relu, "ReluGrad", false)
-GRAD_FN(relu6, "Relu6Grad", false)
-GRAD_FN(elu, "EluGrad", true)
-GRAD_FN(selu, "SeluGrad", true)
-GRAD_FN(leaky_relu, "LeakyReluGrad", false)
-GRAD_FN(gelu, "GeluGrad", false)
-GRAD_FN(softplus, "SoftplusGrad", false)
-GRAD_FN(softsign, "SoftsignGrad", false)
+GRAD_FN(relu, "ReluGrad", FROM_INPUT0)
+GRAD_FN(relu6, "Relu6Grad", FROM_INPUT0)
+GRAD_FN(elu, "EluGrad", FROM_OUTPUT0)
+GRAD_FN(selu, "SeluGrad", FROM_OUTPUT0)
+GRAD_FN(leaky_relu, "LeakyReluGrad", FROM_INPUT0)
+GRAD_FN(gelu, "GeluGrad", FROM_INPUT0)
+GRAD_FN(softplus, "SoftplusGrad", FROM_INPUT0)
+GRAD_FN(softsign, "SoftsignGrad", FROM_INPUT0)
+
+/* Second order, for the piecewise-linear ones (TensorFlow's _ReluGradGrad): ReluGrad
+ * is linear in its gradients input, so d/d(gradients) is the same op applied to the
+ * upstream gradient; d/d(features) is zero almost everywhere (left unset). */
+static floe_status linear_grad_gradient(floe_grad_ctx *gc) {
+    return act_gradient(gc, floe_grad_op(gc), FROM_INPUT1);
+}
 
 /* ---- Definitions and registration -------------------------------------------------- */
 
@@ -427,9 +439,10 @@ static const act_entry entries[] = {
           "log(exp(features) + 1), without overflow."),
     ENTRY(softsign, "Softsign", in_features, out_activations, attrs_t, softsign_gradient,
           "features / (abs(features) + 1)."),
-    ENTRY(relu_grad, "ReluGrad", in_grad_features, out_backprops, attrs_t, NULL,
+    ENTRY(relu_grad, "ReluGrad", in_grad_features, out_backprops, attrs_t, linear_grad_gradient,
           "gradients * (features > 0)."),
-    ENTRY(relu6_grad, "Relu6Grad", in_grad_features, out_backprops, attrs_t, NULL,
+    ENTRY(relu6_grad, "Relu6Grad", in_grad_features, out_backprops, attrs_t,
+          linear_grad_gradient,
           "gradients * (0 < features < 6)."),
     ENTRY(elu_grad, "EluGrad", in_grad_outputs, out_backprops, attrs_t, NULL,
           "gradients * (outputs + 1) if outputs < 0, else gradients (outputs of Elu)."),
@@ -437,7 +450,7 @@ static const act_entry entries[] = {
           "gradients * (outputs + scale * alpha) if outputs < 0, else gradients * scale "
           "(outputs of Selu)."),
     ENTRY(leaky_relu_grad, "LeakyReluGrad", in_grad_features, out_backprops, attrs_alpha,
-          NULL, "gradients if features > 0, else alpha * gradients."),
+          linear_grad_gradient, "gradients if features > 0, else alpha * gradients."),
     ENTRY(gelu_grad, "GeluGrad", in_grad_features, out_backprops, attrs_approx, NULL,
           "gradients * d Gelu(features) / d features, for the same approximate flag."),
     ENTRY(softplus_grad, "SoftplusGrad", in_grad_features, out_backprops, attrs_t, NULL,

@@ -6,8 +6,9 @@
  * across the thread pool) and is compared with a naive reference computed here in
  * double.  Then special values (NaN, large logits), the attrs (LeakyRelu's alpha,
  * Gelu's approximate), the errors (mismatched gradient shapes, scalar logits, integer
- * inputs), the shape functions in a graph, and every registered gradient against
- * float64 central differences (floe_gradient_check).
+ * inputs), the shape functions in a graph, and every registered gradient (those of
+ * ReluGrad, Relu6Grad and LeakyReluGrad included) against float64 central differences
+ * (floe_gradient_check).
  *
  * Sections: helpers; references; activations; gradient ops; softmax; errors and shapes;
  * gradient checks.
@@ -456,6 +457,23 @@ static void activation_gradients_match_finite_differences(void **state) {
     }
 }
 
+/* The piecewise-linear gradient ops are differentiable too (second order). */
+static void linear_grad_ops_have_gradients(void **state) {
+    int64_t shape[2] = {3, 4};
+    double kinks[2] = {0, 6};
+    const act ops[3] = {RELU, RELU6, LEAKY};
+    for (int i = 0; i < 3; i++) {
+        floe_tensor *in[2] = {rand_tensor(FLOE_DTYPE_F64, shape, 2, -2, 2, 81 + i, NULL, 0, 0),
+                              rand_tensor(FLOE_DTYPE_F64, shape, 2, -7, 7, 91 + i, kinks, 2,
+                                          1e-2)};
+        floe_attrs *attrs = act_attrs(ops[i]);
+        check_gradient(*state, grad_names[ops[i]], in, 2, attrs, 0, 1e-6);
+        floe_attrs_free(attrs);
+        floe_tensor_unref(in[0]);
+        floe_tensor_unref(in[1]);
+    }
+}
+
 static void softmax_gradients_match_finite_differences(void **state) {
     int64_t shape[2] = {3, 5};
     floe_tensor *x = rand_tensor(FLOE_DTYPE_F64, shape, 2, -3, 3, 71, NULL, 0, 0);
@@ -478,6 +496,7 @@ int main(void) {
         cmocka_unit_test(activations_reject_integers),
         cmocka_unit_test(shape_functions_in_graph),
         cmocka_unit_test(activation_gradients_match_finite_differences),
+        cmocka_unit_test(linear_grad_ops_have_gradients),
         cmocka_unit_test(softmax_gradients_match_finite_differences),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);

@@ -10,6 +10,7 @@
 #include <floe/gradients.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,6 +460,122 @@ static void conv_gradients_match_finite_differences(void **state) {
     check_gradient(*state, &c3, 1e-2);
 }
 
+/* ---- Through a session: many shapes on one kernel, concurrent runs ------------------------ */
+
+typedef struct plan_fixture {
+    floe_graph *g;
+    floe_session *s;
+    floe_plan *plan;
+    floe_tensor *f;
+    double *fd;
+    conv_case cc;
+} plan_fixture;
+
+/* Placeholder x [-1, 6, 5, 2] (any batch), filter [3, 3, 2, 3], Conv2D SAME. */
+static void plan_fixture_make(floe_context *ctx, plan_fixture *pf) {
+    int64_t xs[4] = {-1, 6, 5, 2}, fs[4] = {3, 3, 2, 3};
+    floe_node_builder *b = NULL;
+    floe_node *x = NULL, *f = NULL, *c = NULL;
+    conv_case cc = {"Conv2D", 0, 1, 6, 5, 2, 3, 3, 3, 1, 1, "SAME", {0}};
+
+    memset(pf, 0, sizeof(*pf));
+    pf->cc = cc;
+    assert_int_equal(floe_graph_new(ctx, &pf->g), FLOE_OK);
+    assert_int_equal(floe_node_builder_new(pf->g, "Placeholder", "x", &b), FLOE_OK);
+    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", FLOE_DTYPE_F32);
+    floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", xs, 4);
+    assert_int_equal(floe_node_builder_finish(b, &x), FLOE_OK);
+    assert_int_equal(floe_node_builder_new(pf->g, "Placeholder", "f", &b), FLOE_OK);
+    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", FLOE_DTYPE_F32);
+    floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", fs, 4);
+    assert_int_equal(floe_node_builder_finish(b, &f), FLOE_OK);
+    assert_int_equal(floe_node_builder_new(pf->g, "Conv2D", "conv", &b), FLOE_OK);
+    floe_node_builder_add_input(b, (floe_output){x, 0, 0});
+    floe_node_builder_add_input(b, (floe_output){f, 0, 0});
+    int64_t st[4] = {1, 1, 1, 1};
+    floe_attrs_set_int_list(floe_node_builder_attrs(b), "strides", st, 4);
+    floe_attrs_set_string(floe_node_builder_attrs(b), "padding", "SAME", 4);
+    assert_int_equal(floe_node_builder_finish(b, &c), FLOE_OK);
+    floe_output feeds[2] = {{x, 0, 0}, {f, 0, 0}}, fetch = {c, 0, 0};
+    assert_int_equal(floe_session_new(pf->g, NULL, &pf->s), FLOE_OK);
+    assert_int_equal(floe_session_prepare(pf->s, feeds, 2, &fetch, 1, NULL, 0, &pf->plan), FLOE_OK);
+    pf->f = random_f32(fs, 4, 77, &pf->fd);
+}
+
+static void plan_fixture_free(plan_fixture *pf) {
+    floe_tensor_unref(pf->f);
+    free(pf->fd);
+    floe_session_free(pf->s);
+    floe_graph_free(pf->g);
+}
+
+/* Runs the plan on a batch of @n; returns the number of wrong elements. */
+static int64_t plan_run_check(plan_fixture *pf, int64_t n, uint64_t seed) {
+    conv_case cc = pf->cc;
+    cc.n = n;
+    geo g = case_geo(&cc);
+    int64_t xs[4] = {n, 6, 5, 2}, ny = n * g.o * g.oh * g.ow, bad = 0;
+    double *xd, *yd = calloc((size_t)ny + 1, sizeof(double));
+    floe_tensor *x = random_f32(xs, 4, seed, &xd), *in[2] = {x, pf->f}, *y = NULL;
+
+    ref_conv(&g, 0, xd, pf->fd, yd);
+    if (floe_plan_run(pf->plan, in, &y) != FLOE_OK || floe_tensor_num_elements(y) != ny) {
+        bad = -1;
+    } else {
+        const float *yv = floe_tensor_data(y);
+        for (int64_t i = 0; i < ny; i++)
+            if (fabs(yv[i] - yd[i]) > 1e-4 * (1 + fabs(yd[i])))
+                bad++;
+    }
+    floe_tensor_unref(y);
+    floe_tensor_unref(x);
+    free(xd);
+    free(yd);
+    return bad;
+}
+
+/* Ten batch sizes through one kernel twice over: more shapes than its primitive cache
+ * holds, so entries are evicted and rebuilt. */
+static void conv2d_plan_many_shapes_evicts_and_rebuilds(void **state) {
+    plan_fixture pf;
+    plan_fixture_make(*state, &pf);
+    for (int rep = 0; rep < 2; rep++)
+        for (int64_t n = 1; n <= 10; n++)
+            assert_int_equal(plan_run_check(&pf, n, (uint64_t)(n + 10 * rep)), 0);
+    plan_fixture_free(&pf);
+}
+
+typedef struct conc_arg {
+    plan_fixture *pf;
+    int id;
+    int64_t bad;
+} conc_arg;
+
+static void *conc_main(void *arg) {
+    conc_arg *a = arg;
+    for (int i = 0; i < 15 && a->bad == 0; i++)
+        a->bad = plan_run_check(a->pf, 1 + (a->id + i) % 3, (uint64_t)(a->id * 100 + i));
+    return NULL;
+}
+
+/* Four threads run one plan at once: one kernel state, its cache and scratch slots
+ * shared by concurrent calls with three shapes. */
+static void conv2d_concurrent_runs_agree(void **state) {
+    plan_fixture pf;
+    pthread_t t[4];
+    conc_arg a[4];
+    plan_fixture_make(*state, &pf);
+    for (int i = 0; i < 4; i++) {
+        a[i] = (conc_arg){&pf, i, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, conc_main, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(a[i].bad, 0);
+    }
+    plan_fixture_free(&pf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(conv2d_valid_stride1_matches_reference),
@@ -474,6 +591,8 @@ int main(void) {
         cmocka_unit_test(conv2d_shape_inferred_in_graph),
         cmocka_unit_test(conv2d_repeated_calls_and_shapes),
         cmocka_unit_test(conv_gradients_match_finite_differences),
+        cmocka_unit_test(conv2d_plan_many_shapes_evicts_and_rebuilds),
+        cmocka_unit_test(conv2d_concurrent_runs_agree),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);
 }

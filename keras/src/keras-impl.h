@@ -83,9 +83,10 @@ floe_status floe__layer_build(floe_layer *l, floe__build *b, floe_output in,
 floe_status floe__node(floe_graph *g, const char *op, const floe_output *in, int nin,
                        floe_status (*set)(void *arg, floe_attrs *a), void *arg,
                        floe_node **out);
-/* A Const holding a copy of @n i32 values (rank 1) or, for @n < 0, an f32 scalar. */
+/* Consts: @n i32 values (rank 1), an f32 scalar, an i32 scalar. */
 floe_status floe__const_i32(floe_graph *g, const int32_t *v, int n, floe_output *out);
 floe_status floe__const_f32(floe_graph *g, float v, floe_output *out);
+floe_status floe__const_scalar_i32(floe_graph *g, int32_t v, floe_output *out);
 
 /* Progress display of fit (progress.c). */
 typedef struct floe__progress {

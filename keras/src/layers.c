@@ -9,9 +9,9 @@
  * generator: glorot uniform kernels, zero biases, as Keras), the second reuses them.
  * Shapes are tracked per example (no batch axis) so every layer checks its input.
  *
- * Ops: MatMul, Reshape, Mul, GreaterEqual, Cast, RandomUniform, Shape, Sigmoid, Tanh
- * (ops_math); BiasAdd, Conv2D, MaxPool, AvgPool, FusedBatchNormV3, Relu, Softmax,
- * ResourceGather (ops_nn).
+ * Ops: MatMul, Reshape, Mul, AddV2, GatherV2, GreaterEqual, Cast, RandomUniform, Shape,
+ * Sigmoid, Tanh (ops_math); BiasAdd, Conv2D, MaxPool, AvgPool, FusedBatchNormV3, Relu,
+ * Softmax (ops_nn).
  *
  * Sections: node helpers; constructors; building.
  */
@@ -70,6 +70,17 @@ floe_status floe__const_i32(floe_graph *g, const int32_t *v, int n, floe_output 
     int64_t shape[1] = {n};
     floe_tensor *t;
     floe_status st = floe_tensor_new_copy(FLOE_DTYPE_I32, shape, 1, v, (size_t)n * 4, &t);
+
+    if (st != FLOE_OK)
+        return floe__keras_fail(st, "constant: %s", floe_last_error());
+    st = const_node(g, t, out);
+    floe_tensor_unref(t);
+    return st;
+}
+
+floe_status floe__const_scalar_i32(floe_graph *g, int32_t v, floe_output *out) {
+    floe_tensor *t;
+    floe_status st = floe_tensor_new_scalar_i32(v, &t);
 
     if (st != FLOE_OK)
         return floe__keras_fail(st, "constant: %s", floe_last_error());
@@ -602,12 +613,9 @@ static floe_status build_batch_norm(floe_layer *l, floe__build *b, floe_output i
     return st;
 }
 
-static floe_status gather_attrs(void *arg, floe_attrs *a) {
-    return floe_attrs_set_type(a, "dtype", FLOE_DTYPE_F32);
-}
-
 static floe_status build_embedding(floe_layer *l, floe__build *b, floe_output in,
                                    const floe_shape *s, floe_output *out) {
+    floe_output axis;
     floe_node *n;
     floe_status st;
 
@@ -621,10 +629,15 @@ static floe_status build_embedding(floe_layer *l, floe__build *b, floe_output in
         l->nvars = 1;
         l->num_params = ts[0] * ts[1];
     }
-    {
-        floe_output gin[2] = {floe_out(l->vars[0].handle, 0), in};
-        st = floe__node(b->g, "ResourceGather", gin, 2, gather_attrs, NULL, &n);
+    /* GatherV2 on the variable's read, so minimize (which differentiates the reads)
+     * trains the table; ResourceGather on the handle would get no gradient there. */
+    st = floe__const_scalar_i32(b->g, 0, &axis);
+    if (st == FLOE_OK) {
+        floe_output gin[3] = {floe_out(l->vars[0].read, 0), in, axis};
+        st = floe__node(b->g, "GatherV2", gin, 3, NULL, NULL, &n);
     }
+    if (st != FLOE_OK)
+        return st;
     *out = floe_out(n, 0);
     l->out_shape = *s;
     l->out_shape.dims[l->out_shape.ndim++] = l->units;

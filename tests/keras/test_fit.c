@@ -309,6 +309,41 @@ static void fit_mse_regression(void **state) {
     floe_dataset_free(ds);
 }
 
+/* Pairs of tokens in 0..9; the class is whether their sum is below 9 (the model must
+ * learn each token's value from the shared embedding). */
+static void fit_trains_an_embedding(void **state) {
+    enum { N = 600 };
+    int32_t x[N * 2], y[N];
+    int64_t shape[1] = {2};
+    uint64_t rng = 21;
+    floe_dataset *ds;
+    floe_model *m;
+    floe_fit_options o;
+    double acc;
+
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < 2; k++)
+            x[i * 2 + k] = (int32_t)(floe_rng_next(&rng) % 10);
+        y[i] = x[i * 2] + x[i * 2 + 1] < 9;
+    }
+    check_ok(floe_dataset_from_arrays(N, FLOE_DTYPE_I32, x, shape, 1, FLOE_DTYPE_I32, y, NULL, 0,
+                                      1.0f, &ds));
+    check_ok(floe_model_new(*state, shape, 1, &m));
+    floe_model_add(m, floe_layer_embedding(10, 4));
+    floe_model_add(m, floe_layer_flatten());
+    floe_model_add(m, floe_layer_dense(2, "softmax"));
+    check_ok(floe_model_compile(m, "adam", 1e-2, "sparse_categorical_crossentropy", "accuracy"));
+    floe_fit_options_init(&o);
+    o.epochs = 20;
+    o.verbose = 0;
+    check_ok(floe_model_fit(m, ds, NULL, &o, NULL));
+    check_ok(floe_model_evaluate(m, ds, 0, NULL, &acc));
+    print_message("embedding: accuracy %.3f\n", acc);
+    assert_true(acc > 0.95);
+    floe_model_free(m);
+    floe_dataset_free(ds);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fit_learns_separable_blobs),
@@ -317,6 +352,7 @@ int main(void) {
         cmocka_unit_test(fit_learns_fashion_mnist_subset),
         cmocka_unit_test(compile_reports_the_bad_layer),
         cmocka_unit_test(fit_mse_regression),
+        cmocka_unit_test(fit_trains_an_embedding),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);
 }

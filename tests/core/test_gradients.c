@@ -73,6 +73,18 @@ static floe_output o0(floe_node *n) {
     return floe_out(n, 0);
 }
 
+static floe_node *constant_i32(floe_graph *g, const char *name, int32_t v) {
+    floe_node_builder *b;
+    floe_node *out = NULL;
+    floe_tensor *t = tc_scalar_i32(v);
+    assert_int_equal(floe_node_builder_new(g, "Const", name, &b), FLOE_OK);
+    floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", t);
+    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", FLOE_DTYPE_I32);
+    assert_int_equal(floe_node_builder_finish(b, &out), FLOE_OK);
+    floe_tensor_unref(t);
+    return out;
+}
+
 /* x does not reach y: NULL gradient, no error, and no node added for it. */
 static void test_unreachable_x(void **state) {
     floe_graph *g;
@@ -450,6 +462,96 @@ static void test_gradient_check_arguments(void **state) {
     floe_tensor_unref(x);
 }
 
+static floe_node *with_const(floe_graph *g, const char *op, const char *name, floe_node *x,
+                             const char *cname, floe_tensor *c) {
+    floe_node_builder *b;
+    floe_node *k, *out;
+    assert_int_equal(floe_node_builder_new(g, "Const", cname, &b), FLOE_OK);
+    floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", c);
+    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", floe_tensor_dtype(c));
+    assert_int_equal(floe_node_builder_finish(b, &k), FLOE_OK);
+    floe_tensor_unref(c);
+    out = binary(g, op, name, x, k);
+    return out;
+}
+
+static floe_tensor *ivec(const int32_t *v, int64_t n) {
+    return tc_i32(&n, 1, v);
+}
+
+/* A chain of ops built on x of static shape @xdims (batch known or -1); the gradients of
+ * x, W and b, evaluated on fixed values. */
+static void chain_gradients(floe_context *ctx, const int64_t *xdims, floe_tensor **out) {
+    floe_graph *g;
+    floe_session *s;
+    floe_output dx[3];
+    int64_t wd[2] = {3, 4}, bd[1] = {4}, xd[2] = {5, 3};
+    int64_t pd[2] = {2, 2};
+    assert_int_equal(floe_graph_new(ctx, &g), FLOE_OK);
+    floe_node *x = placeholder(g, "x", FLOE_DTYPE_F32, xdims, 2);
+    floe_node *w = placeholder(g, "w", FLOE_DTYPE_F32, wd, 2);
+    floe_node *bias = placeholder(g, "b", FLOE_DTYPE_F32, bd, 1);
+    floe_node *mm = binary(g, "MatMul", "mm", x, w);
+    floe_node *h = unary(g, "Tanh", "h", binary(g, "AddV2", "z", mm, bias));    /* [n,4] */
+    floe_node *ax1 = constant_i32(g, "ax1", 1);
+    floe_node_builder *cb;
+    floe_node *c;
+    assert_int_equal(floe_node_builder_new(g, "ConcatV2", "c", &cb), FLOE_OK);
+    floe_node_builder_add_input_list(cb, (floe_output[]){o0(h), o0(x)}, 2);
+    floe_node_builder_add_input(cb, o0(ax1));
+    assert_int_equal(floe_node_builder_finish(cb, &c), FLOE_OK);
+    floe_node *t = with_const(g, "Transpose", "t", c, "perm", ivec((int32_t[]){1, 0}, 2));
+    floe_node *p = with_const(g, "Pad", "p", t, "pads",
+                              tc_i32(pd, 2, (int32_t[]){1, 0, 0, 2}));          /* [8,n+2] */
+    floe_node *m = with_const(g, "Max", "m", p, "max_axes", ivec((int32_t[]){0}, 1));
+    floe_node *e = with_const(g, "ExpandDims", "e", m, "dim0", tc_scalar_i32(0));
+    floe_node *ti = with_const(g, "Tile", "ti", e, "mult", ivec((int32_t[]){2, 1}, 2));
+    floe_node *r = with_const(g, "Reshape", "r", ti, "flat", ivec((int32_t[]){-1}, 1));
+    floe_node *sq = binary(g, "Mul", "sq", r, r);
+    floe_node *l1 = with_const(g, "Mean", "l1", sq, "mean_axes", ivec((int32_t[]){0}, 1));
+    floe_node *hs = with_const(g, "Sum", "hs", h, "sum_axes", ivec((int32_t[]){0}, 1));
+    floe_node *l2 = with_const(g, "Prod", "l2", hs, "prod_axes", ivec((int32_t[]){0}, 1));
+    floe_node *y = binary(g, "AddV2", "y", l1, l2);
+    assert_int_equal(floe_gradients(g, (floe_output[]){o0(y)}, 1,
+                                    (floe_output[]){o0(x), o0(w), o0(bias)}, 3, NULL, dx),
+                     FLOE_OK);
+    float xv[15], wv[12], bv[4];
+    for (int i = 0; i < 15; i++)
+        xv[i] = (float)((i * 7) % 11) / 11.0f - 0.5f;
+    for (int i = 0; i < 12; i++)
+        wv[i] = (float)((i * 5) % 13) / 13.0f - 0.5f;
+    for (int i = 0; i < 4; i++)
+        bv[i] = 0.1f * (float)i;
+    floe_tensor *in[3] = {tc_f32(xd, 2, xv), tc_f32(wd, 2, wv), tc_f32(bd, 1, bv)};
+    assert_int_equal(floe_session_new(g, NULL, &s), FLOE_OK);
+    if (floe_session_run(s, (floe_output[]){o0(x), o0(w), o0(bias)}, in, 3, dx, 3, NULL, 0,
+                         out) != FLOE_OK)
+        fail_msg("run: %s", floe_last_error());
+    for (int i = 0; i < 3; i++)
+        floe_tensor_unref(in[i]);
+    floe_session_free(s);
+    floe_graph_free(g);
+}
+
+/* Gradient functions take their dynamic paths (Shape, BroadcastGradientArgs) when the
+ * batch extent is unknown; the values match the static paths'. */
+static void test_unknown_shapes_match_known(void **state) {
+    floe_tensor *known[3], *unknown[3];
+    chain_gradients(*state, (int64_t[]){5, 3}, known);
+    chain_gradients(*state, (int64_t[]){-1, 3}, unknown);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(floe_tensor_num_elements(known[i]), floe_tensor_num_elements(unknown[i]));
+        const float *k = floe_tensor_data(known[i]);
+        double norm = 0;
+        for (int64_t e = 0; e < floe_tensor_num_elements(known[i]); e++)
+            norm += fabs(k[e]);
+        assert_true(norm > 1e-3);    /* not trivially zero */
+        tc_assert_close_f32(unknown[i], k, floe_tensor_num_elements(known[i]), 1e-5f, 1e-6f);
+        floe_tensor_unref(known[i]);
+        floe_tensor_unref(unknown[i]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unreachable_x),
@@ -462,6 +564,7 @@ int main(void) {
         cmocka_unit_test(test_blocking),
         cmocka_unit_test(test_variables),
         cmocka_unit_test(test_unknown_extent),
+        cmocka_unit_test(test_unknown_shapes_match_known),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_gradient_check_arguments),
     };

@@ -179,25 +179,13 @@ static floe_status build_model(floe_context *ctx, const train_args *a, floe_mode
     return FLOE_OK;
 }
 
-typedef struct save_state {
-    const char *dir;
-    int64_t steps_per_epoch;
-    char path[1024];
-} save_state;
-
-static floe_status save_epoch(void *arg, floe_model *m, const floe_epoch_logs *logs) {
-    save_state *s = arg;
-    return floe_checkpoint_save(floe_model_graph(m), floe_model_session(m), s->dir,
-                                logs->epoch * s->steps_per_epoch, 3, s->path, sizeof(s->path));
-}
-
 int floe_tool_train(const char *plugin_path, int no_system, int argc, char **argv) {
     train_args a;
     floe_context *ctx = NULL;
     floe_dataset *train = NULL, *test = NULL;
     floe_model *m = NULL;
     floe_fit_options o;
-    save_state save;
+    floe_epoch_logs last;
     char dir[512];
     double loss, acc;
     floe_status st;
@@ -225,15 +213,12 @@ int floe_tool_train(const char *plugin_path, int no_system, int argc, char **arg
     snprintf(dir, sizeof(dir), "%s", a.checkpoint != NULL ? a.checkpoint : "");
     if (a.checkpoint == NULL)
         snprintf(dir, sizeof(dir), "floe-%s-ckpt", a.model);
-    save.dir = dir;
-    save.steps_per_epoch = (floe_dataset_size(train) + a.batch_size - 1) / a.batch_size;
-    save.path[0] = '\0';
     if (!a.no_checkpoint) {
-        o.on_epoch_end = save_epoch;
-        o.arg = &save;
+        o.checkpoint_dir = dir;
+        o.keep_last = 3;
     }
     fflush(stdout);
-    if ((st = floe_model_fit(m, train, NULL, &o, NULL)) != FLOE_OK) {
+    if ((st = floe_model_fit(m, train, NULL, &o, &last)) != FLOE_OK) {
         rc = keras_error("training", st);
         goto done;
     }
@@ -242,8 +227,8 @@ int floe_tool_train(const char *plugin_path, int no_system, int argc, char **arg
         goto done;
     }
     printf("Test loss: %.4f - test accuracy: %.4f\n", loss, acc);
-    if (save.path[0] != '\0')
-        printf("Checkpoint: %s\n", save.path);
+    if (last.checkpoint != NULL)
+        printf("Checkpoint: %s\n", last.checkpoint);
 done:
     floe_model_free(m);
     floe_dataset_free(train);

@@ -15,6 +15,7 @@
  */
 #include "keras-impl.h"
 
+#include <floe/checkpoint.h>
 #include <floe/keras.h>
 
 #include <stdarg.h>
@@ -69,6 +70,8 @@ struct floe_model {
     int ntargets;
     floe_plan *train_plan, *eval_plan, *predict_plan;
     int64_t num_params;
+    int64_t steps_done;   /* training steps run by fit, for checkpoint names */
+    char checkpoint[1024]; /* the last checkpoint fit saved */
 };
 
 static const char *const kind_names[] = {"dense", "conv2d", "max_pooling2d",
@@ -817,8 +820,16 @@ static floe_status fit_epoch(floe_model *m, const floe_dataset *train, const flo
     logs->loss = r.loss_sum / (double)r.examples;
     logs->accuracy = m->has_accuracy ? r.correct / (double)r.examples : -1;
     logs->val_loss = logs->val_accuracy = -1;
+    m->steps_done += (n + o->batch_size - 1) / o->batch_size;
     if (val != NULL)
         st = floe_model_evaluate(m, val, 256, &logs->val_loss, &logs->val_accuracy);
+    if (st == FLOE_OK && o->checkpoint_dir != NULL &&
+        (epoch % (o->checkpoint_every > 0 ? o->checkpoint_every : 1) == 0 ||
+         epoch == o->epochs)) {
+        st = floe_checkpoint_save(m->g, m->s, o->checkpoint_dir, m->steps_done, o->keep_last,
+                                  m->checkpoint, sizeof(m->checkpoint));
+        logs->checkpoint = m->checkpoint;
+    }
     if (st == FLOE_OK)
         floe__progress_end(&prog, logs);
     return st;

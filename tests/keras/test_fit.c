@@ -6,8 +6,11 @@
  */
 #include "test_common.h"
 
+#include <floe/checkpoint.h>
 #include <floe/data.h>
 #include <floe/keras.h>
+
+#include <dirent.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -344,6 +347,44 @@ static void fit_trains_an_embedding(void **state) {
     floe_dataset_free(ds);
 }
 
+/* fit saves periodic checkpoints, keeps the newest two, and a new model restored from
+ * the latest predicts exactly as the trained one. */
+static void fit_saves_checkpoints_that_restore(void **state) {
+    char dir[64] = "/tmp/floe_test_fit_XXXXXX", path[1024], cmd[128];
+    floe_dataset *train = blobs(200, 4);
+    floe_model *a = mlp(*state, 5), *b = mlp(*state, 6);
+    floe_fit_options o;
+    floe_epoch_logs last;
+    float pa[8], pb[8];
+    int files = 0;
+
+    assert_non_null(mkdtemp(dir));
+    floe_fit_options_init(&o);
+    o.epochs = 3;
+    o.verbose = 0;
+    o.checkpoint_dir = dir;
+    o.keep_last = 2;
+    check_ok(floe_model_fit(a, train, NULL, &o, &last));
+    assert_non_null(last.checkpoint);
+    assert_non_null(strstr(last.checkpoint, "ckpt-21.floeckpt")); /* 3 epochs of 7 steps */
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        files += strstr(e->d_name, ".floeckpt") != NULL;
+    closedir(d);
+    assert_int_equal(files, 2);
+    check_ok(floe_checkpoint_restore_latest(floe_model_graph(b), floe_model_session(b), dir, path,
+                                            sizeof(path)));
+    check_ok(floe_model_predict(a, train, 0, 2, pa));
+    check_ok(floe_model_predict(b, train, 0, 2, pb));
+    assert_memory_equal(pa, pb, sizeof(pa));
+    floe_model_free(a);
+    floe_model_free(b);
+    floe_dataset_free(train);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fit_learns_separable_blobs),
@@ -353,6 +394,7 @@ int main(void) {
         cmocka_unit_test(compile_reports_the_bad_layer),
         cmocka_unit_test(fit_mse_regression),
         cmocka_unit_test(fit_trains_an_embedding),
+        cmocka_unit_test(fit_saves_checkpoints_that_restore),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);
 }

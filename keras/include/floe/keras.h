@@ -130,6 +130,9 @@ typedef struct floe_epoch_logs {
     double val_accuracy;
     double seconds;      /* wall time of the epoch's training steps */
     int64_t examples;
+    /* The checkpoint file saved after this epoch (fit's checkpoint_dir), or NULL.
+     * (transfer none) valid until the next epoch. */
+    const char *checkpoint;
 } floe_epoch_logs;
 
 typedef struct floe_fit_options {
@@ -144,6 +147,12 @@ typedef struct floe_fit_options {
     /* (nullable) called after each epoch; a non-OK return stops fit with that status. */
     floe_status (*on_epoch_end)(void *arg, floe_model *m, const floe_epoch_logs *logs);
     void *arg;
+    /* (nullable) directory of periodic checkpoints (floe/checkpoint.h: every variable and
+     * optimizer slot, step = training steps so far): after every @checkpoint_every epochs
+     * (0: each) and after the last, keeping the newest @keep_last (0: all). */
+    const char *checkpoint_dir;
+    int checkpoint_every;
+    int keep_last;
 } floe_fit_options;
 
 FLOE_KERAS_API void floe_fit_options_init(floe_fit_options *opts);

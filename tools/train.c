@@ -204,9 +204,9 @@ int floe_tool_train(const char *plugin_path, int no_system, int argc, char **arg
         rc = keras_error("building the model", st);
         goto done;
     }
-    printf("Model %s: %lld parameters; Fashion-MNIST: %lld training, %lld test images\n",
-           a.model, (long long)floe_model_num_params(m), (long long)floe_dataset_size(train),
-           (long long)floe_dataset_size(test));
+    printf("Model %s; Fashion-MNIST: %lld training, %lld test images\n", a.model,
+           (long long)floe_dataset_size(train), (long long)floe_dataset_size(test));
+    floe_model_summary(m, stdout);
     floe_fit_options_init(&o);
     o.epochs = a.epochs >= 0 ? a.epochs : strcmp(a.model, "cnn") == 0 ? 2 : 5;
     o.batch_size = a.batch_size;

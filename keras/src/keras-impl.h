@@ -65,8 +65,7 @@ struct floe_layer {
 typedef struct floe__build {
     floe_graph *g;
     int training;                /* 1: dropout on, batch statistics */
-    uint64_t *rng;               /* weight initialisation (first pass only) */
-    int64_t seed;                /* for random ops */
+    uint64_t *rng;               /* weight initialisation, dropout seeds */
     floe_output logits;          /* the last softmax's input (.node NULL: none) */
     floe_output softmax_out;     /* and its output */
     floe_node **updates;         /* extra training targets (moving averages) */

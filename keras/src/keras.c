@@ -525,7 +525,6 @@ static floe_status build_graph(floe_model *m, const char *optimizer, double lr,
     st = placeholder(m->g, m->x_dtype, m->input_shape, m->input_ndim, &m->x_ph);
     b.g = m->g;
     b.rng = &m->rng;
-    b.seed = (int64_t)(m->seed & 0x7fffffff) + 1;
     b.training = 1;
     if (st == FLOE_OK)
         st = build_forward(m, &b, &out);

@@ -9,9 +9,8 @@
  * generator: glorot uniform kernels, zero biases, as Keras), the second reuses them.
  * Shapes are tracked per example (no batch axis) so every layer checks its input.
  *
- * Ops: MatMul, Reshape, Mul, AddV2, GatherV2, GreaterEqual, Cast, RandomUniform, Shape,
- * Sigmoid, Tanh (ops_math); BiasAdd, Conv2D, MaxPool, AvgPool, FusedBatchNormV3, Relu,
- * Softmax (ops_nn).
+ * Ops: MatMul, Reshape, Mul, AddV2, GatherV2, Sigmoid, Tanh (ops_math); BiasAdd, Conv2D,
+ * MaxPool, AvgPool, FusedBatchNormV3, Dropout, Relu, Softmax (ops_nn).
  *
  * Sections: node helpers; constructors; building.
  */
@@ -447,33 +446,25 @@ static floe_status build_flatten(floe_layer *l, floe__build *b, floe_output in,
     return st;
 }
 
-typedef struct random_args {
-    int64_t seed, seed2;
-} random_args;
+typedef struct dropout_args {
+    float rate;
+    int64_t seed;
+} dropout_args;
 
-static floe_status random_attrs(void *arg, floe_attrs *a) {
-    const random_args *r = arg;
-    floe_status st = floe_attrs_set_int(a, "seed", r->seed);
+static floe_status dropout_attrs(void *arg, floe_attrs *a) {
+    const dropout_args *d = arg;
+    floe_status st = floe_attrs_set_float(a, "rate", d->rate);
 
     if (st == FLOE_OK)
-        st = floe_attrs_set_int(a, "seed2", r->seed2);
-    if (st == FLOE_OK)
-        st = floe_attrs_set_type(a, "dtype", FLOE_DTYPE_F32);
+        st = floe_attrs_set_int(a, "seed", d->seed);
     return st;
 }
 
-static floe_status cast_attrs(void *arg, floe_attrs *a) {
-    floe_status st = floe_attrs_set_type(a, "SrcT", FLOE_DTYPE_BOOL);
-    if (st == FLOE_OK)
-        st = floe_attrs_set_type(a, "DstT", FLOE_DTYPE_F32);
-    return st;
-}
-
-/* x * (uniform >= rate) / (1 - rate): TensorFlow's dropout, from ops_math ops. */
+/* ops_nn's fused Dropout (x * mask, one pass); its seed comes from the model's
+ * generator, so a seeded model repeats its masks. */
 static floe_status build_dropout(floe_layer *l, floe__build *b, floe_output in,
                                  const floe_shape *s, floe_output *out) {
-    random_args r = {b->seed, (int64_t)(floe_rng_next(b->rng) & 0x7fffffff) + 1};
-    floe_output shape, u, rate, keep, mask, scale, y;
+    dropout_args d = {l->rate, (int64_t)(floe_rng_next(b->rng) & 0x7fffffffffffll) + 1};
     floe_node *n;
     floe_status st;
 
@@ -482,25 +473,8 @@ static floe_status build_dropout(floe_layer *l, floe__build *b, floe_output in,
         *out = in;
         return FLOE_OK;
     }
-    st = node1(b->g, "Shape", in, &shape);
-    if (st == FLOE_OK) {
-        st = floe__node(b->g, "RandomUniform", &shape, 1, random_attrs, &r, &n);
-        u = floe_out(n, 0);
-    }
-    if (st == FLOE_OK)
-        st = floe__const_f32(b->g, l->rate, &rate);
-    if (st == FLOE_OK)
-        st = node2(b->g, "GreaterEqual", u, rate, &keep);
-    if (st == FLOE_OK) {
-        st = floe__node(b->g, "Cast", &keep, 1, cast_attrs, NULL, &n);
-        mask = floe_out(n, 0);
-    }
-    if (st == FLOE_OK)
-        st = floe__const_f32(b->g, 1.0f / (1.0f - l->rate), &scale);
-    if (st == FLOE_OK)
-        st = node2(b->g, "Mul", in, mask, &y);
-    if (st == FLOE_OK)
-        st = node2(b->g, "Mul", y, scale, out);
+    st = floe__node(b->g, "Dropout", &in, 1, dropout_attrs, &d, &n);
+    *out = floe_out(n, 0);
     return st;
 }
 

@@ -56,10 +56,11 @@ void floe_dataset_free(floe_dataset *ds) {
     free(ds);
 }
 
-/* An empty data set of @n examples with buffers for the given layout. */
+/* An empty data set of @n examples with buffers for the given layout; @x_buf (nullable)
+ * is adopted as the feature buffer when the call succeeds. */
 static floe_status dataset_alloc(int64_t n, floe_dtype x_dtype, const int64_t *x_shape,
                                  int x_ndim, floe_dtype y_dtype, const int64_t *y_shape,
-                                 int y_ndim, float scale, floe_dataset **out) {
+                                 int y_ndim, float scale, void *x_buf, floe_dataset **out) {
     floe_dataset *ds;
     size_t xbytes, ybytes;
 
@@ -86,9 +87,11 @@ static floe_status dataset_alloc(int64_t n, floe_dtype x_dtype, const int64_t *x
     }
     xbytes = (size_t)(n * ds->x_elems) * floe_dtype_size(x_dtype);
     ybytes = (size_t)(n * ds->y_elems) * (y_dtype == FLOE_DTYPE_INVALID ? 0 : 4);
-    ds->x = malloc(xbytes > 0 ? xbytes : 1);
+    ds->x = x_buf != NULL ? x_buf : malloc(xbytes > 0 ? xbytes : 1);
     ds->y = ybytes > 0 ? malloc(ybytes) : NULL;
     if (ds->x == NULL || (ybytes > 0 && ds->y == NULL)) {
+        if (ds->x == x_buf)
+            ds->x = NULL;
         floe_dataset_free(ds);
         return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "data set: out of memory for %lld "
                                 "examples", (long long)n);
@@ -130,7 +133,7 @@ floe_status floe_dataset_from_arrays(int64_t n, floe_dtype x_dtype, const void *
         return floe__keras_fail(FLOE_INVALID_ARGUMENT, "floe_dataset_from_arrays: targets must "
                                 "be i32 class ids (rank 0), f32, or absent (INVALID, NULL)");
     st = dataset_alloc(n, x_dtype, x_shape, x_ndim, y_dtype, y_shape,
-                       y_dtype == FLOE_DTYPE_F32 ? y_ndim : 0, scale, &ds);
+                       y_dtype == FLOE_DTYPE_F32 ? y_ndim : 0, scale, NULL, &ds);
     if (st != FLOE_OK)
         return st;
     memcpy(ds->x, x, (size_t)n * x_example_bytes(ds));
@@ -154,7 +157,7 @@ floe_status floe_dataset_slice(const floe_dataset *ds, int64_t begin, int64_t co
                                 (long long)begin, (long long)count,
                                 (long long)(ds != NULL ? ds->n : 0));
     st = dataset_alloc(count, ds->x_dtype, ds->x_dims, ds->x_ndim, ds->y_dtype, ds->y_dims,
-                       ds->y_ndim, ds->scale, &s);
+                       ds->y_ndim, ds->scale, NULL, &s);
     if (st != FLOE_OK)
         return st;
     memcpy(s->x, (const char *)ds->x + (size_t)begin * x_example_bytes(ds),
@@ -208,14 +211,81 @@ const void *floe_dataset_example(const floe_dataset *ds, int64_t i) {
 
 /* ---- IDX files --------------------------------------------------------------------- */
 
-/* Reads the whole (decompressed) file into *@data (malloc'ed), at most IDX_MAX_BYTES. */
-static floe_status read_gz(const char *path, unsigned char **data, size_t *size) {
-    size_t cap = 1 << 20, len = 0;
-    unsigned char *buf;
+typedef struct idx_file {
+    int ndim;
+    int64_t dims[4];
+    unsigned char *payload; /* malloc'ed, exactly the announced size */
+    size_t size;
+} idx_file;
+
+/* Reads up to @n bytes; the count read, or -1 (message set) for a corrupt stream. */
+static int64_t gz_read_full(gzFile gz, const char *path, unsigned char *buf, size_t n) {
+    size_t got = 0;
+
+    while (got < n) {
+        unsigned chunk = n - got < (1u << 30) ? (unsigned)(n - got) : 1u << 30;
+        int r = gzread(gz, buf + got, chunk);
+        if (r < 0) {
+            int errnum;
+            const char *msg = gzerror(gz, &errnum);
+            floe__keras_fail(FLOE_DATA_LOSS, "'%s' is corrupt: %s", path,
+                             msg != NULL ? msg : "read error");
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (int64_t)got;
+}
+
+/* Checks the header (two zero bytes, type 0x08, rank 1..4, non-zero extents whose
+ * product fits IDX_MAX_BYTES); sets f->ndim, f->dims, f->size. */
+static floe_status idx_header(gzFile gz, const char *path, idx_file *f) {
+    unsigned char h[4 + 16];
+    int64_t got = gz_read_full(gz, path, h, 4);
+    size_t expect = 1;
+
+    if (got < 0)
+        return FLOE_DATA_LOSS;
+    if (got < 4 || h[0] != 0 || h[1] != 0)
+        return floe__keras_fail(FLOE_DATA_LOSS, "'%s' is not an IDX file (bad magic number)",
+                                path);
+    if (h[2] != 0x08)
+        return floe__keras_fail(FLOE_DATA_LOSS, "'%s': IDX element type 0x%02x is not "
+                                "supported (only unsigned bytes, 0x08)", path, h[2]);
+    f->ndim = h[3];
+    if (f->ndim < 1 || f->ndim > 4)
+        return floe__keras_fail(FLOE_DATA_LOSS, "'%s': IDX rank %d is not in 1..4", path,
+                                f->ndim);
+    got = gz_read_full(gz, path, h + 4, 4 * (size_t)f->ndim);
+    if (got < 0)
+        return FLOE_DATA_LOSS;
+    if (got < 4 * f->ndim)
+        return floe__keras_fail(FLOE_DATA_LOSS, "'%s' is truncated: %lld bytes, the IDX "
+                                "header needs %d", path, (long long)(4 + got), 4 + 4 * f->ndim);
+    for (int i = 0; i < f->ndim; i++) {
+        const unsigned char *p = h + 4 + 4 * i;
+        uint32_t d = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        if (d == 0 || expect > IDX_MAX_BYTES / d)
+            return floe__keras_fail(FLOE_DATA_LOSS, "'%s': IDX extent %d is %u: empty or "
+                                    "too large", path, i, d);
+        f->dims[i] = d;
+        expect *= d;
+    }
+    f->size = expect;
+    return FLOE_OK;
+}
+
+/* Reads an IDX file, gzip or plain, straight into a buffer of the announced size; the
+ * data must end exactly there. */
+static floe_status idx_read(const char *path, idx_file *f) {
+    unsigned char extra;
+    floe_status st;
+    int64_t got;
     gzFile gz;
 
-    *data = NULL;
-    *size = 0;
+    memset(f, 0, sizeof(*f));
     errno = 0;
     gz = gzopen(path, "rb");
     if (gz == NULL) {
@@ -224,108 +294,37 @@ static floe_status read_gz(const char *path, unsigned char **data, size_t *size)
                                 "cannot open '%s': %s", path,
                                 err != 0 ? strerror(err) : "out of memory");
     }
-    buf = malloc(cap);
-    if (buf == NULL)
-        goto fail_oom;
-    for (;;) {
-        int got;
-        if (len == cap) {
-            unsigned char *nb;
-            if (cap >= IDX_MAX_BYTES + 1)
-                goto fail_too_big;
-            cap *= 2;
-            nb = realloc(buf, cap);
-            if (nb == NULL)
-                goto fail_oom;
-            buf = nb;
-        }
-        got = gzread(gz, buf + len, (unsigned)(cap - len < (1u << 30) ? cap - len : 1u << 30));
-        if (got < 0) {
-            int errnum;
-            const char *msg = gzerror(gz, &errnum);
-            floe_status st = floe__keras_fail(FLOE_DATA_LOSS, "'%s' is corrupt: %s", path,
-                                              msg != NULL ? msg : "read error");
-            free(buf);
-            gzclose(gz);
-            return st;
-        }
-        if (got == 0)
-            break;
-        len += (size_t)got;
-        if (len > IDX_MAX_BYTES)
-            goto fail_too_big;
+    gzbuffer(gz, 1 << 17);
+    st = idx_header(gz, path, f);
+    if (st != FLOE_OK)
+        goto fail_close;
+    f->payload = malloc(f->size);
+    if (f->payload == NULL) {
+        st = floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "reading '%s': out of memory for %zu "
+                              "bytes", path, f->size);
+        goto fail_close;
     }
+    got = gz_read_full(gz, path, f->payload, f->size);
+    if (got >= 0 && (size_t)got == f->size)
+        got = gz_read_full(gz, path, &extra, 1) == 0 ? (int64_t)f->size : -2;
+    if (got == -1) {
+        st = FLOE_DATA_LOSS;
+    } else if (got != (int64_t)f->size) {
+        st = floe__keras_fail(FLOE_DATA_LOSS, "'%s' is %s: the IDX header announces %zu data "
+                              "bytes, the file has %s", path,
+                              got == -2 ? "too long" : "truncated", f->size,
+                              got == -2 ? "more" : "fewer");
+    }
+    if (st != FLOE_OK)
+        goto fail_free;
     gzclose(gz);
-    *data = buf;
-    *size = len;
     return FLOE_OK;
 
-fail_too_big:
-    free(buf);
+fail_free:
+    free(f->payload);
+    f->payload = NULL;
+fail_close:
     gzclose(gz);
-    return floe__keras_fail(FLOE_DATA_LOSS, "'%s' is larger than %zu bytes: not an IDX file",
-                            path, IDX_MAX_BYTES);
-fail_oom:
-    free(buf);
-    gzclose(gz);
-    return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "reading '%s': out of memory", path);
-}
-
-typedef struct idx_file {
-    unsigned char *bytes; /* the whole file */
-    size_t size;
-    int ndim;
-    int64_t dims[4];
-    const unsigned char *payload;
-} idx_file;
-
-/* Checks the header and that the payload has exactly the size it announces. */
-static floe_status idx_parse(const char *path, idx_file *f) {
-    size_t header, expect = 1;
-
-    if (f->size < 4 || f->bytes[0] != 0 || f->bytes[1] != 0)
-        return floe__keras_fail(FLOE_DATA_LOSS, "'%s' is not an IDX file (bad magic number)",
-                                path);
-    if (f->bytes[2] != 0x08)
-        return floe__keras_fail(FLOE_DATA_LOSS, "'%s': IDX element type 0x%02x is not "
-                                "supported (only unsigned bytes, 0x08)", path, f->bytes[2]);
-    f->ndim = f->bytes[3];
-    if (f->ndim < 1 || f->ndim > 4)
-        return floe__keras_fail(FLOE_DATA_LOSS, "'%s': IDX rank %d is not in 1..4", path,
-                                f->ndim);
-    header = 4 + 4 * (size_t)f->ndim;
-    if (f->size < header)
-        return floe__keras_fail(FLOE_DATA_LOSS, "'%s' is truncated: %zu bytes, the IDX "
-                                "header needs %zu", path, f->size, header);
-    for (int i = 0; i < f->ndim; i++) {
-        const unsigned char *p = f->bytes + 4 + 4 * i;
-        uint32_t d = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-        if (d == 0 || expect > IDX_MAX_BYTES / d)
-            return floe__keras_fail(FLOE_DATA_LOSS, "'%s': IDX extent %d is %u: empty or "
-                                    "too large", path, i, d);
-        f->dims[i] = d;
-        expect *= d;
-    }
-    if (f->size - header != expect)
-        return floe__keras_fail(FLOE_DATA_LOSS, "'%s' is %s: the IDX header announces %zu "
-                                "data bytes, the file has %zu", path,
-                                f->size - header < expect ? "truncated" : "too long", expect,
-                                f->size - header);
-    f->payload = f->bytes + header;
-    return FLOE_OK;
-}
-
-static floe_status idx_read(const char *path, idx_file *f) {
-    floe_status st;
-
-    memset(f, 0, sizeof(*f));
-    st = read_gz(path, &f->bytes, &f->size);
-    if (st == FLOE_OK)
-        st = idx_parse(path, f);
-    if (st != FLOE_OK) {
-        free(f->bytes);
-        f->bytes = NULL;
-    }
     return st;
 }
 
@@ -353,22 +352,21 @@ floe_status floe_dataset_load_idx(const char *images_path, const char *labels_pa
                               (long long)lb.dims[0]);
         goto fail_free_labels;
     }
+    /* The images' buffer becomes the data set's: no second copy of 47 MB. */
     st = dataset_alloc(im.dims[0], FLOE_DTYPE_U8, im.dims + 1, im.ndim - 1, FLOE_DTYPE_I32,
-                       NULL, 0, scale, &ds);
+                       NULL, 0, scale, im.payload, &ds);
     if (st != FLOE_OK)
         goto fail_free_labels;
-    memcpy(ds->x, im.payload, (size_t)(ds->n * ds->x_elems));
     for (int64_t i = 0; i < ds->n; i++)
         ((int32_t *)ds->y)[i] = lb.payload[i];
-    free(lb.bytes);
-    free(im.bytes);
+    free(lb.payload);
     *out = ds;
     return FLOE_OK;
 
 fail_free_labels:
-    free(lb.bytes);
+    free(lb.payload);
 fail_free_images:
-    free(im.bytes);
+    free(im.payload);
     return st;
 }
 

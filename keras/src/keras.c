@@ -509,7 +509,7 @@ static floe_status check_layers(floe_model *m) {
 static floe_status build_graph(floe_model *m, const char *optimizer, double lr,
                                const char *loss, const char *metrics) {
     floe__build b;
-    floe_output out, infer_logits;
+    floe_output out, logits, infer_logits;
     floe_train_var *vars = NULL;
     int nvars = 0, from_logits = 0;
     floe_status st;
@@ -543,11 +543,13 @@ static floe_status build_graph(floe_model *m, const char *optimizer, double lr,
                      m->loss_kind == LOSS_SPARSE_CE ? 0 : m->out_shape.ndim, &m->y_ph);
     if (st == FLOE_OK)
         st = parse_metrics(m, metrics);
+    logits = b.softmax_out.node == out.node ? b.logits : (floe_output){0};
     if (st == FLOE_OK)
-        st = build_loss(m, out, b.softmax_out.node == out.node ? b.logits : (floe_output){0},
-                        from_logits, &m->train_loss);
+        st = build_loss(m, out, logits, from_logits, &m->train_loss);
+    /* The arg-max of a softmax is that of its logits: the training step skips the
+     * softmax altogether. */
     if (st == FLOE_OK && m->has_accuracy)
-        st = build_correct(m, out, &m->train_correct);
+        st = build_correct(m, logits.node != NULL ? logits : out, &m->train_correct);
     if (st == FLOE_OK)
         st = collect_vars(m, &vars, &nvars);
     if (st == FLOE_OK)
@@ -563,7 +565,8 @@ static floe_status build_graph(floe_model *m, const char *optimizer, double lr,
     if (st == FLOE_OK)
         st = build_loss(m, m->infer_out, infer_logits, from_logits, &m->eval_loss);
     if (st == FLOE_OK && m->has_accuracy)
-        st = build_correct(m, m->infer_out, &m->eval_correct);
+        st = build_correct(m, infer_logits.node != NULL ? infer_logits : m->infer_out,
+                           &m->eval_correct);
     if (st != FLOE_OK)
         goto done;
     m->ntargets = 1 + b.nupdates;

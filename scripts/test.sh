@@ -45,6 +45,8 @@ status=0
 suite "normal" build || status=1
 
 export ASAN_OPTIONS=detect_leaks=1
+# use_tls=0: LSan's tracer crashes on libgomp worker threads' TLS (see tests/lsan.supp).
+export LSAN_OPTIONS="use_tls=0:suppressions=$PWD/tests/lsan.supp"
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 TIMEOUT_MULTIPLIER=3 suite "asan+ubsan" build-asan \
     -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false || status=1

@@ -604,14 +604,14 @@ static floe_status bind_graph(floe_optimizer *o, floe_graph *g, floe_train_var *
     char buf[NAME_MAX_LEN], probe[NAME_MAX_LEN];
     floe_status st;
 
+    if (o->graph != NULL && o->graph != g)
+        return floe__keras_fail(FLOE_FAILED_PRECONDITION,
+                                "%s: this optimizer already serves another graph",
+                                kind_names[o->kind]);
     if ((st = global_step(g, gs)) != FLOE_OK)
         return st;
     if (o->graph == g)
         return FLOE_OK;
-    if (o->graph != NULL)
-        return floe__keras_fail(FLOE_FAILED_PRECONDITION,
-                                "%s: this optimizer already serves another graph",
-                                kind_names[o->kind]);
     /* A prefix whose "<prefix>/lr" is free. */
     snprintf(o->prefix, sizeof(o->prefix), "%s", kind_names[o->kind]);
     for (int i = 1;; i++) {

@@ -288,6 +288,7 @@ static void test_slots_named(void **state) {
     assert_int_equal(floe_optimizer_apply_gradients(opt, g2, &grad2, &w2, 1, &train2),
                      FLOE_FAILED_PRECONDITION);
     assert_null(train2);
+    assert_null(floe_graph_find(g2, "global_step"));
     /* No gradient at all. */
     floe_optimizer *sgd = NULL;
     ok(floe_optimizer_sgd_new(0.1f, 0, 0, &sgd), "sgd");

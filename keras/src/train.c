@@ -16,7 +16,13 @@
  * node reading the cached scalar Consts of the variable's dtype, and finally a NoOp
  * "<prefix>/update" with every apply node, the global step's increment and the beta
  * powers' updates as control inputs; those updates themselves have every apply node
- * as control inputs, so they run after the applies have read the old values.
+ * as control inputs, so they run after the applies have read the old values.  Each apply
+ * node also has as control inputs the readers of its variable's "NAME/Read" output that
+ * the gradients depend on (found by a walk back from the gradients): the update then
+ * runs after the backward pass's last use of the old value, which the executor has
+ * released, so value_for_update works in place instead of copying a value still held
+ * (a 12.8 MB copy per step for a 3.2M-parameter layer).  Readers outside the gradients'
+ * ancestry (an inference path) are left alone, so the training node never pulls them in.
  *
  * Sections: errors and node helpers; variables; schedules; optimizer objects; building
  * the updates; minimize.
@@ -28,6 +34,7 @@
 
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -715,9 +722,82 @@ static floe_status slot_for(floe_optimizer *o, floe_graph *g, const floe_node *v
     return FLOE_OK;
 }
 
+/* A set of nodes (open addressing on the pointer), for the ancestors of the gradients. */
+typedef struct node_set {
+    const floe_node **slots;
+    size_t cap, count;
+} node_set;
+
+static size_t node_hash(const floe_node *n, size_t cap) {
+    uintptr_t x = (uintptr_t)n;
+    x ^= x >> 17;
+    x *= (uintptr_t)0x9E3779B97F4A7C15ull;
+    return (size_t)(x >> 7) & (cap - 1);
+}
+
+static bool set_has(const node_set *s, const floe_node *n) {
+    for (size_t i = node_hash(n, s->cap);; i = (i + 1) & (s->cap - 1)) {
+        if (s->slots[i] == n)
+            return true;
+        if (s->slots[i] == NULL)
+            return false;
+    }
+}
+
+/* Adds @n; false if it was there.  The capacity (a power of two above twice the graph's
+ * node count) never fills. */
+static bool set_add(node_set *s, const floe_node *n) {
+    for (size_t i = node_hash(n, s->cap);; i = (i + 1) & (s->cap - 1)) {
+        if (s->slots[i] == n)
+            return false;
+        if (s->slots[i] == NULL) {
+            s->slots[i] = n;
+            s->count++;
+            return true;
+        }
+    }
+}
+
+/* Every node the @n gradients depend on (data and control edges), into @set. */
+static floe_status grad_ancestors(floe_graph *g, const floe_output *grads, int n, node_set *set) {
+    size_t total = (size_t)floe_graph_num_nodes(g), top = 0;
+    floe_node **stack;
+
+    set->cap = 16;
+    while (set->cap < 2 * total + 2)
+        set->cap *= 2;
+    set->count = 0;
+    set->slots = calloc(set->cap, sizeof(*set->slots));
+    stack = malloc((total + 1) * sizeof(*stack));
+    if (set->slots == NULL || stack == NULL) {
+        free(stack);
+        free(set->slots);
+        set->slots = NULL;
+        return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "apply_gradients: out of memory");
+    }
+    for (int i = 0; i < n; i++)
+        if (grads[i].node != NULL && set_add(set, grads[i].node))
+            stack[top++] = grads[i].node;
+    while (top > 0) {
+        floe_node *x = stack[--top];
+        for (int k = 0; k < floe_node_num_inputs(x); k++) {
+            floe_node *in = floe_node_input(x, k).node;
+            if (in != NULL && set_add(set, in))
+                stack[top++] = in;
+        }
+        for (int k = 0; k < floe_node_num_control_inputs(x); k++) {
+            floe_node *in = floe_node_control_input(x, k);
+            if (in != NULL && set_add(set, in))
+                stack[top++] = in;
+        }
+    }
+    free(stack);
+    return FLOE_OK;
+}
+
 /* One apply node for @var and gradient @grad; *@out the node. */
 static floe_status apply_one(floe_optimizer *o, floe_graph *g, const floe_train_var *var,
-                             floe_output grad, floe_node **out) {
+                             floe_output grad, const node_set *anc, floe_node **out) {
     static const char *const ops[] = {"ResourceApplyGradientDescent", "ResourceApplyMomentum",
                                       "ResourceApplyAdam", "ResourceApplyAdagrad",
                                       "ResourceApplyRMSProp", "ResourceApplyFtrl"};
@@ -789,6 +869,21 @@ static floe_status apply_one(floe_optimizer *o, floe_graph *g, const floe_train_
     if ((st = floe_node_builder_new(g, op, floe_graph_find(g, buf) == NULL ? buf : NULL, &b))
         != FLOE_OK)
         return lib_fail(st, op);
+    /* Run after every backward-pass reader of the variable's value: the update is then
+     * the value's last user and works in place instead of copying a value still held. */
+    if (var->read != NULL) {
+        int nn = floe_graph_num_nodes(g);
+        for (int i = 0; i < nn; i++) {
+            floe_node *x = floe_graph_node(g, i);
+            if (!set_has(anc, x))
+                continue;
+            for (int k = 0; k < floe_node_num_inputs(x); k++)
+                if (floe_node_input(x, k).node == var->read) {
+                    floe_node_builder_add_control_input(b, x);
+                    break;
+                }
+        }
+    }
     floe_node_builder_add_input(b, floe_out(var->handle, 0));
     for (int i = 0; i < nslots; i++)
         floe_node_builder_add_input(b, floe_out(slots[i], 0));
@@ -844,6 +939,7 @@ FLOE_KERAS_API floe_status floe_optimizer_apply_gradients(floe_optimizer *opt, f
     floe_node **applies = NULL, *post[3] = {NULL, NULL, NULL}, *one = NULL;
     floe_node_builder *b = NULL;
     floe_train_var gs;
+    node_set anc = {NULL, 0, 0};
     int napplies = 0, npost = 0;
     floe_status st;
 
@@ -858,13 +954,17 @@ FLOE_KERAS_API floe_status floe_optimizer_apply_gradients(floe_optimizer *opt, f
                                     "apply_gradients: variable %d is not a VarHandleOp", i);
     if ((st = bind_graph(opt, g, &gs)) != FLOE_OK)
         return st;
+    if ((st = grad_ancestors(g, grads, n, &anc)) != FLOE_OK)
+        return st;
     applies = malloc((size_t)n * sizeof(*applies));
-    if (applies == NULL)
+    if (applies == NULL) {
+        free(anc.slots);
         return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "apply_gradients: out of memory");
+    }
     for (int i = 0; i < n; i++) {
         if (grads[i].node == NULL)
             continue;
-        if ((st = apply_one(opt, g, &vars[i], grads[i], &applies[napplies])) != FLOE_OK)
+        if ((st = apply_one(opt, g, &vars[i], grads[i], &anc, &applies[napplies])) != FLOE_OK)
             goto done;
         napplies++;
     }
@@ -918,6 +1018,7 @@ FLOE_KERAS_API floe_status floe_optimizer_apply_gradients(floe_optimizer *opt, f
 
 done:
     free(applies);
+    free(anc.slots);
     return st;
 }
 

@@ -412,8 +412,31 @@ static void minimize_quadratic(floe_context *ctx, floe_optimizer *opt, int steps
     ok(floe_node_builder_new(g, "L2Loss", "loss", &b), "L2Loss");
     floe_node_builder_add_input(b, floe_out(biased, 0));
     ok(floe_node_builder_finish(b, &loss), "L2Loss");
+    /* Another reader of w, outside the loss (an inference path needing a feed). */
+    floe_node *ph = NULL, *infer = NULL;
+    ok(floe_node_builder_new(g, "Placeholder", "bias_in", &b), "Placeholder");
+    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", FLOE_DTYPE_F32);
+    ok(floe_node_builder_finish(b, &ph), "Placeholder");
+    ok(floe_node_builder_new(g, "BiasAdd", "infer", &b), "BiasAdd");
+    floe_node_builder_add_input(b, floe_out(w.read, 0));
+    floe_node_builder_add_input(b, floe_out(ph, 0));
+    ok(floe_node_builder_finish(b, &infer), "BiasAdd");
     st = floe_optimizer_minimize(opt, g, floe_out(loss, 0), &w, 1, &train);
     ok(st, "minimize");
+    /* The update waits for the loss path's reader of w, not for the inference path's. */
+    {
+        char an[64];
+        snprintf(an, sizeof(an), "w/%s/apply", floe_optimizer_name(opt));
+        floe_node *apply = floe_graph_find(g, an);
+        int saw_biased = 0;
+        assert_non_null(apply);
+        for (int i = 0; i < floe_node_num_control_inputs(apply); i++) {
+            floe_node *ci = floe_node_control_input(apply, i);
+            assert_ptr_not_equal(ci, infer);
+            saw_biased |= ci == biased;
+        }
+        assert_true(saw_biased);
+    }
     ok(floe_train_init_op(g, &init), "init");
     ok(floe_session_new(g, NULL, &s), "session");
     run(s, init);

@@ -417,6 +417,17 @@ static int batch_fits(const floe_tensor *t, int64_t count, int64_t elems) {
            floe_tensor_data(t) != NULL;
 }
 
+static void prefetch_example(const floe_dataset *ds, int64_t i) {
+    const char *p;
+    size_t bytes = x_example_bytes(ds);
+
+    if (i < 0 || i >= ds->n)
+        return;
+    p = (const char *)ds->x + (size_t)i * bytes;
+    for (size_t off = 0; off < bytes; off += 64)
+        __builtin_prefetch(p + off);
+}
+
 static void copy_features(const floe_dataset *ds, int64_t src, void *dst_rows, int64_t row,
                           floe_dtype dst_dtype) {
     const int64_t e = ds->x_elems;
@@ -494,6 +505,10 @@ floe_status floe_dataset_batch(const floe_dataset *ds, const int64_t *index, int
         if (src < 0 || src >= ds->n)
             return floe__keras_fail(FLOE_OUT_OF_RANGE, "floe_dataset_batch: example %lld of "
                                     "%lld", (long long)src, (long long)ds->n);
+        /* Shuffled rows are scattered over the whole set: fetch the next ones' lines
+         * while this one converts (the copy was bound on memory latency). */
+        for (int64_t a = 1; a <= 2 && index != NULL && r + a < count; a++)
+            prefetch_example(ds, index[r + a]);
         copy_features(ds, src, floe_tensor_data(x), r, xd);
         if (y != NULL)
             memcpy((char *)floe_tensor_data(y) + (size_t)r * y_example_bytes(ds),

@@ -6,7 +6,9 @@
 # 3. `floe plugins` and `floe devices` on the build tree's plugins;
 # 4. examples/hello_graph: a graph (MatMul + AddV2 from ops_math) run in a session;
 # 5. the quick benchmarks (benchmarks/run.sh --quick): executor cost, MatMul vs oneDNN,
-#    start-up time and memory.
+#    start-up time and memory;
+# 6. `floe train`: the seed's Keras example (Flatten, Dense 128 relu, Dense 10 softmax, Adam
+#    1e-3, batch 32, 5 epochs) on Fashion-MNIST, test accuracy, a checkpoint in build/.
 # Exits non-zero if any step fails.  JOBS sets the build parallelism (default: all cores).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,3 +35,5 @@ echo "=== examples/hello_graph"
 "$build/examples/hello_graph"
 echo "=== quick benchmarks"
 bash benchmarks/run.sh --quick "$build"
+echo "=== floe train (Fashion-MNIST MLP, 5 epochs)"
+"$build/tools/floe" train --checkpoint "$build/floe-mlp-ckpt"

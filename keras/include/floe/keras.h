@@ -8,7 +8,7 @@
  *     floe_model_add(m, floe_layer_dense(128, "relu"));
  *     floe_model_add(m, floe_layer_dense(10, "softmax"));
  *     floe_model_compile(m, "adam", 1e-3, "sparse_categorical_crossentropy", "accuracy");
- *     floe_model_fit(m, train, NULL, NULL);                 // 5 epochs, batch 32
+ *     floe_model_fit(m, train, NULL, NULL, NULL);           // 5 epochs, batch 32
  *     floe_model_evaluate(m, test, 0, &loss, &acc);
  *
  * Layer constructors return a layer (or NULL when out of memory) that floe_model_add()

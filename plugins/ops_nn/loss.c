@@ -41,15 +41,11 @@
  */
 #define XENT_ROW(SFX, T, EXP, LOG)                                                       \
     static T xent_row_##SFX(T *bp, const T *x, const T *z, int64_t label, int64_t n) {   \
-        T m = x[0];                                                                      \
-        for (int64_t i = 1; i < n; i++)                                                  \
-            m = (x[i] > m || x[i] != x[i]) ? x[i] : m;                                   \
+        const T m = ops_nn__row_max_##SFX(x, n);                                         \
         OPS_NN_IVDEP                                                                     \
         for (int64_t i = 0; i < n; i++)                                                  \
             bp[i] = EXP(x[i] - m);                                                       \
-        T sum = 0;                                                                       \
-        for (int64_t i = 0; i < n; i++)                                                  \
-            sum += bp[i];                                                                \
+        const T sum = ops_nn__row_sum_##SFX(bp, n);                                      \
         const T lse = LOG(sum), inv = (T)1 / sum;                                        \
         if (z == NULL) {                                                                 \
             OPS_NN_IVDEP                                                                 \

@@ -9,6 +9,7 @@
 
 #include <floe/plugin.h>
 #include <stdbool.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -136,6 +137,54 @@ static inline float ops_nn__exp_f32(float x) {
     const float y = p * s1 * s2;
     return x != x ? x : y;
 }
+
+/* Row reductions in 8 independent lanes, so that they vectorise without reassociation
+ * flags: the maximum of @n >= 1 elements (NaN when any is NaN), the sum and the dot
+ * product (for f32 also more accurate than one running sum). */
+#define OPS_NN_ROW_REDUCTIONS(SFX, T)                                                    \
+    static inline T ops_nn__row_max_##SFX(const T *x, int64_t n) {                       \
+        T m[8];                                                                          \
+        int nan = 0;                                                                     \
+        int64_t i = 0;                                                                   \
+        for (int j = 0; j < 8; j++)                                                      \
+            m[j] = x[0];                                                                 \
+        for (; i + 8 <= n; i += 8)                                                       \
+            for (int j = 0; j < 8; j++) {                                                \
+                const T v = x[i + j];                                                    \
+                m[j] = v > m[j] ? v : m[j];                                              \
+                nan |= v != v;                                                           \
+            }                                                                            \
+        for (; i < n; i++) {                                                             \
+            m[0] = x[i] > m[0] ? x[i] : m[0];                                            \
+            nan |= x[i] != x[i];                                                         \
+        }                                                                                \
+        T r = m[0];                                                                      \
+        for (int j = 1; j < 8; j++)                                                      \
+            r = m[j] > r ? m[j] : r;                                                     \
+        return nan ? (T)NAN : r;                                                         \
+    }                                                                                    \
+    static inline T ops_nn__row_sum_##SFX(const T *x, int64_t n) {                       \
+        T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                               \
+        int64_t i = 0;                                                                   \
+        for (; i + 8 <= n; i += 8)                                                       \
+            for (int j = 0; j < 8; j++)                                                  \
+                s[j] += x[i + j];                                                        \
+        for (; i < n; i++)                                                               \
+            s[0] += x[i];                                                                \
+        return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));        \
+    }                                                                                    \
+    static inline T ops_nn__row_dot_##SFX(const T *x, const T *y, int64_t n) {           \
+        T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                               \
+        int64_t i = 0;                                                                   \
+        for (; i + 8 <= n; i += 8)                                                       \
+            for (int j = 0; j < 8; j++)                                                  \
+                s[j] += x[i + j] * y[i + j];                                             \
+        for (; i < n; i++)                                                               \
+            s[0] += x[i] * y[i];                                                         \
+        return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));        \
+    }
+OPS_NN_ROW_REDUCTIONS(f32, float)
+OPS_NN_ROW_REDUCTIONS(f64, double)
 
 /* Gradient functions: adds node @op with @n inputs and (nullable) @attrs, output 0 in
  * *@out. */

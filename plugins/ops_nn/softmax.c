@@ -24,25 +24,20 @@
 
 /* ---- Row kernels ------------------------------------------------------------------ */
 
-/* The maximum of a row, NaN if any element is NaN. */
-#define ROW_MAX(SFX, T)                                                                  \
-    static inline T row_max_##SFX(const T *x, int64_t n) {                               \
-        T m = x[0];                                                                      \
-        for (int64_t i = 1; i < n; i++)                                                  \
-            m = (x[i] > m || x[i] != x[i]) ? x[i] : m;                                   \
-        return m;                                                                        \
-    }
-
 /* One row of Softmax (log = false) or LogSoftmax (log = true); y may be x. */
 #define SOFTMAX_ROW(SFX, T, EXP, LOG)                                                    \
-    ROW_MAX(SFX, T)                                                                      \
     static void softmax_row_##SFX(T *y, const T *x, int64_t n, bool log_form) {          \
-        const T m = row_max_##SFX(x, n);                                                 \
-        T sum = 0;                                                                       \
-        if (log_form) {                                                                  \
-            for (int64_t i = 0; i < n; i++)                                              \
-                sum += EXP(x[i] - m);                                                    \
-            const T lse = LOG(sum);                                                      \
+        const T m = ops_nn__row_max_##SFX(x, n);                                         \
+        if (log_form) {  /* y may be x: nothing is written before the last loop */      \
+            T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                           \
+            int64_t k = 0;                                                               \
+            for (; k + 8 <= n; k += 8)                                                   \
+                for (int j = 0; j < 8; j++)                                              \
+                    s[j] += EXP(x[k + j] - m);                                           \
+            for (; k < n; k++)                                                           \
+                s[0] += EXP(x[k] - m);                                                   \
+            const T lse = LOG(((s[0] + s[1]) + (s[2] + s[3])) +                          \
+                              ((s[4] + s[5]) + (s[6] + s[7])));                          \
             OPS_NN_IVDEP                                                                 \
             for (int64_t i = 0; i < n; i++)                                              \
                 y[i] = (x[i] - m) - lse;                                                 \
@@ -51,9 +46,7 @@
         OPS_NN_IVDEP                                                                     \
         for (int64_t i = 0; i < n; i++)                                                  \
             y[i] = EXP(x[i] - m);                                                        \
-        for (int64_t i = 0; i < n; i++)                                                  \
-            sum += y[i];                                                                 \
-        const T inv = (T)1 / sum;                                                        \
+        const T inv = (T)1 / ops_nn__row_sum_##SFX(y, n);                                \
         OPS_NN_IVDEP                                                                     \
         for (int64_t i = 0; i < n; i++)                                                  \
             y[i] *= inv;                                                                 \
@@ -61,17 +54,14 @@
     /* One row of SoftmaxGrad / LogSoftmaxGrad; dx may be g. */                          \
     static void softmax_grad_row_##SFX(T *dx, const T *g, const T *y, int64_t n,         \
                                        bool log_form) {                                  \
-        T s = 0;                                                                         \
         if (log_form) {                                                                  \
-            for (int64_t i = 0; i < n; i++)                                              \
-                s += g[i];                                                               \
+            const T s = ops_nn__row_sum_##SFX(g, n);                                     \
             OPS_NN_IVDEP                                                                 \
             for (int64_t i = 0; i < n; i++)                                              \
                 dx[i] = g[i] - EXP(y[i]) * s;                                            \
             return;                                                                      \
         }                                                                                \
-        for (int64_t i = 0; i < n; i++)                                                  \
-            s += g[i] * y[i];                                                            \
+        const T s = ops_nn__row_dot_##SFX(g, y, n);                                      \
         OPS_NN_IVDEP                                                                     \
         for (int64_t i = 0; i < n; i++)                                                  \
             dx[i] = (g[i] - s) * y[i];                                                   \

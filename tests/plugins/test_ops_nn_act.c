@@ -362,6 +362,44 @@ static void softmax_propagates_nan(void **state) {
     floe_tensor_unref(x);
 }
 
+/* In a graph, an op fed by a tensor nobody else holds (Neg's output) writes into its
+ * buffer: the results must be those of separate buffers. */
+static void kernels_in_place_match(void **state) {
+    const char *ops[4] = {"LogSoftmax", "Softmax", "Relu", "Gelu"};
+    int64_t shape[2] = {6, 37};
+    floe_tensor *xv = rand_tensor(FLOE_DTYPE_F32, shape, 2, -5, 5, 99, NULL, 0, 0);
+    floe_tensor *nv = tc_run1(*state, "Neg", &xv, 1, NULL);
+    for (int i = 0; i < 4; i++) {
+        floe_graph *g = NULL;
+        floe_node_builder *b = NULL;
+        floe_node *c = NULL, *neg = NULL, *y = NULL;
+        assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
+        assert_int_equal(floe_node_builder_new(g, "Const", NULL, &b), FLOE_OK);
+        floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", xv);
+        floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", FLOE_DTYPE_F32);
+        assert_int_equal(floe_node_builder_finish(b, &c), FLOE_OK);
+        assert_int_equal(floe_node_builder_new(g, "Neg", NULL, &b), FLOE_OK);
+        floe_node_builder_add_input(b, floe_out(c, 0));
+        assert_int_equal(floe_node_builder_finish(b, &neg), FLOE_OK);
+        assert_int_equal(floe_node_builder_new(g, ops[i], NULL, &b), FLOE_OK);
+        floe_node_builder_add_input(b, floe_out(neg, 0));
+        assert_int_equal(floe_node_builder_finish(b, &y), FLOE_OK);
+        floe_session *s = NULL;
+        floe_tensor *got = NULL;
+        floe_output f = floe_out(y, 0);
+        assert_int_equal(floe_session_new(g, NULL, &s), FLOE_OK);
+        assert_int_equal(floe_session_run(s, NULL, NULL, 0, &f, 1, NULL, 0, &got), FLOE_OK);
+        floe_tensor *want = tc_run1(*state, ops[i], &nv, 1, NULL);
+        tc_assert_close_f32(got, floe_tensor_data(want), 6 * 37, 0, 0);
+        floe_tensor_unref(want);
+        floe_tensor_unref(got);
+        floe_session_free(s);
+        floe_graph_free(g);
+    }
+    floe_tensor_unref(nv);
+    floe_tensor_unref(xv);
+}
+
 /* ---- Errors and shapes --------------------------------------------------------------- */
 
 static void grad_ops_reject_mismatched_shapes(void **state) {
@@ -491,6 +529,7 @@ int main(void) {
         cmocka_unit_test(softmax_matches_reference),
         cmocka_unit_test(softmax_is_stable_for_large_logits),
         cmocka_unit_test(softmax_propagates_nan),
+        cmocka_unit_test(kernels_in_place_match),
         cmocka_unit_test(grad_ops_reject_mismatched_shapes),
         cmocka_unit_test(softmax_rejects_scalars),
         cmocka_unit_test(activations_reject_integers),

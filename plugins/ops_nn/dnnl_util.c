@@ -17,14 +17,18 @@
  * lock, so steady-state calls allocate nothing but a stream and the memory objects
  * (about 1 us, against milliseconds of convolution).
  *
- * Threads: oneDNN here runs on OpenMP.  A primitive is executed on the thread that calls
- * the kernel, and the OpenMP team is set to the size of Floe's pool for that call
- * (ops_nn__omp_begin), then restored.  Floe's pool threads sit idle while a sequential
- * executor waits on this node, so the cores belong to oneDNN's team for the call; dev_cpu's
- * GEMM instead limits OpenMP to one thread on each pool thread and splits the work
- * itself, which a convolution cannot do as well as oneDNN's own decomposition.  With
- * nodes running in parallel on pool threads this oversubscribes the cores for a while:
- * the accepted cost of letting one convolution use every core.
+ * Threads: one thread pool, Floe's.  oneDNN here runs on OpenMP, and an OpenMP team next
+ * to Floe's pool would spin against it on the same cores (and, on this project's CI
+ * machines, LeakSanitizer cannot stop libgomp's worker threads at exit: every test using
+ * a team fails under ASan).  So OpenMP is limited to one thread around every oneDNN call
+ * (ops_nn__omp_begin), as dev_cpu's GEMM does, and the kernels split the batch over Floe's
+ * pool instead: part p of P runs the primitive for its images on one pool thread
+ * (ops_nn__run_parts; primitives are made on the calling thread, once per part size, so
+ * they are built for one thread and creation errors keep their message).  Backward
+ * filter passes sum the parts' filter gradients afterwards.  A batch split costs nothing
+ * in accuracy for forward and backward-data passes (images are independent), and on the
+ * seed CNN's shapes it runs as fast as oneDNN's own two-thread decomposition
+ * (benchmarks/bench_conv).
  *
  * Sections: engine and errors; caches; execution; OpenMP; attrs and windows.
  */
@@ -298,17 +302,13 @@ fail:
 
 /* ---- OpenMP --------------------------------------------------------------------------- */
 
-int ops_nn__omp_begin(floe_threadpool *pool) {
+int ops_nn__omp_begin(void) {
 #ifdef _OPENMP
     int saved = omp_get_max_threads();
-    int want = pool != NULL ? floe_threadpool_size(pool) : saved;
-    if (want < 1)
-        want = 1;
-    if (want != saved)
-        omp_set_num_threads(want);
+    if (saved != 1)
+        omp_set_num_threads(1);
     return saved;
 #else
-    (void)pool;
     return 0;
 #endif
 }
@@ -320,6 +320,54 @@ void ops_nn__omp_end(int saved) {
 #else
     (void)saved;
 #endif
+}
+
+/* Work (multiply-adds or elements) below which a second thread does not pay. */
+#define NN_PART_MIN_WORK ((int64_t)1 << 18)
+
+int ops_nn__batch_parts(floe_threadpool *pool, int64_t n, int64_t work) {
+    int64_t parts = pool != NULL ? floe_threadpool_size(pool) : 1;
+    if (parts > n)
+        parts = n;
+    if (parts > work / NN_PART_MIN_WORK)
+        parts = work / NN_PART_MIN_WORK;
+    return parts < 1 ? 1 : (int)parts;
+}
+
+void ops_nn__batch_part(int64_t n, int parts, int p, int64_t *n0, int64_t *n1) {
+    int64_t base = n / parts, rem = n % parts;
+    *n0 = p * base + (p < rem ? p : rem);
+    *n1 = *n0 + base + (p < rem ? 1 : 0);
+}
+
+typedef struct parts_job {
+    floe_status (*fn)(void *arg, int p);
+    void *arg;
+    atomic_int status;
+} parts_job;
+
+static void parts_task(void *arg, int64_t begin, int64_t end) {
+    parts_job *j = arg;
+    int saved = ops_nn__omp_begin();
+    for (int64_t p = begin; p < end; p++) {
+        floe_status st = j->fn(j->arg, (int)p);
+        if (st != FLOE_OK) {
+            int ok = FLOE_OK;
+            atomic_compare_exchange_strong(&j->status, &ok, (int)st);
+        }
+    }
+    ops_nn__omp_end(saved);
+}
+
+floe_status ops_nn__run_parts(floe_threadpool *pool, int parts,
+                              floe_status (*fn)(void *arg, int p), void *arg) {
+    parts_job j = {fn, arg, FLOE_OK};
+    atomic_init(&j.status, FLOE_OK);
+    if (parts <= 1 || pool == NULL)
+        parts_task(&j, 0, parts);
+    else
+        floe_parallel_for(pool, parts, 1, parts_task, &j);
+    return (floe_status)atomic_load(&j.status);
 }
 
 #endif /* FLOE_HAVE_DNNL */

@@ -90,10 +90,22 @@ void ops_nn__scratch_release(nn_entry *e, int slot, void *buf);
  * scratchpad (at least p->scratch_size bytes when that is not 0). */
 floe_status ops_nn__prim_run(const nn_prim *p, void *const *ptrs, void *scratch, const char *op);
 
-/* OpenMP team size for a oneDNN call from this thread: the size of Floe's pool (see
- * dnnl_util.c).  Returns the previous setting for ops_nn__omp_end. */
-int ops_nn__omp_begin(floe_threadpool *pool);
+/* Limits OpenMP (oneDNN's runtime) to the calling thread for the oneDNN calls that follow
+ * (see dnnl_util.c: Floe's pool does the parallel work).  Returns the previous setting
+ * for ops_nn__omp_end. */
+int ops_nn__omp_begin(void);
 void ops_nn__omp_end(int saved);
+
+/* How many batch parts to run on @pool for @n images and @work multiply-adds (or
+ * elements) in all: 1 when the work is too small to share. */
+int ops_nn__batch_parts(floe_threadpool *pool, int64_t n, int64_t work);
+/* Images [*n0, *n1) of part @p of @parts over @n (the first n % parts get one more). */
+void ops_nn__batch_part(int64_t n, int parts, int p, int64_t *n0, int64_t *n1);
+/* Runs fn(arg, p) for p in [0, @parts) on @pool, each with OpenMP limited to its thread;
+ * returns the first non-OK status a part returned (the caller words the message: a
+ * message set on a pool thread does not reach the caller). */
+floe_status ops_nn__run_parts(floe_threadpool *pool, int parts,
+                              floe_status (*fn)(void *arg, int p), void *arg);
 
 /* Bytes rounded up to 64. */
 static inline size_t ops_nn__align64(size_t n) {

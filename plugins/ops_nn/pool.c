@@ -176,39 +176,103 @@ fail:
     return ops_nn__dnnl_fail(s, p->op, "creating the pooling primitive");
 }
 
-/* Runs the kernel's primitives: @a input or gradient, @b output (see the kernels). */
-static floe_status pool_run(nn_cache *cache, const pool_params *p, const pool_geom *g,
-                            floe_threadpool *pool, void *a, void *b, void *c) {
-    int64_t key[17] = {p->kind, p->max, p->nchw, g->n, g->c, g->h, g->w, p->k[0], p->k[1],
-                       p->s[0], p->s[1], g->pt, g->pb, g->pl, g->pr, g->oh, g->ow};
-    pool_build_arg arg = {p, g};
-    nn_entry *e = NULL;
-    char *scratch;
-    int slot, saved = ops_nn__omp_begin(pool);
+/* One entry's primitives on images of one part: @a input or gradient, @b output
+ * (MaxPoolGrad: @a orig_input, @b grad, @c output). */
+static floe_status pool_entry_run(nn_entry *e, const pool_params *p, void *a, void *b, void *c,
+                                  char *scratch) {
     floe_status st;
-
-    if ((st = ops_nn__cache_get(cache, key, 17, pool_build, &arg, p->op, &e)) != FLOE_OK)
-        goto done;
-    scratch = ops_nn__scratch_claim(e, &slot);
-    if (scratch == NULL) {
-        st = FLOE_RESOURCE_EXHAUSTED;
-        goto done_put;
-    }
     if (p->kind != POOL_MAX_GRAD) {
         void *ptrs[2] = {a, b};
-        st = ops_nn__prim_run(&e->prims[0], ptrs, scratch, p->op);
-    } else {
-        /* a: orig_input, b: grad, c: output */
-        void *fwd[3] = {a, scratch + e->info[0], scratch + e->info[1]};
-        void *bwd[3] = {b, scratch + e->info[1], c};
-        st = ops_nn__prim_run(&e->prims[0], fwd, scratch, p->op);
-        if (st == FLOE_OK)
-            st = ops_nn__prim_run(&e->prims[1], bwd, scratch, p->op);
+        return ops_nn__prim_run(&e->prims[0], ptrs, scratch, p->op);
     }
-    ops_nn__scratch_release(e, slot, scratch);
-done_put:
-    ops_nn__entry_put(e);
+    void *fwd[3] = {a, scratch + e->info[0], scratch + e->info[1]};
+    void *bwd[3] = {b, scratch + e->info[1], c};
+    if ((st = ops_nn__prim_run(&e->prims[0], fwd, scratch, p->op)) != FLOE_OK)
+        return st;
+    return ops_nn__prim_run(&e->prims[1], bwd, scratch, p->op);
+}
+
+#define POOL_MAX_PARTS 64
+typedef struct pool_job {
+    const pool_params *p;
+    const pool_geom *g;
+    float *a, *b, *c;
+    int parts;
+    nn_entry *entry[2];
+    void *scratch[POOL_MAX_PARTS];
+    int slot[POOL_MAX_PARTS];
+} pool_job;
+
+static nn_entry *pool_part_entry(const pool_job *j, int part) {
+    int64_t n0, n1;
+    ops_nn__batch_part(j->g->n, j->parts, part, &n0, &n1);
+    return n1 - n0 > j->g->n / j->parts ? j->entry[0] : j->entry[1];
+}
+
+static floe_status pool_part(void *arg, int part) {
+    const pool_job *j = arg;
+    const pool_geom *g = j->g;
+    int64_t n0, n1, in_img = g->c * g->h * g->w, out_img = g->c * g->oh * g->ow;
+
+    ops_nn__batch_part(g->n, j->parts, part, &n0, &n1);
+    nn_entry *e = pool_part_entry(j, part);
+    if (j->p->kind == POOL_FWD)
+        return pool_entry_run(e, j->p, j->a + n0 * in_img, j->b + n0 * out_img, NULL,
+                              j->scratch[part]);
+    if (j->p->kind == POOL_BWD)
+        return pool_entry_run(e, j->p, j->a + n0 * out_img, j->b + n0 * in_img, NULL,
+                              j->scratch[part]);
+    return pool_entry_run(e, j->p, j->a + n0 * in_img, j->b + n0 * out_img, j->c + n0 * in_img,
+                          j->scratch[part]);
+}
+
+static floe_status pool_entry_get(nn_cache *cache, const pool_params *p, const pool_geom *g,
+                                  int64_t n, nn_entry **out) {
+    pool_geom sub = *g;
+    sub.n = n;
+    int64_t key[17] = {p->kind, p->max, p->nchw, n, g->c, g->h, g->w, p->k[0], p->k[1],
+                       p->s[0], p->s[1], g->pt, g->pb, g->pl, g->pr, g->oh, g->ow};
+    pool_build_arg arg = {p, &sub};
+    return ops_nn__cache_get(cache, key, 17, pool_build, &arg, p->op, out);
+}
+
+/* Runs the kernel's primitives (see pool_entry_run for @a, @b, @c), the batch split over
+ * @pool (see dnnl_util.c). */
+static floe_status pool_run(nn_cache *cache, const pool_params *p, const pool_geom *g,
+                            floe_threadpool *pool, void *a, void *b, void *c) {
+    int64_t work = g->n * g->c * (g->h * g->w + g->oh * g->ow * p->k[0] * p->k[1]);
+    pool_job j;
+    int saved = ops_nn__omp_begin(), claimed = 0;
+    floe_status st = FLOE_OK;
+
+    memset(&j, 0, sizeof(j));
+    j.p = p;
+    j.g = g;
+    j.a = a, j.b = b, j.c = c;
+    j.parts = ops_nn__batch_parts(pool, g->n, work);
+    if (j.parts > POOL_MAX_PARTS)
+        j.parts = POOL_MAX_PARTS;
+    if (g->n % j.parts != 0)
+        st = pool_entry_get(cache, p, g, g->n / j.parts + 1, &j.entry[0]);
+    if (st == FLOE_OK && g->n / j.parts > 0)
+        st = pool_entry_get(cache, p, g, g->n / j.parts, &j.entry[1]);
+    if (st != FLOE_OK)
+        goto done;
+    for (; claimed < j.parts; claimed++) {
+        j.scratch[claimed] = ops_nn__scratch_claim(pool_part_entry(&j, claimed), &j.slot[claimed]);
+        if (j.scratch[claimed] == NULL) {
+            st = FLOE_RESOURCE_EXHAUSTED;
+            goto done;
+        }
+    }
+    st = ops_nn__run_parts(pool, j.parts, pool_part, &j);
+    if (st != FLOE_OK)
+        st = floe_fail(st, "%s: running the pooling primitive failed", p->op);
 done:
+    for (int q = 0; q < claimed; q++)
+        ops_nn__scratch_release(pool_part_entry(&j, q), j.slot[q], j.scratch[q]);
+    ops_nn__entry_put(j.entry[0]);
+    ops_nn__entry_put(j.entry[1]);
     ops_nn__omp_end(saved);
     return st;
 }

@@ -245,6 +245,11 @@ static void conv2d_seed_cnn_layers_match_reference(void **state) {
     run_case(*state, &c1);
     conv_case c2 = {"Conv2D", 0, 2, 14, 14, 32, 5, 5, 64, 1, 1, "SAME", {0}};
     run_case(*state, &c2);
+    /* an odd batch big enough to be split unevenly over the pool (3 + 2 images) */
+    conv_case c3 = {"Conv2D", 0, 5, 12, 11, 8, 3, 3, 16, 1, 1, "SAME", {0}};
+    run_case(*state, &c3);
+    conv_case c4 = {"Conv2D", 1, 5, 12, 11, 8, 3, 3, 16, 2, 1, "VALID", {0}};
+    run_case(*state, &c4);
 }
 
 static void depthwise_matches_reference(void **state) {

@@ -172,6 +172,11 @@ static void pool_seed_cnn_matches_reference(void **state) {
     run_case(*state, &p);
     pcase p2 = {0, 4, 14, 14, 64, 2, 2, 2, 2, "SAME"};
     run_case(*state, &p2);
+    /* an odd batch big enough to be split unevenly over the pool (4 + 3 images) */
+    pcase p3 = {0, 7, 28, 28, 32, 2, 2, 2, 2, "VALID"};
+    run_case(*state, &p3);
+    pcase p4 = {1, 7, 28, 28, 32, 3, 3, 2, 2, "SAME"};
+    run_case(*state, &p4);
 }
 
 static floe_status pool_status(floe_context *ctx, const char *op, const int64_t *xs, int rank,

@@ -11,6 +11,8 @@
 #include <floe/keras.h>
 
 #include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -385,6 +387,47 @@ static void fit_saves_checkpoints_that_restore(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* Runs `floe ARGS` from the build tree; returns the exit status, output in @out. */
+static int run_tool(const char *args, char *out, size_t len) {
+    const char *root = getenv("FLOE_BUILD_ROOT");
+    char cmd[1024];
+    size_t n = 0;
+    FILE *p;
+    int status;
+
+    if (root == NULL)
+        return -1;
+    snprintf(cmd, sizeof(cmd), "'%s/tools/floe' %s 2>&1", root, args);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    while (n + 1 < len && (status = fgetc(p)) != EOF)
+        out[n++] = (char)status;
+    out[n] = '\0';
+    status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void floe_train_tool_reports_usage_and_missing_data(void **state) {
+    static char out[1 << 16];
+
+    if (getenv("FLOE_BUILD_ROOT") == NULL)
+        skip();
+    assert_int_equal(run_tool("train --data /nonexistent-floe-data", out, sizeof(out)), 1);
+    assert_non_null(strstr(out, "apt-get install dataset-fashion-mnist"));
+    assert_int_equal(run_tool("train --model resnet", out, sizeof(out)), 2);
+    assert_int_equal(run_tool("train --epochs -1", out, sizeof(out)), 2);
+    assert_int_equal(run_tool("predict", out, sizeof(out)), 2);
+    assert_non_null(strstr(out, "--checkpoint"));
+    assert_int_equal(run_tool("train --help", out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "usage: floe train"));
+    if (access(FLOE_FASHION_MNIST_DIR "/t10k-images-idx3-ubyte.gz", R_OK) == 0) {
+        /* No training: the untrained model's test accuracy is printed. */
+        assert_int_equal(run_tool("train --epochs 0 --no-checkpoint", out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "test accuracy"));
+        assert_non_null(strstr(out, "Trainable parameters: 101770"));
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fit_learns_separable_blobs),
@@ -395,6 +438,7 @@ int main(void) {
         cmocka_unit_test(fit_mse_regression),
         cmocka_unit_test(fit_trains_an_embedding),
         cmocka_unit_test(fit_saves_checkpoints_that_restore),
+        cmocka_unit_test(floe_train_tool_reports_usage_and_missing_data),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);
 }

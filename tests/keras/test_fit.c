@@ -387,6 +387,54 @@ static void fit_saves_checkpoints_that_restore(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* One-hot targets: categorical cross-entropy on a softmax (through its logits) and on
+ * sigmoid outputs (Keras' formula on probabilities) both learn the blobs. */
+static void fit_categorical_crossentropy(void **state) {
+    enum { N = 800 };
+    floe_dataset *ids = blobs(N, 8), *ds;
+    float *x = malloc((size_t)N * NFEAT * sizeof(float)), y[N * NCLASS];
+    int64_t shape[1] = {NFEAT}, yshape[1] = {NCLASS};
+    const char *acts[2] = {"softmax", "sigmoid"};
+
+    for (int i = 0; i < N; i++) {
+        memcpy(x + i * NFEAT, floe_dataset_example(ids, i), NFEAT * sizeof(float));
+        for (int c = 0; c < NCLASS; c++)
+            y[i * NCLASS + c] = c == floe_dataset_label(ids, i) ? 1.0f : 0.0f;
+    }
+    check_ok(floe_dataset_from_arrays(N, FLOE_DTYPE_F32, x, shape, 1, FLOE_DTYPE_F32, y, yshape,
+                                      1, 1.0f, &ds));
+    for (int k = 0; k < 2; k++) {
+        floe_model *m;
+        floe_fit_options o;
+        double loss0, loss, acc;
+        check_ok(floe_model_new(*state, shape, 1, &m));
+        floe_model_add(m, floe_layer_dense(16, "tanh"));
+        floe_model_add(m, floe_layer_dense(NCLASS, acts[k]));
+        check_ok(floe_model_compile(m, "adam", 1e-2, "categorical_crossentropy", "accuracy"));
+        check_ok(floe_model_evaluate(m, ds, 0, &loss0, NULL));
+        floe_fit_options_init(&o);
+        o.epochs = 5;
+        o.verbose = 0;
+        check_ok(floe_model_fit(m, ds, NULL, &o, NULL));
+        check_ok(floe_model_evaluate(m, ds, 0, &loss, &acc));
+        print_message("categorical (%s): loss %.4f -> %.4f, accuracy %.3f\n", acts[k], loss0,
+                      loss, acc);
+        assert_true(loss < 0.5 * loss0);
+        assert_true(acc > 0.9);
+        floe_model_free(m);
+    }
+    /* Class-id targets do not fit a categorical loss. */
+    floe_model *m;
+    check_ok(floe_model_new(*state, shape, 1, &m));
+    floe_model_add(m, floe_layer_dense(NCLASS, "softmax"));
+    check_ok(floe_model_compile(m, "sgd", 0.1, "categorical_crossentropy", "accuracy"));
+    assert_int_equal(floe_model_fit(m, ids, NULL, NULL, NULL), FLOE_INVALID_ARGUMENT);
+    floe_model_free(m);
+    free(x);
+    floe_dataset_free(ds);
+    floe_dataset_free(ids);
+}
+
 /* Runs `floe ARGS` from the build tree; returns the exit status, output in @out. */
 static int run_tool(const char *args, char *out, size_t len) {
     const char *root = getenv("FLOE_BUILD_ROOT");
@@ -438,6 +486,7 @@ int main(void) {
         cmocka_unit_test(fit_mse_regression),
         cmocka_unit_test(fit_trains_an_embedding),
         cmocka_unit_test(fit_saves_checkpoints_that_restore),
+        cmocka_unit_test(fit_categorical_crossentropy),
         cmocka_unit_test(floe_train_tool_reports_usage_and_missing_data),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);

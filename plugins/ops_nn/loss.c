@@ -40,7 +40,10 @@
  * @label), @bp the backprop row (may not alias x).  Returns the row's loss.
  */
 #define XENT_ROW(SFX, T, EXP, LOG)                                                       \
-    static T xent_row_##SFX(T *bp, const T *x, const T *z, int64_t label, int64_t n) {   \
+    static T xent_row_##SFX(void *bp_, const void *x_, const void *z_, int64_t label,    \
+                            int64_t n) {                                                 \
+        T *bp = bp_;                                                                     \
+        const T *x = x_, *z = z_;                                                        \
         const T m = ops_nn__row_max_##SFX(x, n);                                         \
         OPS_NN_IVDEP                                                                     \
         for (int64_t i = 0; i < n; i++)                                                  \
@@ -89,10 +92,10 @@ static void xent_range(void *arg, int64_t begin, int64_t end) {
         const void *z = p->z != NULL ? p->z + off : NULL;
         if (p->dt == FLOE_DTYPE_F32)
             ((float *)(void *)p->loss)[r] =
-                xent_row_f32((float *)(void *)(p->bp + off), (const float *)(const void *)(p->x + off), z, label, p->cols);
+                xent_row_f32(p->bp + off, p->x + off, z, label, p->cols);
         else
             ((double *)(void *)p->loss)[r] =
-                xent_row_f64((double *)(void *)(p->bp + off), (const double *)(const void *)(p->x + off), z, label, p->cols);
+                xent_row_f64(p->bp + off, p->x + off, z, label, p->cols);
     }
 }
 
@@ -186,13 +189,17 @@ static floe_status sparse_xent_compute(floe_kernel_ctx *kc, void *state) {
 /* ---- Sigmoid cross-entropy ---------------------------------------------------------- */
 
 #define SIGMOID_ROWS(SFX, T, EXP, LOG1P, FABS)                                           \
-    static void sxent_row_##SFX(T *loss, const T *z, const T *x, int64_t n) {            \
+    static void sxent_row_##SFX(void *loss_, const void *z_, const void *x_, int64_t n) { \
+        T *loss = loss_;                                                                 \
+        const T *z = z_, *x = x_;                                                        \
         OPS_NN_IVDEP                                                                     \
         for (int64_t i = 0; i < n; i++)                                                  \
             loss[i] = (x[i] > 0 ? x[i] : (T)0) - x[i] * z[i] + LOG1P(EXP(-FABS(x[i])));  \
     }                                                                                    \
-    static void sxent_grad_row_##SFX(T *dx, T *dz, const T *g, const T *z, const T *x,   \
-                                     int64_t n) {                                        \
+    static void sxent_grad_row_##SFX(void *dx_, void *dz_, const void *g_,               \
+                                     const void *z_, const void *x_, int64_t n) {        \
+        T *dx = dx_, *dz = dz_;                                                          \
+        const T *g = g_, *z = z_, *x = x_;                                               \
         OPS_NN_IVDEP                                                                     \
         for (int64_t i = 0; i < n; i++) {                                                \
             const T e = EXP(-FABS(x[i]));                                                \
@@ -216,25 +223,12 @@ static void sxent_range(void *arg, int64_t begin, int64_t end) {
     const sxent_args *p = arg;
     const size_t off = (size_t)begin * floe_dtype_size(p->dt);
     const int64_t n = end - begin;
-    if (p->dt == FLOE_DTYPE_F32) {
-        if (p->g == NULL)
-            sxent_row_f32((float *)(void *)(p->out0 + off), (const float *)(const void *)(p->z + off),
-                          (const float *)(const void *)(p->x + off), n);
-        else
-            sxent_grad_row_f32((float *)(void *)(p->out0 + off), (float *)(void *)(p->out1 + off),
-                               (const float *)(const void *)(p->g + off),
-                               (const float *)(const void *)(p->z + off),
-                               (const float *)(const void *)(p->x + off), n);
-    } else {
-        if (p->g == NULL)
-            sxent_row_f64((double *)(void *)(p->out0 + off), (const double *)(const void *)(p->z + off),
-                          (const double *)(const void *)(p->x + off), n);
-        else
-            sxent_grad_row_f64((double *)(void *)(p->out0 + off), (double *)(void *)(p->out1 + off),
-                               (const double *)(const void *)(p->g + off),
-                               (const double *)(const void *)(p->z + off),
-                               (const double *)(const void *)(p->x + off), n);
-    }
+    const bool f32 = p->dt == FLOE_DTYPE_F32;
+    if (p->g == NULL)
+        (f32 ? sxent_row_f32 : sxent_row_f64)(p->out0 + off, p->z + off, p->x + off, n);
+    else
+        (f32 ? sxent_grad_row_f32 : sxent_grad_row_f64)(p->out0 + off, p->out1 + off,
+                                                        p->g + off, p->z + off, p->x + off, n);
 }
 
 /* Forward (labels, logits) or gradient (gradients, labels, logits): all one shape. */

@@ -557,7 +557,8 @@ static void in_top_k_matches_reference(void **state) {
 
 static void in_top_k_special_cases(void **state) {
     int64_t shape[2] = {4, 3}, rows = 4;
-    const float pd[12] = {0.1f, 0.9f, 0.5f, NAN, 1.0f, 0.0f, 0.2f, 0.2f, 0.2f, 0.3f, 0.1f, INFINITY};
+    const float pd[12] = {0.1f, 0.9f, 0.5f, NAN,  1.0f, 0.0f,
+                          0.2f, 0.2f, 0.2f, 0.3f, 0.1f, INFINITY};
     const int64_t td[4] = {1, 1, 2, 7};
     floe_tensor *p = tc_f32(shape, 2, pd), *t = tc_i64(&rows, 1, td);
     floe_tensor *r = in_top_k(*state, p, t, 1, true);

@@ -460,7 +460,7 @@ static floe_status parse_index(floe_checkpoint *c, const uint8_t *idx, size_t le
         const uint8_t *q;
         char dname[256];
         uint32_t nl, nd;
-        uint64_t elems = 1, esize;
+        uint64_t elems = 1, nonzero = 1, esize;
 
         if (!take(&cu, 4, &q))
             return corrupt(c, (int)i, "truncated name length");
@@ -502,8 +502,11 @@ static floe_status parse_index(floe_checkpoint *c, const uint8_t *idx, size_t le
             if (dim > (uint64_t)INT64_MAX)
                 return corrupt(c, (int)i, "negative extent");
             e->shape.dims[d] = (int64_t)dim;
-            if (dim != 0 && elems > (uint64_t)INT64_MAX / esize / dim)
+            /* The product of the non-zero extents must fit too: an empty tensor of
+             * absurd extents is as corrupt as a huge one. */
+            if (dim != 0 && nonzero > (uint64_t)INT64_MAX / esize / dim)
                 return corrupt(c, (int)i, "element count overflows");
+            nonzero *= dim != 0 ? dim : 1;
             elems *= dim;
         }
         if (!take(&cu, 20, &q))

@@ -3,14 +3,21 @@
  * its two backprops: TensorFlow's ops, attrs and shapes, on oneDNN convolution primitives
  * (forward, backward data, backward weights), f32.
  *
- * Layout: the tensors keep TensorFlow's layouts and oneDNN reads them in place: NHWC or
- * NCHW activations (dnnl_nhwc / dnnl_nchw tags), HWIO filters (dnnl_hwio; depthwise
- * filters [H, W, C, M] are grouped weights in dnnl_hwigo with one input channel per
- * group).  Plain tags instead of 'any' with reorders: on the seed CNN's shapes
- * oneDNN's brgemm convolutions take NHWC directly (benchmarks/bench_conv prints both), and
- * reorders would add two passes over the activations per call.
+ * Layout: activations stay in TensorFlow's layout and oneDNN reads and writes them in
+ * place: NHWC or NCHW (dnnl_nhwc / dnnl_nchw tags).  The filter is given to the primitive
+ * as 'any', so it picks its preferred (blocked) layout, and a cached reorder converts the
+ * HWIO filter (depthwise: [H, W, C, M] as grouped dnnl_hwigo weights, one input channel
+ * per group) into it on every call, or converts the filter gradient back.  Measured
+ * (benchmarks/bench_conv, seed CNN shapes, one thread): with a plain HWIO filter oneDNN 2.6
+ * falls back to its im2col GEMM convolution (x64:gemm:jit), 1.3-3x slower than the
+ * brgconv / jit kernels it picks with its own filter layout (forward and backward weights
+ * of both seed layers, backward data of the second), except backward data with a single
+ * input channel (the seed's first layer: 5.6 ms plain against 13.9 ms), which keeps the
+ * plain filter.  'any' activations gain nothing (it picks NHWC anyway) and would cost two
+ * reorders of the activations.
  *
- * Primitives are made once per shape, on the first call that sees it, and cached in the
+ * Primitives are made once per shape (per batch part size: the batch is split over
+ * Floe's pool, see dnnl_util.c), on the first call that sees it, and cached in the
  * kernel state (dnnl_util.c: keyed by shapes, strides, dilations and paddings), with
  * the algorithm fixed to direct convolution (no Winograd: same results as TensorFlow's
  * CPU kernels to float rounding).  Validation follows TensorFlow: 4 strides and dilations,
@@ -212,6 +219,8 @@ static floe_status conv_build(void *arg, dnnl_engine_t engine, nn_entry *e) {
     floe_status st;
 
     s = conv_mds(p, g, &src, &wei, &wei_any, &dst);
+    if (s == dnnl_success && p->kind == CONV_BWD_DATA && g->c == 1)
+        wei_any = wei; /* measured: the plain filter is faster there (see the top) */
     if (s == dnnl_success)
         s = dnnl_dilated_convolution_forward_desc_init(
             &fwd_d, p->kind == CONV_FWD ? dnnl_forward_inference : dnnl_forward_training,

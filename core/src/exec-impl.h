@@ -109,6 +109,11 @@ struct floe_plan {
     int *roots;
     int nroots;
     bool branching;                 /* some node can make two ready, or two roots */
+    /* Adaptive schedule of a branching plan: the first runs alternate the sequential and
+     * the parallel schedule and time them; the faster one is kept (executor.c). */
+    atomic_int sched_runs;          /* runs started while choosing */
+    atomic_llong sched_ns[2];       /* summed wall time of timed runs: [0] seq, [1] par */
+    atomic_int sched_choice;        /* 0: undecided, 1: sequential, 2: parallel */
     _Atomic(struct floe__exec_run *) cached;   /* a spare run state */
     floe__arena arena;
 };

@@ -30,6 +30,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- Run states ------------------------------------------------------------------ */
 
@@ -439,6 +440,61 @@ static floe_status check_feeds(const floe_plan *p, floe_tensor *const *fv) {
     return FLOE_OK;
 }
 
+/* ---- Choosing the schedule ---------------------------------------------------------
+ *
+ * Running independent nodes on the pool pays a wake-up per hand-off (tens of
+ * microseconds), which tiny nodes never earn back; big branches (two convolutions) do.
+ * Which wins depends on the kernels and the machine, so a branching plan measures:
+ * after SCHED_WARMUP untimed runs, SCHED_TRIALS runs alternate the two schedules, and
+ * the parallel one is kept only if it was at least 10% faster.  Only the schedule
+ * changes: kernels and their inputs are the same, so results do not. */
+#define SCHED_WARMUP 2
+#define SCHED_TRIALS 8
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Keeps the parallel schedule only if its timed runs took under 90% of the sequential
+ * ones'.  The first decision sticks. */
+static void sched_decide(floe_plan *p) {
+    int64_t seq = atomic_load_explicit(&p->sched_ns[0], memory_order_relaxed);
+    int64_t par = atomic_load_explicit(&p->sched_ns[1], memory_order_relaxed);
+    int expected = 0;
+    atomic_compare_exchange_strong(&p->sched_choice, &expected, par * 10 < seq * 9 ? 2 : 1);
+}
+
+/* Sets *@parallel for this run; returns the trial number when the run is to be timed,
+ * else -1. */
+static int sched_pick(floe_plan *p, bool *parallel) {
+    int choice = atomic_load_explicit(&p->sched_choice, memory_order_relaxed);
+    if (choice != 0) {
+        *parallel = choice == 2;
+        return -1;
+    }
+    int n = atomic_fetch_add_explicit(&p->sched_runs, 1, memory_order_relaxed);
+    if (n >= SCHED_WARMUP + SCHED_TRIALS) {
+        /* Trials still in flight (or failed): decide on what was recorded. */
+        sched_decide(p);
+        *parallel = atomic_load_explicit(&p->sched_choice, memory_order_relaxed) != 1;
+        return -1;
+    }
+    if (n < SCHED_WARMUP) {
+        *parallel = true;
+        return -1;
+    }
+    *parallel = ((n - SCHED_WARMUP) & 1) != 0;
+    return n - SCHED_WARMUP;
+}
+
+static void sched_record(floe_plan *p, bool parallel, int64_t ns) {
+    atomic_fetch_add_explicit(&p->sched_ns[parallel ? 1 : 0], ns, memory_order_relaxed);
+    if (atomic_load_explicit(&p->sched_runs, memory_order_relaxed) >= SCHED_WARMUP + SCHED_TRIALS)
+        sched_decide(p);
+}
+
 floe_status floe__plan_execute(floe_plan *p, floe_tensor *const *feed_values,
                                floe_tensor **fetch_values) {
     const floe_session *s = p->session;
@@ -457,7 +513,15 @@ floe_status floe__plan_execute(floe_plan *p, floe_tensor *const *feed_values,
         r->slots[i] = floe_tensor_ref(feed_values[i]);
     parallel = p->branching && s->opts.inter_op_parallelism && tl_in_task == 0 &&
                floe__threadpool_size(s->ctx->pool) > 1;
-    st = parallel ? run_parallel(r) : run_sequential(r);
+    if (parallel && s->opts.inter_op_parallelism == 1) {
+        int timed = sched_pick(p, &parallel);
+        int64_t t0 = timed >= 0 ? now_ns() : 0;
+        st = parallel ? run_parallel(r) : run_sequential(r);
+        if (timed >= 0 && st == FLOE_OK)
+            sched_record(p, parallel, now_ns() - t0);
+    } else {
+        st = parallel ? run_parallel(r) : run_sequential(r);
+    }
     if (st == FLOE_OK)
         for (int i = 0; i < p->nfetches; i++)
             fetch_values[i] = floe_tensor_ref(r->slots[p->fetch_slot[i]]);

@@ -96,7 +96,8 @@ static void run_reports_kernels_that_misbehave(void **state) {
 }
 
 static void parallel_branches_run_at_the_same_time(void **state) {
-    fixture *f = fixture_new(2, 1);
+    /* 2: always parallel (1, the default, may settle on the sequential schedule). */
+    fixture *f = fixture_new(2, 2);
     floe_node *a = et_const(f->g, "a", 1.5f, 2, 0);
     floe_node *r1 = rendezvous(f->g, "r1", floe_out(a, 0), 1, 10000);
     floe_node *r2 = rendezvous(f->g, "r2", floe_out(a, 0), 1, 10000);

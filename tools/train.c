@@ -9,7 +9,8 @@
  *       batch 32; prints per-epoch loss, accuracy and time, then the test accuracy,
  *       and saves a checkpoint after each epoch (keeping the last 3).
  *   floe predict [--model mlp|cnn] --checkpoint DIR [--index I] [--count N] [--data DIR]
- *       restores the latest checkpoint and prints the predicted class of test images.
+ *       restores the latest checkpoint (of the model it holds, unless --model says) and
+ *       prints the predicted class of test images.
  *
  * Exit status as the other commands: 0 success, 1 runtime error, 2 usage error.
  */
@@ -42,9 +43,10 @@ static const char usage_predict[] =
     "usage: floe predict [--model mlp|cnn] --checkpoint DIR [--index I] [--count N]\n"
     "                    [--data DIR]\n"
     "\n"
-    "Restores the latest checkpoint of DIR (written by `floe train` with the same --model)\n"
-    "and prints the predicted class, its probability and the true label of test images\n"
-    "I .. I+N-1 (default 0, 10).\n";
+    "Restores the latest checkpoint of DIR (written by `floe train`; the model, mlp or cnn,\n"
+    "is the one the checkpoint holds unless --model says otherwise) and prints the\n"
+    "predicted class, its probability and the true label of test images I .. I+N-1\n"
+    "(default 0, 10).\n";
 
 static const char *const class_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
                                             "Coat",        "Sandal",  "Shirt",    "Sneaker",
@@ -78,7 +80,7 @@ static int parse_args(int argc, char **argv, int predict, train_args *a) {
     const char *usage = predict ? usage_predict : usage_train;
 
     memset(a, 0, sizeof(*a));
-    a->model = "mlp";
+    a->model = NULL; /* train: mlp; predict: what the checkpoint holds */
     a->epochs = -1;
     a->batch_size = 32;
     a->seed = 42;
@@ -123,6 +125,8 @@ static int parse_args(int argc, char **argv, int predict, train_args *a) {
     }
     if (predict && a->checkpoint == NULL)
         return usage_error(usage, "%s", "--checkpoint DIR is required");
+    if (!predict && a->model == NULL)
+        a->model = "mlp";
     return -1;
 }
 
@@ -237,6 +241,22 @@ done:
     return rc;
 }
 
+/* "cnn" when the latest checkpoint of @dir holds the seed CNN's first convolution,
+ * else "mlp" (a missing or bad checkpoint is reported by the restore that follows). */
+static const char *checkpoint_model(floe_context *ctx, const char *dir) {
+    char path[1024];
+    floe_checkpoint *c;
+    const char *model = "mlp";
+
+    if (floe_checkpoint_latest(ctx, dir, path, sizeof(path)) != FLOE_OK ||
+        floe_checkpoint_open(ctx, path, &c) != FLOE_OK)
+        return model;
+    if (floe_checkpoint_find(c, "conv2d/kernel") >= 0)
+        model = "cnn";
+    floe_checkpoint_close(c);
+    return model;
+}
+
 int floe_tool_predict(const char *plugin_path, int no_system, int argc, char **argv) {
     train_args a;
     floe_context *ctx = NULL;
@@ -263,6 +283,8 @@ int floe_tool_predict(const char *plugin_path, int no_system, int argc, char **a
     }
     if (a.count > floe_dataset_size(test) - a.index)
         a.count = (int)(floe_dataset_size(test) - a.index);
+    if (a.model == NULL)
+        a.model = checkpoint_model(ctx, a.checkpoint);
     if ((st = build_model(ctx, &a, &m)) != FLOE_OK) {
         rc = keras_error("building the model", st);
         goto done;
@@ -270,8 +292,8 @@ int floe_tool_predict(const char *plugin_path, int no_system, int argc, char **a
     st = floe_checkpoint_restore_latest(floe_model_graph(m), floe_model_session(m),
                                         a.checkpoint, path, sizeof(path));
     if (st != FLOE_OK) {
-        rc = keras_error("restoring the checkpoint (was it written by `floe train` with the "
-                         "same --model?)", st);
+        rc = keras_error("restoring the checkpoint (one written by `floe train`; --model "
+                         "mlp|cnn picks the model)", st);
         goto done;
     }
     p = malloc((size_t)a.count * 10 * sizeof(float));

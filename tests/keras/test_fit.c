@@ -473,6 +473,22 @@ static void floe_train_tool_reports_usage_and_missing_data(void **state) {
         assert_int_equal(run_tool("train --epochs 0 --no-checkpoint", out, sizeof(out)), 0);
         assert_non_null(strstr(out, "test accuracy"));
         assert_non_null(strstr(out, "Trainable parameters: 101770"));
+        /* One epoch, a checkpoint, then predict from it. */
+        char dir[64] = "/tmp/floe_test_tool_XXXXXX", args[256];
+        assert_non_null(mkdtemp(dir));
+        snprintf(args, sizeof(args), "train --epochs 1 --checkpoint %s", dir);
+        assert_int_equal(run_tool(args, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "Epoch 1/1"));
+        assert_non_null(strstr(out, "ckpt-1875.floeckpt"));
+        snprintf(args, sizeof(args), "predict --checkpoint %s --index 7 --count 2", dir);
+        assert_int_equal(run_tool(args, out, sizeof(out)), 0);
+        assert_non_null(strstr(out, "image     7:"));
+        assert_non_null(strstr(out, "image     8:"));
+        snprintf(args, sizeof(args), "predict --checkpoint %s --model cnn", dir);
+        assert_int_equal(run_tool(args, out, sizeof(out)), 1);
+        assert_non_null(strstr(out, "conv2d/kernel"));
+        snprintf(args, sizeof(args), "rm -rf '%s'", dir);
+        assert_int_equal(system(args), 0);
     }
 }
 

@@ -25,10 +25,15 @@
  * pool instead: part p of P runs the primitive for its images on one pool thread
  * (ops_nn__run_parts; primitives are made on the calling thread, once per part size, so
  * they are built for one thread and creation errors keep their message).  Backward
- * filter passes sum the parts' filter gradients afterwards.  A batch split costs nothing
- * in accuracy for forward and backward-data passes (images are independent), and on the
- * seed CNN's shapes it runs as fast as oneDNN's own two-thread decomposition
- * (benchmarks/bench_conv).
+ * filter passes sum the parts' filter gradients afterwards (images are independent in
+ * the other passes).  Measured on the 2-core machine while others loaded it (load 3):
+ * one thread each, Floe's kernels run at 0.93-1.1x the raw primitive; on two threads the
+ * split reaches 0.80-0.94x of oneDNN's own OpenMP team on the seed's second convolution
+ * (2.7-2.8 ms raw; OpenMP's spinning workers start sooner than a sleeping pool worker on
+ * a busy machine), while the kernels with an OpenMP team of the pool's size reached
+ * 0.96-1.0x; a whole seed-CNN epoch (floe train --model cnn) took 52.4 s split and
+ * 51.7 s with the team, the same within noise.  The split was kept for the single pool
+ * and for LeakSanitizer.
  *
  * Sections: engine and errors; caches; execution; OpenMP; attrs and windows.
  */

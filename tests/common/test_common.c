@@ -137,3 +137,113 @@ void tc_assert_error_contains(const char *needle) {
     if (msg == NULL || strstr(msg, needle) == NULL)
         fail_msg("error message \"%s\" does not contain \"%s\"", msg ? msg : "(null)", needle);
 }
+
+void tc_unref_all(floe_tensor **t, int n) {
+    for (int i = 0; i < n; i++)
+        floe_tensor_unref(t[i]);
+}
+
+int64_t tc_count(const int64_t *dims, int nd) {
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++)
+        n *= dims[i];
+    return n;
+}
+
+void tc_unravel(int64_t idx, const int64_t *dims, int nd, int64_t *coord) {
+    for (int i = nd - 1; i >= 0; i--) {
+        coord[i] = dims[i] > 0 ? idx % dims[i] : 0;
+        idx = dims[i] > 0 ? idx / dims[i] : 0;
+    }
+}
+
+void tc_expect_invalid(floe_context *ctx, const char *op, floe_tensor *const *in, int nin,
+                       const floe_attrs *attrs, int nout, const char *needle) {
+    floe_status st = tc_run_status(ctx, op, in, nin, attrs, nout);
+    if (st != FLOE_INVALID_ARGUMENT)
+        fail_msg("%s: expected INVALID_ARGUMENT (\"%s\"), got %s: %s", op, needle,
+                 floe_status_str(st), floe_last_error());
+    tc_assert_error_contains(needle);
+}
+
+floe_node *tc_finish(floe_node_builder *b) {
+    floe_node *n = NULL;
+    if (floe_node_builder_finish(b, &n) != FLOE_OK)
+        fail_msg("finish: %s", floe_last_error());
+    return n;
+}
+
+floe_node *tc_g_const(floe_graph *g, floe_tensor *v) {
+    floe_node_builder *b = NULL;
+    floe_node *n = NULL;
+    assert_int_equal(floe_node_builder_new(g, "Const", NULL, &b), FLOE_OK);
+    assert_int_equal(floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", v), FLOE_OK);
+    assert_int_equal(floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", floe_tensor_dtype(v)),
+                     FLOE_OK);
+    if (floe_node_builder_finish(b, &n) != FLOE_OK)
+        fail_msg("Const: %s", floe_last_error());
+    floe_tensor_unref(v);
+    return n;
+}
+
+floe_node *tc_g_ph(floe_graph *g, floe_dtype dt, const int64_t *dims, int nd) {
+    floe_node_builder *b = NULL;
+    floe_node *n = NULL;
+    assert_int_equal(floe_node_builder_new(g, "Placeholder", NULL, &b), FLOE_OK);
+    assert_int_equal(floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", dt), FLOE_OK);
+    assert_int_equal(floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", dims, nd), FLOE_OK);
+    if (floe_node_builder_finish(b, &n) != FLOE_OK)
+        fail_msg("Placeholder: %s", floe_last_error());
+    return n;
+}
+
+floe_status tc_g_node(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
+                      const floe_attrs *a, floe_node **out) {
+    floe_node_builder *b = NULL;
+    floe_output list[8];
+    *out = NULL;
+    assert_true(nlist <= 8);
+    assert_int_equal(floe_node_builder_new(g, op, NULL, &b), FLOE_OK);
+    for (int i = 0; a != NULL && i < floe_attrs_count(a); i++) {
+        const char *name = floe_attrs_name(a, i);
+        int64_t v;
+        const int64_t *l;
+        int n;
+        if (floe_attrs_get_int(a, name, &v) == FLOE_OK)
+            assert_int_equal(floe_attrs_set_int(floe_node_builder_attrs(b), name, v), FLOE_OK);
+        else if (floe_attrs_get_int_list(a, name, &l, &n) == FLOE_OK)
+            assert_int_equal(floe_attrs_set_int_list(floe_node_builder_attrs(b), name, l, n),
+                             FLOE_OK);
+    }
+    for (int i = 0; i < nlist; i++)
+        list[i] = floe_out(in[i], 0);
+    if (nlist > 0)
+        floe_node_builder_add_input_list(b, list, nlist);
+    for (int i = nlist; i < nin; i++)
+        floe_node_builder_add_input(b, floe_out(in[i], 0));
+    return floe_node_builder_finish(b, out);
+}
+
+void tc_expect_shape(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
+                     const floe_attrs *a, int k, const int64_t *dims, int nd) {
+    floe_node *n;
+    if (tc_g_node(g, op, in, nin, nlist, a, &n) != FLOE_OK)
+        fail_msg("%s: %s", op, floe_last_error());
+    floe_shape s = floe_node_output_shape(n, k);
+    if (s.ndim != nd)
+        fail_msg("%s: inferred rank %d, expected %d", op, s.ndim, nd);
+    for (int i = 0; i < nd; i++)
+        if (s.dims[i] != dims[i])
+            fail_msg("%s: inferred dim %d is %lld, expected %lld", op, i, (long long)s.dims[i],
+                     (long long)dims[i]);
+}
+
+void tc_expect_build_error(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
+                           const floe_attrs *a, const char *needle) {
+    floe_node *n;
+    floe_status st = tc_g_node(g, op, in, nin, nlist, a, &n);
+    if (st != FLOE_INVALID_ARGUMENT)
+        fail_msg("%s: expected the build to fail (\"%s\"), got %s", op, needle,
+                 floe_status_str(st));
+    tc_assert_error_contains(needle);
+}

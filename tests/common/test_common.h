@@ -48,4 +48,36 @@ void tc_assert_close_f64(const floe_tensor *t, const double *expect, int64_t n, 
 /* Asserts floe_last_error() contains @needle. */
 void tc_assert_error_contains(const char *needle);
 
+/* Releases @n tensors of @t (NULL entries allowed). */
+void tc_unref_all(floe_tensor **t, int n);
+/* The number of elements of a shape of @nd extents (1 for a scalar). */
+int64_t tc_count(const int64_t *dims, int nd);
+/* Row-major coordinates @coord of flat index @idx in a shape of @nd extents. */
+void tc_unravel(int64_t idx, const int64_t *dims, int nd, int64_t *coord);
+
+/* Runs @op eagerly expecting FLOE_INVALID_ARGUMENT and a message containing @needle. */
+void tc_expect_invalid(floe_context *ctx, const char *op, floe_tensor *const *in, int nin,
+                       const floe_attrs *attrs, int nout, const char *needle);
+
+/* ---- Graph building: each helper asserts success unless it returns a status ---- */
+
+/* Finishes @b, failing the test with floe_last_error() if that fails. */
+floe_node *tc_finish(floe_node_builder *b);
+/* A Const node holding @v, whose reference it takes. */
+floe_node *tc_g_const(floe_graph *g, floe_tensor *v);
+/* A Placeholder of @nd extents (-1 unknown), or of unknown rank when @nd is -1. */
+floe_node *tc_g_ph(floe_graph *g, floe_dtype dt, const int64_t *dims, int nd);
+/* Builds @op over output 0 of each of @in; the first @nlist inputs form its list argument
+ * (0: none, at most 8).  The int and int-list attrs of @a (nullable) are copied.  Returns
+ * floe_node_builder_finish's status, the node in *out. */
+floe_status tc_g_node(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
+                      const floe_attrs *a, floe_node **out);
+/* Builds @op (as tc_g_node) and asserts output @k's inferred shape (@nd -1: unknown rank). */
+void tc_expect_shape(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
+                     const floe_attrs *a, int k, const int64_t *dims, int nd);
+/* Builds @op (as tc_g_node) and asserts that building fails with FLOE_INVALID_ARGUMENT and a
+ * message containing @needle. */
+void tc_expect_build_error(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
+                           const floe_attrs *a, const char *needle);
+
 #endif /* FLOE_TEST_COMMON_H */

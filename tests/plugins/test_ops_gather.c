@@ -24,20 +24,6 @@ static int64_t rnd_range(int64_t lo, int64_t hi) { /* [lo, hi] */
     return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1));
 }
 
-static int64_t count_of(const int64_t *dims, int nd) {
-    int64_t n = 1;
-    for (int i = 0; i < nd; i++)
-        n *= dims[i];
-    return n;
-}
-
-static void unravel(int64_t idx, const int64_t *dims, int nd, int64_t *coord) {
-    for (int i = nd - 1; i >= 0; i--) {
-        coord[i] = dims[i] > 0 ? idx % dims[i] : 0;
-        idx = dims[i] > 0 ? idx / dims[i] : 0;
-    }
-}
-
 static int64_t ravel(const int64_t *coord, const int64_t *dims, int nd) {
     int64_t idx = 0;
     for (int i = 0; i < nd; i++)
@@ -103,18 +89,9 @@ static floe_attrs *batch_attrs(int64_t bd) {
     return a;
 }
 
-static void unref_all(floe_tensor **t, int n) {
-    for (int i = 0; i < n; i++)
-        floe_tensor_unref(t[i]);
-}
-
 static void expect_invalid(floe_context *ctx, floe_tensor *const *in, const floe_attrs *a,
                            const char *needle) {
-    floe_status st = tc_run_status(ctx, "GatherV2", in, 3, a, 1);
-    if (st != FLOE_INVALID_ARGUMENT)
-        fail_msg("expected INVALID_ARGUMENT (\"%s\"), got %s: %s", needle, floe_status_str(st),
-                 floe_last_error());
-    tc_assert_error_contains(needle);
+    tc_expect_invalid(ctx, "GatherV2", in, 3, a, 1, needle);
 }
 
 static const floe_dtype data_types[] = {FLOE_DTYPE_F32, FLOE_DTYPE_U8,     FLOE_DTYPE_I16,
@@ -126,7 +103,7 @@ static void check_gather(floe_context *ctx, floe_dtype dt, const int64_t *pd, in
                          const int64_t *id, int ir, int axis, int bd, bool i64, bool neg_axis) {
     int64_t idx[4096], od[FLOE_MAX_DIMS], co[FLOE_MAX_DIMS], pc[FLOE_MAX_DIMS];
     int64_t ic[FLOE_MAX_DIMS];
-    int64_t ni = count_of(id, ir), on = 0;
+    int64_t ni = tc_count(id, ir), on = 0;
     floe_dtype it = i64 ? FLOE_DTYPE_I64 : FLOE_DTYPE_I32;
 
     assert_true(ni <= 4096);
@@ -147,8 +124,8 @@ static void check_gather(floe_context *ctx, floe_dtype dt, const int64_t *pd, in
     floe_attrs *a = batch_attrs(bd);
     floe_tensor *out = tc_run1(ctx, "GatherV2", in, 3, a);
     tc_assert_shape(out, dt, od, (int)on);
-    for (int64_t o = 0; o < count_of(od, (int)on); o++) {
-        unravel(o, od, (int)on, co);
+    for (int64_t o = 0; o < tc_count(od, (int)on); o++) {
+        tc_unravel(o, od, (int)on, co);
         /* indices coordinate: the batch dims, then the gathered ones */
         for (int i = 0; i < bd; i++)
             ic[i] = co[i];
@@ -163,7 +140,7 @@ static void check_gather(floe_context *ctx, floe_dtype dt, const int64_t *pd, in
     }
     floe_tensor_unref(out);
     floe_attrs_free(a);
-    unref_all(in, 3);
+    tc_unref_all(in, 3);
 }
 
 static void gather_random_matches_reference(void **state) {
@@ -217,7 +194,7 @@ static void gather_rejects_out_of_range_indices(void **state) {
     floe_tensor_unref(in[2]);
     in[2] = tc_scalar_i32(-1);
     expect_invalid(ctx, in, NULL, "indices[0] = 2 is not in [0, 2)");
-    unref_all(in, 3);
+    tc_unref_all(in, 3);
 
     /* an empty gather dim admits no index, but empty indices are fine */
     in[0] = tc_f32((int64_t[]){0, 3}, 2, NULL);
@@ -229,7 +206,7 @@ static void gather_rejects_out_of_range_indices(void **state) {
     floe_tensor *out = tc_run1(ctx, "GatherV2", in, 3, NULL);
     tc_assert_shape(out, FLOE_DTYPE_F32, (int64_t[]){0, 3}, 2);
     floe_tensor_unref(out);
-    unref_all(in, 3);
+    tc_unref_all(in, 3);
 }
 
 static void gather_rejects_bad_axis_and_batch_dims(void **state) {
@@ -271,14 +248,14 @@ static void gather_rejects_bad_axis_and_batch_dims(void **state) {
     tc_assert_shape(out, FLOE_DTYPE_F32, (int64_t[]){2, 3, 2}, 3);
     floe_tensor_unref(out);
     floe_attrs_free(a);
-    unref_all(in, 3);
+    tc_unref_all(in, 3);
 
     /* params must have a dim to gather from */
     in[0] = tc_scalar_f32(1);
     in[1] = index_tensor(FLOE_DTYPE_I32, NULL, 0, (int64_t[]){0});
     in[2] = tc_scalar_i32(0);
     expect_invalid(ctx, in, NULL, "params must be at least 1 dimensional");
-    unref_all(in, 3);
+    tc_unref_all(in, 3);
 }
 
 /* Random params, indices (some out of range), axis and batch_dims: each call succeeds
@@ -292,7 +269,7 @@ static void random_arguments_succeed_or_fail_cleanly(void **state) {
             pd[i] = rnd_range(0, 4);
         for (int i = 0; i < ir; i++)
             id[i] = rnd() % 3 == 0 && i < pr ? pd[i] : rnd_range(0, 3);
-        for (int64_t k = 0; k < count_of(id, ir); k++)
+        for (int64_t k = 0; k < tc_count(id, ir); k++)
             iv[k] = rnd() % 20 == 0 ? (rnd() & 1 ? INT64_MIN : INT64_MAX) : rnd_range(-2, 5);
         int64_t axis = rnd() % 10 == 0 ? INT64_MIN : rnd_range(-pr - 1, pr);
         floe_tensor *in[3] = {
@@ -304,7 +281,7 @@ static void random_arguments_succeed_or_fail_cleanly(void **state) {
         if (st != FLOE_OK && st != FLOE_INVALID_ARGUMENT)
             fail_msg("GatherV2 returned %s: %s", floe_status_str(st), floe_last_error());
         floe_attrs_free(a);
-        unref_all(in, 3);
+        tc_unref_all(in, 3);
     }
 }
 
@@ -314,108 +291,29 @@ static void random_arguments_succeed_or_fail_cleanly(void **state) {
  * are Consts, to check that shape inference uses their values and rejects bad ones when
  * the node is built. */
 
-static floe_node *g_const(floe_graph *g, floe_tensor *v) {
-    floe_node_builder *b = NULL;
-    floe_node *n = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Const", NULL, &b), FLOE_OK);
-    assert_int_equal(floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", v), FLOE_OK);
-    assert_int_equal(floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", floe_tensor_dtype(v)),
-                     FLOE_OK);
-    if (floe_node_builder_finish(b, &n) != FLOE_OK)
-        fail_msg("Const: %s", floe_last_error());
-    floe_tensor_unref(v);
-    return n;
-}
-
-/* A Placeholder of @nd extents (-1 unknown), or of unknown rank when @nd is -1. */
-static floe_node *g_ph(floe_graph *g, floe_dtype dt, const int64_t *dims, int nd) {
-    floe_node_builder *b = NULL;
-    floe_node *n = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Placeholder", NULL, &b), FLOE_OK);
-    assert_int_equal(floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", dt), FLOE_OK);
-    assert_int_equal(floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", dims, nd), FLOE_OK);
-    if (floe_node_builder_finish(b, &n) != FLOE_OK)
-        fail_msg("Placeholder: %s", floe_last_error());
-    return n;
-}
-
-/* Builds @op over @in; the first @nlist inputs form its list argument (0: none).  @a
- * (nullable) is copied. */
-static floe_status g_node(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
-                          const floe_attrs *a, floe_node **out) {
-    floe_node_builder *b = NULL;
-    floe_output list[8];
-    *out = NULL;
-    assert_int_equal(floe_node_builder_new(g, op, NULL, &b), FLOE_OK);
-    for (int i = 0; a != NULL && i < floe_attrs_count(a); i++) {
-        const char *name = floe_attrs_name(a, i);
-        int64_t v;
-        const int64_t *l;
-        int n;
-        if (floe_attrs_get_int(a, name, &v) == FLOE_OK)
-            assert_int_equal(floe_attrs_set_int(floe_node_builder_attrs(b), name, v), FLOE_OK);
-        else if (floe_attrs_get_int_list(a, name, &l, &n) == FLOE_OK)
-            assert_int_equal(floe_attrs_set_int_list(floe_node_builder_attrs(b), name, l, n),
-                             FLOE_OK);
-    }
-    for (int i = 0; i < nlist; i++)
-        list[i] = floe_out(in[i], 0);
-    if (nlist > 0)
-        floe_node_builder_add_input_list(b, list, nlist);
-    for (int i = nlist; i < nin; i++)
-        floe_node_builder_add_input(b, floe_out(in[i], 0));
-    return floe_node_builder_finish(b, out);
-}
-
-/* Builds @op and asserts output @k's inferred shape (@nd -1: unknown rank). */
-static void expect_shape(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
-                         const floe_attrs *a, int k, const int64_t *dims, int nd) {
-    floe_node *n;
-    if (g_node(g, op, in, nin, nlist, a, &n) != FLOE_OK)
-        fail_msg("%s: %s", op, floe_last_error());
-    floe_shape s = floe_node_output_shape(n, k);
-    if (s.ndim != nd)
-        fail_msg("%s: inferred rank %d, expected %d", op, s.ndim, nd);
-    for (int i = 0; i < nd; i++)
-        if (s.dims[i] != dims[i])
-            fail_msg("%s: inferred dim %d is %lld, expected %lld", op, i, (long long)s.dims[i],
-                     (long long)dims[i]);
-}
-
-/* Builds @op and asserts that building fails with a message containing @needle. */
-static void expect_build_error(floe_graph *g, const char *op, floe_node *const *in, int nin,
-                               int nlist, const floe_attrs *a, const char *needle) {
-    floe_node *n;
-    floe_status st = g_node(g, op, in, nin, nlist, a, &n);
-    if (st != FLOE_INVALID_ARGUMENT)
-        fail_msg("%s: expected the build to fail (\"%s\"), got %s", op, needle,
-                 floe_status_str(st));
-    tc_assert_error_contains(needle);
-}
-
 #define U (-1)
 
 static void shape_fns_gather(void **state) {
     floe_graph *g = NULL;
     assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
-    floe_node *p = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){5, U, 7}, 3);
-    floe_node *i = g_ph(g, FLOE_DTYPE_I32, (int64_t[]){2, 3}, 2);
+    floe_node *p = tc_g_ph(g, FLOE_DTYPE_F32, (int64_t[]){5, U, 7}, 3);
+    floe_node *i = tc_g_ph(g, FLOE_DTYPE_I32, (int64_t[]){2, 3}, 2);
 
-    expect_shape(g, "GatherV2", (floe_node *[]){p, i, g_const(g, tc_scalar_i32(1))}, 3, 0, NULL, 0,
-                 (int64_t[]){5, 2, 3, 7}, 4);
-    expect_shape(g, "GatherV2", (floe_node *[]){p, i, g_const(g, tc_scalar_i32(-3))}, 3, 0, NULL, 0,
-                 (int64_t[]){2, 3, U, 7}, 4);
-    expect_shape(g, "GatherV2", (floe_node *[]){p, i, g_ph(g, FLOE_DTYPE_I32, NULL, 0)}, 3, 0, NULL,
-                 0, (int64_t[]){U, U, U, U}, 4);
-    expect_build_error(g, "GatherV2", (floe_node *[]){p, i, g_const(g, tc_scalar_i32(3))}, 3, 0,
-                       NULL, "Expected axis in the range [-3, 3), but got 3");
+    tc_expect_shape(g, "GatherV2", (floe_node *[]){p, i, tc_g_const(g, tc_scalar_i32(1))}, 3, 0,
+                    NULL, 0, (int64_t[]){5, 2, 3, 7}, 4);
+    tc_expect_shape(g, "GatherV2", (floe_node *[]){p, i, tc_g_const(g, tc_scalar_i32(-3))}, 3, 0,
+                    NULL, 0, (int64_t[]){2, 3, U, 7}, 4);
+    tc_expect_shape(g, "GatherV2", (floe_node *[]){p, i, tc_g_ph(g, FLOE_DTYPE_I32, NULL, 0)}, 3, 0,
+                    NULL, 0, (int64_t[]){U, U, U, U}, 4);
+    tc_expect_build_error(g, "GatherV2", (floe_node *[]){p, i, tc_g_const(g, tc_scalar_i32(3))}, 3,
+                          0, NULL, "Expected axis in the range [-3, 3), but got 3");
     floe_attrs *a = batch_attrs(1);
-    expect_shape(g, "GatherV2",
-                 (floe_node *[]){p, g_ph(g, FLOE_DTYPE_I64, (int64_t[]){U, 4}, 2),
-                                 g_const(g, tc_scalar_i32(2))},
-                 3, 0, a, 0, (int64_t[]){5, U, 4}, 3);
-    expect_build_error(g, "GatherV2", (floe_node *[]){p, i, g_const(g, tc_scalar_i32(2))}, 3, 0, a,
-                       "params.shape[0]: 5 should be equal to indices.shape[0]: 2");
+    tc_expect_shape(g, "GatherV2",
+                    (floe_node *[]){p, tc_g_ph(g, FLOE_DTYPE_I64, (int64_t[]){U, 4}, 2),
+                                    tc_g_const(g, tc_scalar_i32(2))},
+                    3, 0, a, 0, (int64_t[]){5, U, 4}, 3);
+    tc_expect_build_error(g, "GatherV2", (floe_node *[]){p, i, tc_g_const(g, tc_scalar_i32(2))}, 3,
+                          0, a, "params.shape[0]: 5 should be equal to indices.shape[0]: 2");
     floe_attrs_free(a);
     floe_graph_free(g);
 }

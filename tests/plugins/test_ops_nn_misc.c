@@ -74,19 +74,12 @@ static floe_attrs *format_attrs(const char *fmt) {
     return a;
 }
 
-static floe_node *finish(floe_node_builder *b) {
-    floe_node *n = NULL;
-    if (floe_node_builder_finish(b, &n) != FLOE_OK)
-        fail_msg("finish: %s", floe_last_error());
-    return n;
-}
-
 static floe_node *constant(floe_graph *g, floe_tensor *t) {
     floe_node_builder *b = NULL;
     assert_int_equal(floe_node_builder_new(g, "Const", NULL, &b), FLOE_OK);
     floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", t);
     floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", floe_tensor_dtype(t));
-    return finish(b);
+    return tc_finish(b);
 }
 
 static floe_tensor *fetch1(floe_session *s, floe_output f) {
@@ -334,7 +327,7 @@ static void dropout_session_runs_and_gradient(void **state) {
     floe_node_builder_add_input(b, floe_out(x, 0));
     floe_attrs_set_float(floe_node_builder_attrs(b), "rate", 0.5f);
     floe_attrs_set_int(floe_node_builder_attrs(b), "seed", 5);
-    floe_node *drop = finish(b);
+    floe_node *drop = tc_finish(b);
     floe_output y = floe_out(drop, 0), xo = floe_out(x, 0), dx = {0};
     assert_int_equal(floe_gradients(g, &y, 1, &xo, 1, NULL, &dx), FLOE_OK);
     assert_non_null(dx.node);
@@ -374,7 +367,7 @@ static emb_graph make_emb(floe_context *ctx, floe_dtype dt) {
     floe_attrs_set_string(floe_node_builder_attrs(b), "shared_name", "emb", 3);
     floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", dt);
     floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", shape, 2);
-    e.handle = finish(b);
+    e.handle = tc_finish(b);
     e.value = tc_tensor(dt, shape, 2, NULL);
     for (int i = 0; i < 15; i++) {
         if (dt == FLOE_DTYPE_F32)
@@ -386,7 +379,7 @@ static emb_graph make_emb(floe_context *ctx, floe_dtype dt) {
     assert_int_equal(floe_node_builder_new(e.g, "AssignVariableOp", NULL, &b), FLOE_OK);
     floe_node_builder_add_input(b, floe_out(e.handle, 0));
     floe_node_builder_add_input(b, floe_out(init, 0));
-    e.assign = finish(b);
+    e.assign = tc_finish(b);
     return e;
 }
 
@@ -396,7 +389,7 @@ static floe_node *gather(floe_graph *g, floe_node *h, floe_node *idx, floe_dtype
     floe_node_builder_add_input(b, floe_out(h, 0));
     floe_node_builder_add_input(b, floe_out(idx, 0));
     floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", dt);
-    return finish(b);
+    return tc_finish(b);
 }
 
 static void resource_gather_reads_rows(void **state) {

@@ -21,19 +21,12 @@
 
 /* ---- Graph helpers ------------------------------------------------------------------ */
 
-static floe_node *finish(floe_node_builder *b) {
-    floe_node *n = NULL;
-    if (floe_node_builder_finish(b, &n) != FLOE_OK)
-        fail_msg("finish: %s", floe_last_error());
-    return n;
-}
-
 static floe_node *var_handle(floe_graph *g, const char *name, const int64_t *shape, int nd) {
     floe_node_builder *b = NULL;
     assert_int_equal(floe_node_builder_new(g, "VarHandleOp", name, &b), FLOE_OK);
     floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", FLOE_DTYPE_F32);
     floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", shape, nd);
-    return finish(b);
+    return tc_finish(b);
 }
 
 static floe_node *constant(floe_graph *g, floe_tensor *t) {
@@ -42,7 +35,7 @@ static floe_node *constant(floe_graph *g, floe_tensor *t) {
     floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", t);
     floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", floe_tensor_dtype(t));
     floe_tensor_unref(t);
-    return finish(b);
+    return tc_finish(b);
 }
 
 static floe_node *placeholder(floe_graph *g, const int64_t *shape, int nd) {
@@ -50,7 +43,7 @@ static floe_node *placeholder(floe_graph *g, const int64_t *shape, int nd) {
     assert_int_equal(floe_node_builder_new(g, "Placeholder", "grad", &b), FLOE_OK);
     floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", FLOE_DTYPE_F32);
     floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", shape, nd);
-    return finish(b);
+    return tc_finish(b);
 }
 
 static floe_node *assign(floe_graph *g, floe_node *h, floe_node *v) {
@@ -58,7 +51,7 @@ static floe_node *assign(floe_graph *g, floe_node *h, floe_node *v) {
     assert_int_equal(floe_node_builder_new(g, "AssignVariableOp", NULL, &b), FLOE_OK);
     floe_node_builder_add_input(b, floe_out(h, 0));
     floe_node_builder_add_input(b, floe_out(v, 0));
-    return finish(b);
+    return tc_finish(b);
 }
 
 static floe_node *read_var(floe_graph *g, floe_node *h) {
@@ -66,7 +59,7 @@ static floe_node *read_var(floe_graph *g, floe_node *h) {
     assert_int_equal(floe_node_builder_new(g, "ReadVariableOp", NULL, &b), FLOE_OK);
     floe_node_builder_add_input(b, floe_out(h, 0));
     floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", FLOE_DTYPE_F32);
-    return finish(b);
+    return tc_finish(b);
 }
 
 /* ---- One case --------------------------------------------------------------------- */
@@ -126,7 +119,7 @@ static void run_case(const opt_case *c, ref_step ref, int64_t n, int steps, floa
         }
         if (c->bool_attr != NULL)
             floe_attrs_set_bool(floe_node_builder_attrs(b), c->bool_attr, c->bool_value);
-        apply = finish(b);
+        apply = tc_finish(b);
     }
     assert_int_equal(floe_session_new(g, NULL, &s), FLOE_OK);
     assert_int_equal(floe_session_run(s, NULL, NULL, 0, NULL, 0, init, c->nvars, NULL), FLOE_OK);
@@ -335,7 +328,7 @@ static void test_errors(void **state) {
     floe_node_builder_add_input(b, floe_out(v, 0));
     floe_node_builder_add_input(b, floe_out(constant(g, tc_scalar_f32(0.1f)), 0));
     floe_node_builder_add_input(b, floe_out(constant(g, tc_f32(bad, 1, z)), 0));
-    b1 = finish(b);
+    b1 = tc_finish(b);
     /* An uninitialised slot. */
     assert_int_equal(floe_node_builder_new(g, "ResourceApplyMomentum", "uninit_slot", &b),
                      FLOE_OK);
@@ -344,14 +337,14 @@ static void test_errors(void **state) {
     floe_node_builder_add_input(b, floe_out(constant(g, tc_scalar_f32(0.1f)), 0));
     floe_node_builder_add_input(b, floe_out(constant(g, tc_f32(shape, 1, z)), 0));
     floe_node_builder_add_input(b, floe_out(constant(g, tc_scalar_f32(0.9f)), 0));
-    b2 = finish(b);
+    b2 = tc_finish(b);
     /* The same variable as var and slot. */
     assert_int_equal(floe_node_builder_new(g, "ResourceApplyAdagrad", "aliased", &b), FLOE_OK);
     floe_node_builder_add_input(b, floe_out(v, 0));
     floe_node_builder_add_input(b, floe_out(v, 0));
     floe_node_builder_add_input(b, floe_out(constant(g, tc_scalar_f32(0.1f)), 0));
     floe_node_builder_add_input(b, floe_out(constant(g, tc_f32(shape, 1, z)), 0));
-    b3 = finish(b);
+    b3 = tc_finish(b);
     /* Adam with beta1_power == 1 (division by zero in lr_t). */
     assert_int_equal(floe_node_builder_new(g, "ResourceApplyAdam", "adam_b1p", &b), FLOE_OK);
     floe_node_builder_add_input(b, floe_out(v, 0));
@@ -360,7 +353,7 @@ static void test_errors(void **state) {
     for (int i = 0; i < 6; i++)
         floe_node_builder_add_input(b, floe_out(constant(g, tc_scalar_f32(1.0f)), 0));
     floe_node_builder_add_input(b, floe_out(constant(g, tc_f32(shape, 1, z)), 0));
-    b4 = finish(b);
+    b4 = tc_finish(b);
 
     /* A non-scalar learning rate is rejected when the node is built. */
     assert_int_equal(floe_node_builder_new(g, "ResourceApplyGradientDescent", "vec_lr", &b),

@@ -30,20 +30,6 @@ static int64_t rnd_range(int64_t lo, int64_t hi) { /* [lo, hi] */
     return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1));
 }
 
-static int64_t count_of(const int64_t *dims, int nd) {
-    int64_t n = 1;
-    for (int i = 0; i < nd; i++)
-        n *= dims[i];
-    return n;
-}
-
-static void unravel(int64_t idx, const int64_t *dims, int nd, int64_t *coord) {
-    for (int i = nd - 1; i >= 0; i--) {
-        coord[i] = dims[i] > 0 ? idx % dims[i] : 0;
-        idx = dims[i] > 0 ? idx / dims[i] : 0;
-    }
-}
-
 static int64_t ravel(const int64_t *coord, const int64_t *dims, int nd) {
     int64_t idx = 0;
     for (int i = 0; i < nd; i++)
@@ -99,18 +85,9 @@ static floe_tensor *vec(bool i64, const int64_t *v, int64_t n) {
     return tc_i32(&n, 1, v32);
 }
 
-static void unref_all(floe_tensor **t, int n) {
-    for (int i = 0; i < n; i++)
-        floe_tensor_unref(t[i]);
-}
-
 static void expect_invalid(floe_context *ctx, const char *op, floe_tensor *const *in, int nin,
                            const floe_attrs *attrs, const char *needle) {
-    floe_status st = tc_run_status(ctx, op, in, nin, attrs, 1);
-    if (st != FLOE_INVALID_ARGUMENT)
-        fail_msg("%s: expected INVALID_ARGUMENT (\"%s\"), got %s: %s", op, needle,
-                 floe_status_str(st), floe_last_error());
-    tc_assert_error_contains(needle);
+    tc_expect_invalid(ctx, op, in, nin, attrs, 1, needle);
 }
 
 static const floe_dtype data_types[] = {FLOE_DTYPE_F32, FLOE_DTYPE_U8,     FLOE_DTYPE_I16,
@@ -131,14 +108,14 @@ static void check_slice(floe_context *ctx, floe_dtype dt, const int64_t *dims, i
     in[2] = vec(i64, size, nd);
     floe_tensor *out = tc_run1(ctx, "Slice", in, 3, NULL);
     tc_assert_shape(out, dt, od, nd);
-    for (int64_t o = 0; o < count_of(od, nd); o++) {
-        unravel(o, od, nd, co);
+    for (int64_t o = 0; o < tc_count(od, nd); o++) {
+        tc_unravel(o, od, nd, co);
         for (int d = 0; d < nd; d++)
             co[d] += begin[d];
         assert_elem_eq(out, o, in[0], ravel(co, dims, nd));
     }
     floe_tensor_unref(out);
-    unref_all(in, 3);
+    tc_unref_all(in, 3);
 }
 
 static void slice_random_matches_reference(void **state) {
@@ -189,14 +166,14 @@ static void slice_rejects_out_of_bounds(void **state) {
     in[1] = vec(false, (int64_t[]){1, 0}, 2);
     in[2] = vec(false, (int64_t[]){1}, 1);
     expect_invalid(ctx, "Slice", in, 3, NULL, "1-D tensors of size 2");
-    unref_all(in, 3);
+    tc_unref_all(in, 3);
 
     /* an empty dim admits only begin 0, size 0 */
     in[0] = tc_f32((int64_t[]){0, 3}, 2, NULL);
     in[1] = vec(false, (int64_t[]){1, 0}, 2);
     in[2] = vec(false, (int64_t[]){0, 3}, 2);
     expect_invalid(ctx, "Slice", in, 3, NULL, "Expected begin[0] == 0 (got 1)");
-    unref_all(in, 3);
+    tc_unref_all(in, 3);
 }
 
 /* ---- StridedSlice: hand-derived table ------------------------------------------------- */
@@ -402,7 +379,7 @@ static void strided_slice_table(void **state) {
                      ((int32_t *)floe_tensor_data(out))[0]);
         floe_tensor_unref(out);
         floe_attrs_free(a);
-        unref_all(in, 4);
+        tc_unref_all(in, 4);
     }
 }
 
@@ -469,15 +446,15 @@ static void strided_slice_random_matches_python(void **state) {
         floe_attrs *a = ss_attrs(bm, em, 0, 0, 0);
         floe_tensor *out = tc_run1(ctx, "StridedSlice", in, 4, a);
         tc_assert_shape(out, dt, od, nd);
-        for (int64_t o = 0; o < count_of(od, nd); o++) {
-            unravel(o, od, nd, co);
+        for (int64_t o = 0; o < tc_count(od, nd); o++) {
+            tc_unravel(o, od, nd, co);
             for (int d = 0; d < nd; d++)
                 co[d] = first[d] + co[d] * step[d];
             assert_elem_eq(out, o, in[0], ravel(co, dims, nd));
         }
         floe_tensor_unref(out);
         floe_attrs_free(a);
-        unref_all(in, 4);
+        tc_unref_all(in, 4);
     }
 }
 
@@ -490,12 +467,12 @@ static void strided_slice_large_reverse(void **state) {
     floe_tensor *out = tc_run1(ctx, "StridedSlice", in, 4, a);
     tc_assert_shape(out, FLOE_DTYPE_F32, (int64_t[]){400, 100}, 2);
     for (int64_t o = 0; o < 40000; o++) {
-        unravel(o, (int64_t[]){400, 100}, 2, co);
+        tc_unravel(o, (int64_t[]){400, 100}, 2, co);
         assert_elem_eq(out, o, in[0], (399 - co[0]) * 300 + 299 - 3 * co[1]);
     }
     floe_tensor_unref(out);
     floe_attrs_free(a);
-    unref_all(in, 4);
+    tc_unref_all(in, 4);
 }
 
 /* ---- StridedSlice: errors ----------------------------------------------------------- */
@@ -507,7 +484,7 @@ static void check_ss_error(floe_context *ctx, floe_tensor *x, int n, const int64
     floe_attrs *a = ss_attrs(bm, em, elm, nam, sam);
     expect_invalid(ctx, "StridedSlice", in, 4, a, needle);
     floe_attrs_free(a);
-    unref_all(in + 1, 3);
+    tc_unref_all(in + 1, 3);
 }
 
 static void strided_slice_rejects_bad_specs(void **state) {
@@ -535,7 +512,7 @@ static void strided_slice_rejects_bad_specs(void **state) {
                           vec(false, (int64_t[]){1}, 1)};
     floe_attrs *a = ss_attrs(0, 0, 0, 0, 0);
     expect_invalid(ctx, "StridedSlice", in, 4, a, "1D equal size");
-    unref_all(in + 1, 3);
+    tc_unref_all(in + 1, 3);
     floe_tensor_unref(x);
 
     /* a scalar cannot be indexed */
@@ -560,7 +537,7 @@ static void strided_slice_rejects_bad_specs(void **state) {
     assert_int_equal(*(int32_t *)floe_tensor_data(out), 7);
     floe_tensor_unref(out);
     floe_attrs_free(a);
-    unref_all(in, 4);
+    tc_unref_all(in, 4);
 }
 
 /* ---- Random specs, valid or not ------------------------------------------------------ */
@@ -603,7 +580,7 @@ static void random_specs_succeed_or_fail_cleanly(void **state) {
         if (status != FLOE_OK && status != FLOE_INVALID_ARGUMENT)
             fail_msg("StridedSlice returned %s: %s", floe_status_str(status), floe_last_error());
         floe_attrs_free(a);
-        unref_all(in + 1, 3);
+        tc_unref_all(in + 1, 3);
 
         /* Slice with the same input */
         for (int d = 0; d < nd; d++) {
@@ -615,7 +592,7 @@ static void random_specs_succeed_or_fail_cleanly(void **state) {
         status = tc_run_status(ctx, "Slice", in, 3, NULL, 1);
         if (status != FLOE_OK && status != FLOE_INVALID_ARGUMENT)
             fail_msg("Slice returned %s: %s", floe_status_str(status), floe_last_error());
-        unref_all(in, 3);
+        tc_unref_all(in, 3);
     }
 }
 
@@ -624,85 +601,6 @@ static void random_specs_succeed_or_fail_cleanly(void **state) {
 /* Eager calls feed Placeholders, so these build graphs whose shape, perm, axis, ... inputs
  * are Consts, to check that shape inference uses their values and rejects bad ones when
  * the node is built. */
-
-static floe_node *g_const(floe_graph *g, floe_tensor *v) {
-    floe_node_builder *b = NULL;
-    floe_node *n = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Const", NULL, &b), FLOE_OK);
-    assert_int_equal(floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", v), FLOE_OK);
-    assert_int_equal(floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", floe_tensor_dtype(v)),
-                     FLOE_OK);
-    if (floe_node_builder_finish(b, &n) != FLOE_OK)
-        fail_msg("Const: %s", floe_last_error());
-    floe_tensor_unref(v);
-    return n;
-}
-
-/* A Placeholder of @nd extents (-1 unknown), or of unknown rank when @nd is -1. */
-static floe_node *g_ph(floe_graph *g, floe_dtype dt, const int64_t *dims, int nd) {
-    floe_node_builder *b = NULL;
-    floe_node *n = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Placeholder", NULL, &b), FLOE_OK);
-    assert_int_equal(floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", dt), FLOE_OK);
-    assert_int_equal(floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", dims, nd), FLOE_OK);
-    if (floe_node_builder_finish(b, &n) != FLOE_OK)
-        fail_msg("Placeholder: %s", floe_last_error());
-    return n;
-}
-
-/* Builds @op over @in; the first @nlist inputs form its list argument (0: none).  @a
- * (nullable) is copied. */
-static floe_status g_node(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
-                          const floe_attrs *a, floe_node **out) {
-    floe_node_builder *b = NULL;
-    floe_output list[8];
-    *out = NULL;
-    assert_int_equal(floe_node_builder_new(g, op, NULL, &b), FLOE_OK);
-    for (int i = 0; a != NULL && i < floe_attrs_count(a); i++) {
-        const char *name = floe_attrs_name(a, i);
-        int64_t v;
-        const int64_t *l;
-        int n;
-        if (floe_attrs_get_int(a, name, &v) == FLOE_OK)
-            assert_int_equal(floe_attrs_set_int(floe_node_builder_attrs(b), name, v), FLOE_OK);
-        else if (floe_attrs_get_int_list(a, name, &l, &n) == FLOE_OK)
-            assert_int_equal(floe_attrs_set_int_list(floe_node_builder_attrs(b), name, l, n),
-                             FLOE_OK);
-    }
-    for (int i = 0; i < nlist; i++)
-        list[i] = floe_out(in[i], 0);
-    if (nlist > 0)
-        floe_node_builder_add_input_list(b, list, nlist);
-    for (int i = nlist; i < nin; i++)
-        floe_node_builder_add_input(b, floe_out(in[i], 0));
-    return floe_node_builder_finish(b, out);
-}
-
-/* Builds @op and asserts output @k's inferred shape (@nd -1: unknown rank). */
-static void expect_shape(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
-                         const floe_attrs *a, int k, const int64_t *dims, int nd) {
-    floe_node *n;
-    if (g_node(g, op, in, nin, nlist, a, &n) != FLOE_OK)
-        fail_msg("%s: %s", op, floe_last_error());
-    floe_shape s = floe_node_output_shape(n, k);
-    if (s.ndim != nd)
-        fail_msg("%s: inferred rank %d, expected %d", op, s.ndim, nd);
-    for (int i = 0; i < nd; i++)
-        if (s.dims[i] != dims[i])
-            fail_msg("%s: inferred dim %d is %lld, expected %lld", op, i, (long long)s.dims[i],
-                     (long long)dims[i]);
-}
-
-/* Builds @op and asserts that building fails with a message containing @needle. */
-static void expect_build_error(floe_graph *g, const char *op, floe_node *const *in, int nin,
-                               int nlist, const floe_attrs *a, const char *needle) {
-    floe_node *n;
-    floe_status st = g_node(g, op, in, nin, nlist, a, &n);
-    if (st != FLOE_INVALID_ARGUMENT)
-        fail_msg("%s: expected the build to fail (\"%s\"), got %s", op, needle,
-                 floe_status_str(st));
-    tc_assert_error_contains(needle);
-}
 
 #define U (-1)
 
@@ -719,60 +617,62 @@ static floe_attrs *attrs_new(void) {
 static void shape_fns_slice_and_strided_slice(void **state) {
     floe_graph *g = NULL;
     assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
-    floe_node *x = g_ph(g, FLOE_DTYPE_F32, (int64_t[]){5, U, 4}, 3);
-    floe_node *b = g_const(g, vec_i32((int32_t[]){1, 0, 2}, 3));
+    floe_node *x = tc_g_ph(g, FLOE_DTYPE_F32, (int64_t[]){5, U, 4}, 3);
+    floe_node *b = tc_g_const(g, vec_i32((int32_t[]){1, 0, 2}, 3));
 
-    expect_shape(g, "Slice", (floe_node *[]){x, b, g_const(g, vec_i32((int32_t[]){-1, 3, -1}, 3))},
-                 3, 0, NULL, 0, (int64_t[]){4, 3, 2}, 3);
-    expect_shape(g, "Slice",
-                 (floe_node *[]){x, g_ph(g, FLOE_DTYPE_I32, (int64_t[]){3}, 1),
-                                 g_const(g, vec_i32((int32_t[]){2, -1, 1}, 3))},
-                 3, 0, NULL, 0, (int64_t[]){2, U, 1}, 3);
-    expect_build_error(g, "Slice",
-                       (floe_node *[]){x, b, g_const(g, vec_i32((int32_t[]){5, 1, 1}, 3))}, 3, 0,
-                       NULL, "Expected size[0] in [0, 4], but got 5");
-    expect_build_error(g, "Slice", (floe_node *[]){x, b, g_const(g, vec_i32((int32_t[]){1, 1}, 2))},
-                       3, 0, NULL, "1-D tensors of size 3");
+    tc_expect_shape(g, "Slice",
+                    (floe_node *[]){x, b, tc_g_const(g, vec_i32((int32_t[]){-1, 3, -1}, 3))}, 3, 0,
+                    NULL, 0, (int64_t[]){4, 3, 2}, 3);
+    tc_expect_shape(g, "Slice",
+                    (floe_node *[]){x, tc_g_ph(g, FLOE_DTYPE_I32, (int64_t[]){3}, 1),
+                                    tc_g_const(g, vec_i32((int32_t[]){2, -1, 1}, 3))},
+                    3, 0, NULL, 0, (int64_t[]){2, U, 1}, 3);
+    tc_expect_build_error(g, "Slice",
+                          (floe_node *[]){x, b, tc_g_const(g, vec_i32((int32_t[]){5, 1, 1}, 3))}, 3,
+                          0, NULL, "Expected size[0] in [0, 4], but got 5");
+    tc_expect_build_error(g, "Slice",
+                          (floe_node *[]){x, b, tc_g_const(g, vec_i32((int32_t[]){1, 1}, 2))}, 3, 0,
+                          NULL, "1-D tensors of size 3");
 
     /* x[..., 0] and x[1:-1:2] with every value known */
     floe_attrs *a = attrs_new();
     assert_int_equal(floe_attrs_set_int(a, "ellipsis_mask", 1), FLOE_OK);
     assert_int_equal(floe_attrs_set_int(a, "shrink_axis_mask", 2), FLOE_OK);
-    expect_shape(g, "StridedSlice",
-                 (floe_node *[]){x, g_const(g, vec_i32((int32_t[]){0, 0}, 2)),
-                                 g_const(g, vec_i32((int32_t[]){0, 1}, 2)),
-                                 g_const(g, vec_i32((int32_t[]){1, 1}, 2))},
-                 4, 0, a, 0, (int64_t[]){5, U}, 2);
+    tc_expect_shape(g, "StridedSlice",
+                    (floe_node *[]){x, tc_g_const(g, vec_i32((int32_t[]){0, 0}, 2)),
+                                    tc_g_const(g, vec_i32((int32_t[]){0, 1}, 2)),
+                                    tc_g_const(g, vec_i32((int32_t[]){1, 1}, 2))},
+                    4, 0, a, 0, (int64_t[]){5, U}, 2);
     floe_attrs_free(a);
-    expect_shape(g, "StridedSlice",
-                 (floe_node *[]){x, g_const(g, vec_i32((int32_t[]){1}, 1)),
-                                 g_const(g, vec_i32((int32_t[]){-1}, 1)),
-                                 g_const(g, vec_i32((int32_t[]){2}, 1))},
-                 4, 0, NULL, 0, (int64_t[]){2, U, 4}, 3);
+    tc_expect_shape(g, "StridedSlice",
+                    (floe_node *[]){x, tc_g_const(g, vec_i32((int32_t[]){1}, 1)),
+                                    tc_g_const(g, vec_i32((int32_t[]){-1}, 1)),
+                                    tc_g_const(g, vec_i32((int32_t[]){2}, 1))},
+                    4, 0, NULL, 0, (int64_t[]){2, U, 4}, 3);
     /* begin unknown: the sliced dim is unknown, the rest (implicit ellipsis) known */
-    expect_shape(g, "StridedSlice",
-                 (floe_node *[]){x, g_ph(g, FLOE_DTYPE_I32, (int64_t[]){1}, 1),
-                                 g_const(g, vec_i32((int32_t[]){3}, 1)),
-                                 g_const(g, vec_i32((int32_t[]){1}, 1))},
-                 4, 0, NULL, 0, (int64_t[]){U, U, 4}, 3);
+    tc_expect_shape(g, "StridedSlice",
+                    (floe_node *[]){x, tc_g_ph(g, FLOE_DTYPE_I32, (int64_t[]){1}, 1),
+                                    tc_g_const(g, vec_i32((int32_t[]){3}, 1)),
+                                    tc_g_const(g, vec_i32((int32_t[]){1}, 1))},
+                    4, 0, NULL, 0, (int64_t[]){U, U, 4}, 3);
     /* strides unknown: nothing is known */
-    expect_shape(g, "StridedSlice",
-                 (floe_node *[]){x, g_const(g, vec_i32((int32_t[]){1}, 1)),
-                                 g_const(g, vec_i32((int32_t[]){3}, 1)),
-                                 g_ph(g, FLOE_DTYPE_I32, (int64_t[]){1}, 1)},
-                 4, 0, NULL, 0, NULL, -1);
-    expect_build_error(g, "StridedSlice",
-                       (floe_node *[]){x, g_const(g, vec_i32((int32_t[]){1}, 1)),
-                                       g_const(g, vec_i32((int32_t[]){3}, 1)),
-                                       g_const(g, vec_i32((int32_t[]){0}, 1))},
-                       4, 0, NULL, "strides[0] must be non-zero");
+    tc_expect_shape(g, "StridedSlice",
+                    (floe_node *[]){x, tc_g_const(g, vec_i32((int32_t[]){1}, 1)),
+                                    tc_g_const(g, vec_i32((int32_t[]){3}, 1)),
+                                    tc_g_ph(g, FLOE_DTYPE_I32, (int64_t[]){1}, 1)},
+                    4, 0, NULL, 0, NULL, -1);
+    tc_expect_build_error(g, "StridedSlice",
+                          (floe_node *[]){x, tc_g_const(g, vec_i32((int32_t[]){1}, 1)),
+                                          tc_g_const(g, vec_i32((int32_t[]){3}, 1)),
+                                          tc_g_const(g, vec_i32((int32_t[]){0}, 1))},
+                          4, 0, NULL, "strides[0] must be non-zero");
     a = attrs_new();
     assert_int_equal(floe_attrs_set_int(a, "shrink_axis_mask", 1), FLOE_OK);
-    expect_build_error(g, "StridedSlice",
-                       (floe_node *[]){x, g_const(g, vec_i32((int32_t[]){5}, 1)),
-                                       g_const(g, vec_i32((int32_t[]){6}, 1)),
-                                       g_const(g, vec_i32((int32_t[]){1}, 1))},
-                       4, 0, a, "slice index 5 of dimension 0 out of bounds");
+    tc_expect_build_error(g, "StridedSlice",
+                          (floe_node *[]){x, tc_g_const(g, vec_i32((int32_t[]){5}, 1)),
+                                          tc_g_const(g, vec_i32((int32_t[]){6}, 1)),
+                                          tc_g_const(g, vec_i32((int32_t[]){1}, 1))},
+                          4, 0, a, "slice index 5 of dimension 0 out of bounds");
     floe_attrs_free(a);
     floe_graph_free(g);
 }

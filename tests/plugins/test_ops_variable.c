@@ -14,13 +14,6 @@
 
 /* ---- Graph helpers ------------------------------------------------------------------------ */
 
-static floe_node *finish(floe_node_builder *b) {
-    floe_node *n = NULL;
-    if (floe_node_builder_finish(b, &n) != FLOE_OK)
-        fail_msg("finish: %s", floe_last_error());
-    return n;
-}
-
 static floe_node *var_handle(floe_graph *g, const char *name, const char *shared,
                              floe_dtype dt, const int64_t *shape, int ndim) {
     floe_node_builder *b = NULL;
@@ -30,7 +23,7 @@ static floe_node *var_handle(floe_graph *g, const char *name, const char *shared
         floe_attrs_set_string(a, "shared_name", shared, strlen(shared));
     floe_attrs_set_type(a, "dtype", dt);
     floe_attrs_set_shape(a, "shape", shape, ndim);
-    return finish(b);
+    return tc_finish(b);
 }
 
 static floe_node *constant(floe_graph *g, floe_dtype dt, const int64_t *shape, int ndim,
@@ -41,7 +34,7 @@ static floe_node *constant(floe_graph *g, floe_dtype dt, const int64_t *shape, i
     floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", t);
     floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", dt);
     floe_tensor_unref(t);
-    return finish(b);
+    return tc_finish(b);
 }
 
 /* An op taking (handle, value): AssignVariableOp, AssignAdd..., AssignSub... */
@@ -50,7 +43,7 @@ static floe_node *update(floe_graph *g, const char *op, floe_node *h, floe_node 
     assert_int_equal(floe_node_builder_new(g, op, NULL, &b), FLOE_OK);
     floe_node_builder_add_input(b, floe_out(h, 0));
     floe_node_builder_add_input(b, floe_out(v, 0));
-    return finish(b);
+    return tc_finish(b);
 }
 
 static floe_node *read_var(floe_graph *g, floe_node *h, floe_dtype dt) {
@@ -58,7 +51,7 @@ static floe_node *read_var(floe_graph *g, floe_node *h, floe_dtype dt) {
     assert_int_equal(floe_node_builder_new(g, "ReadVariableOp", NULL, &b), FLOE_OK);
     floe_node_builder_add_input(b, floe_out(h, 0));
     floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", dt);
-    return finish(b);
+    return tc_finish(b);
 }
 
 static void run_target(floe_session *s, floe_node *n) {
@@ -252,7 +245,7 @@ static void variable_shapes_checked_on_update(void **state) {
     floe_node_builder_add_input(b, floe_out(h_strict, 0));
     floe_node_builder_add_input(b, floe_out(constant(g, FLOE_DTYPE_F32, s3, 1, a3), 0));
     floe_attrs_set_bool(floe_node_builder_attrs(b), "validate_shape", 1);
-    strict3 = finish(b);
+    strict3 = tc_finish(b);
 
     assert_int_equal(floe_session_new(g, NULL, &s), FLOE_OK);
     run_target(s, assign2);

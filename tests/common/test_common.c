@@ -186,15 +186,20 @@ floe_node *tc_g_const(floe_graph *g, floe_tensor *v) {
     return n;
 }
 
-floe_node *tc_g_ph(floe_graph *g, floe_dtype dt, const int64_t *dims, int nd) {
+floe_node *tc_placeholder(floe_graph *g, const char *name, floe_dtype dt, const int64_t *dims,
+                          int nd) {
     floe_node_builder *b = NULL;
     floe_node *n = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Placeholder", NULL, &b), FLOE_OK);
+    assert_int_equal(floe_node_builder_new(g, "Placeholder", name, &b), FLOE_OK);
     assert_int_equal(floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", dt), FLOE_OK);
     assert_int_equal(floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", dims, nd), FLOE_OK);
     if (floe_node_builder_finish(b, &n) != FLOE_OK)
         fail_msg("Placeholder: %s", floe_last_error());
     return n;
+}
+
+floe_node *tc_g_ph(floe_graph *g, floe_dtype dt, const int64_t *dims, int nd) {
+    return tc_placeholder(g, NULL, dt, dims, nd);
 }
 
 floe_status tc_g_node(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
@@ -246,4 +251,163 @@ void tc_expect_build_error(floe_graph *g, const char *op, floe_node *const *in, 
         fail_msg("%s: expected the build to fail (\"%s\"), got %s", op, needle,
                  floe_status_str(st));
     tc_assert_error_contains(needle);
+}
+
+uint64_t tc_rng_next(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+double tc_uniform01(uint64_t *s) {
+    return (double)(tc_rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+floe_tensor *tc_rand_tensor_stream(floe_dtype dt, const int64_t *shape, int nd, double lo,
+                                   double hi, uint64_t state) {
+    floe_tensor *t = tc_tensor(dt, shape, nd, NULL);
+    int64_t n = floe_tensor_num_elements(t);
+    for (int64_t i = 0; i < n; i++) {
+        double u = tc_uniform01(&state);
+        if (dt == FLOE_DTYPE_F32)
+            ((float *)floe_tensor_data(t))[i] = (float)(lo + (hi - lo) * u);
+        else if (dt == FLOE_DTYPE_F64)
+            ((double *)floe_tensor_data(t))[i] = lo + (hi - lo) * u;
+        else
+            tc_set_i(t, i, (int64_t)floor(lo + (hi - lo + 1) * u));
+    }
+    return t;
+}
+
+floe_tensor *tc_rand_tensor(floe_dtype dt, const int64_t *shape, int nd, double lo, double hi,
+                            uint64_t seed) {
+    return tc_rand_tensor_stream(dt, shape, nd, lo, hi, seed * 0x9E3779B97F4A7C15ull + 7);
+}
+
+double tc_get_f(const floe_tensor *t, int64_t i) {
+    const void *p = floe_tensor_data(t);
+    switch (floe_tensor_dtype(t)) {
+    case FLOE_DTYPE_F32:
+        return ((const float *)p)[i];
+    case FLOE_DTYPE_F64:
+        return ((const double *)p)[i];
+    case FLOE_DTYPE_I8:
+        return ((const int8_t *)p)[i];
+    case FLOE_DTYPE_I16:
+        return ((const int16_t *)p)[i];
+    case FLOE_DTYPE_I32:
+        return ((const int32_t *)p)[i];
+    case FLOE_DTYPE_I64:
+        return (double)((const int64_t *)p)[i];
+    case FLOE_DTYPE_U8:
+        return ((const uint8_t *)p)[i];
+    case FLOE_DTYPE_BOOL:
+        return ((const uint8_t *)p)[i];
+    default:
+        fail_msg("tc_get_f: dtype %s", floe_dtype_name(floe_tensor_dtype(t)));
+    }
+    return 0;
+}
+
+int64_t tc_get_i(const floe_tensor *t, int64_t i) {
+    const void *p = floe_tensor_data(t);
+    switch (floe_tensor_dtype(t)) {
+    case FLOE_DTYPE_I8:
+        return ((const int8_t *)p)[i];
+    case FLOE_DTYPE_I16:
+        return ((const int16_t *)p)[i];
+    case FLOE_DTYPE_I32:
+        return ((const int32_t *)p)[i];
+    case FLOE_DTYPE_I64:
+        return ((const int64_t *)p)[i];
+    case FLOE_DTYPE_U8:
+        return ((const uint8_t *)p)[i];
+    case FLOE_DTYPE_BOOL:
+        return ((const uint8_t *)p)[i];
+    default:
+        fail_msg("tc_get_i: dtype %s", floe_dtype_name(floe_tensor_dtype(t)));
+    }
+    return 0;
+}
+
+void tc_set_i(floe_tensor *t, int64_t i, int64_t v) {
+    void *p = floe_tensor_data(t);
+    switch (floe_tensor_dtype(t)) {
+    case FLOE_DTYPE_I8:
+        ((int8_t *)p)[i] = (int8_t)v;
+        break;
+    case FLOE_DTYPE_I16:
+        ((int16_t *)p)[i] = (int16_t)v;
+        break;
+    case FLOE_DTYPE_I32:
+        ((int32_t *)p)[i] = (int32_t)v;
+        break;
+    case FLOE_DTYPE_I64:
+        ((int64_t *)p)[i] = v;
+        break;
+    case FLOE_DTYPE_U8:
+        ((uint8_t *)p)[i] = (uint8_t)v;
+        break;
+    case FLOE_DTYPE_BOOL:
+        ((uint8_t *)p)[i] = (uint8_t)(v != 0);
+        break;
+    default:
+        fail_msg("tc_set_i: dtype %s", floe_dtype_name(floe_tensor_dtype(t)));
+    }
+}
+
+int64_t tc_wrap_to(floe_dtype dt, int64_t v) {
+    switch (dt) {
+    case FLOE_DTYPE_I8:
+        return (int8_t)v;
+    case FLOE_DTYPE_I16:
+        return (int16_t)v;
+    case FLOE_DTYPE_I32:
+        return (int32_t)v;
+    case FLOE_DTYPE_U8:
+        return (uint8_t)v;
+    default:
+        return v;
+    }
+}
+
+void tc_assert_near(const floe_tensor *t, const double *want, int64_t n, double rtol, double atol,
+                    bool nan_equal, const char *what) {
+    assert_int_equal(floe_tensor_num_elements(t), n);
+    for (int64_t i = 0; i < n; i++) {
+        double a = tc_get_f(t, i), b = want[i];
+        if (nan_equal && isnan(b) && isnan(a))
+            continue;
+        if (!(fabs(a - b) <= atol + rtol * fabs(b)))
+            fail_msg("%s: element %lld: got %.17g, expected %.17g", what, (long long)i, a, b);
+    }
+}
+
+void tc_assert_elem_eq(const floe_tensor *a, int64_t ia, const floe_tensor *b, int64_t ib,
+                       bool may_share) {
+    floe_dtype dt = floe_tensor_dtype(a);
+    assert_int_equal(dt, floe_tensor_dtype(b));
+    if (dt == FLOE_DTYPE_STRING) {
+        const char *sa, *sb;
+        size_t na, nb;
+        assert_int_equal(floe_tensor_get_string(a, ia, &sa, &na), FLOE_OK);
+        assert_int_equal(floe_tensor_get_string(b, ib, &sb, &nb), FLOE_OK);
+        if (na != nb || memcmp(sa, sb, na) != 0)
+            fail_msg("string element %lld is \"%.*s\", expected \"%.*s\" (element %lld)",
+                     (long long)ia, (int)na, sa, (int)nb, sb, (long long)ib);
+        if (!(may_share && floe_tensor_data(a) == floe_tensor_data(b)) && na > 0 && sa == sb)
+            fail_msg("string element %lld shares its bytes with the input", (long long)ia);
+        return;
+    }
+    size_t es = floe_dtype_size(dt);
+    const unsigned char *pa = floe_tensor_data(a), *pb = floe_tensor_data(b);
+    if (memcmp(pa + ia * es, pb + ib * es, es) != 0)
+        fail_msg("element %lld differs from expected element %lld", (long long)ia, (long long)ib);
+}
+
+floe_attrs *tc_attrs_new(void) {
+    floe_attrs *a = NULL;
+    assert_int_equal(floe_attrs_new(&a), FLOE_OK);
+    return a;
 }

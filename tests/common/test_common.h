@@ -8,6 +8,7 @@
 #define FLOE_TEST_COMMON_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
@@ -58,6 +59,46 @@ void tc_unravel(int64_t idx, const int64_t *dims, int nd, int64_t *coord);
 /* Runs @op eagerly expecting FLOE_INVALID_ARGUMENT and a message containing @needle. */
 void tc_expect_invalid(floe_context *ctx, const char *op, floe_tensor *const *in, int nin,
                        const floe_attrs *attrs, int nout, const char *needle);
+
+/* ---- Random data and element access ---- */
+
+/* One xorshift64 step of the state @s (non-zero), returning the new state. */
+uint64_t tc_rng_next(uint64_t *s);
+/* A double uniform in [0, 1) from the top 53 bits of tc_rng_next(@s). */
+double tc_uniform01(uint64_t *s);
+/* A tensor of random values from the xorshift stream starting at @state: F32/F64 uniform in
+ * [lo, hi), integer and BOOL dtypes floor-uniform in [lo, hi] (stored as by tc_set_i). */
+floe_tensor *tc_rand_tensor_stream(floe_dtype dt, const int64_t *shape, int nd, double lo,
+                                   double hi, uint64_t state);
+/* tc_rand_tensor_stream from the state @seed * 0x9E3779B97F4A7C15 + 7. */
+floe_tensor *tc_rand_tensor(floe_dtype dt, const int64_t *shape, int nd, double lo, double hi,
+                            uint64_t seed);
+
+/* Element @i of a numeric (float, integer or BOOL) tensor as double. */
+double tc_get_f(const floe_tensor *t, int64_t i);
+/* Element @i of an integer or BOOL tensor as int64. */
+int64_t tc_get_i(const floe_tensor *t, int64_t i);
+/* Stores int64 @v into element @i of an integer or BOOL tensor, keeping the low bits (the
+ * dtype's wrap-around); BOOL stores v != 0. */
+void tc_set_i(floe_tensor *t, int64_t i, int64_t v);
+/* @v wrapped to the range of integer dtype @dt (I8, I16, I32, U8; others unchanged). */
+int64_t tc_wrap_to(floe_dtype dt, int64_t v);
+
+/* Asserts that @t has @n elements, each within atol + rtol * |want[i]| of @want (read with
+ * tc_get_f); with @nan_equal a NaN matches a NaN.  @what names the check in the failure. */
+void tc_assert_near(const floe_tensor *t, const double *want, int64_t n, double rtol, double atol,
+                    bool nan_equal, const char *what);
+/* Asserts element @ia of @a equals element @ib of @b, byte for byte (same dtype).  STRING
+ * elements must also be separate copies, unless @may_share and @a and @b are the same
+ * buffer (views share their strings by design). */
+void tc_assert_elem_eq(const floe_tensor *a, int64_t ia, const floe_tensor *b, int64_t ib,
+                       bool may_share);
+
+/* A new empty attrs set. */
+floe_attrs *tc_attrs_new(void);
+/* A named (nullable) Placeholder of @dt and @nd extents (-1 unknown; @nd -1 unknown rank). */
+floe_node *tc_placeholder(floe_graph *g, const char *name, floe_dtype dt, const int64_t *dims,
+                          int nd);
 
 /* ---- Graph building: each helper asserts success unless it returns a status ---- */
 

@@ -59,29 +59,6 @@ static floe_tensor *rand_tensor(floe_dtype dt, const int64_t *shape, int nd) {
     return t;
 }
 
-/* Asserts element @ia of @a equals element @ib of @b; STRING elements must also be
- * separate copies when @a and @b are different buffers (views share them by design). */
-static void assert_elem_eq(const floe_tensor *a, int64_t ia, const floe_tensor *b, int64_t ib) {
-    floe_dtype dt = floe_tensor_dtype(a);
-    assert_int_equal(dt, floe_tensor_dtype(b));
-    if (dt == FLOE_DTYPE_STRING) {
-        const char *sa, *sb;
-        size_t na, nb;
-        assert_int_equal(floe_tensor_get_string(a, ia, &sa, &na), FLOE_OK);
-        assert_int_equal(floe_tensor_get_string(b, ib, &sb, &nb), FLOE_OK);
-        if (na != nb || memcmp(sa, sb, na) != 0)
-            fail_msg("string element %lld is \"%.*s\", expected \"%.*s\" (element %lld)",
-                     (long long)ia, (int)na, sa, (int)nb, sb, (long long)ib);
-        if (floe_tensor_data(a) != floe_tensor_data(b) && na > 0 && sa == sb)
-            fail_msg("string element %lld shares its bytes with the input", (long long)ia);
-        return;
-    }
-    size_t es = floe_dtype_size(dt);
-    const unsigned char *pa = floe_tensor_data(a), *pb = floe_tensor_data(b);
-    if (memcmp(pa + ia * es, pb + ib * es, es) != 0)
-        fail_msg("element %lld differs from reference element %lld", (long long)ia, (long long)ib);
-}
-
 static void assert_elem_zero(const floe_tensor *a, int64_t ia) {
     if (floe_tensor_dtype(a) == FLOE_DTYPE_STRING) {
         const char *s;
@@ -104,12 +81,6 @@ static floe_tensor *vec_i64(const int64_t *v, int64_t n) {
     return tc_i64(&n, 1, v);
 }
 
-static floe_attrs *attrs_new(void) {
-    floe_attrs *a = NULL;
-    assert_int_equal(floe_attrs_new(&a), FLOE_OK);
-    return a;
-}
-
 static const floe_dtype data_types[] = {FLOE_DTYPE_F32,   FLOE_DTYPE_U8,        FLOE_DTYPE_I16,
                                         FLOE_DTYPE_F64,   FLOE_DTYPE_COMPLEX64, FLOE_DTYPE_BOOL,
                                         FLOE_DTYPE_STRING};
@@ -128,7 +99,7 @@ static void reshape_random_keeps_element_order(void **state) {
         floe_tensor *out = tc_run1(ctx, "Reshape", in, 2, NULL);
         tc_assert_shape(out, data_types[t], (int64_t[]){5, 12}, 2);
         for (int64_t i = 0; i < 60; i++)
-            assert_elem_eq(out, i, in[0], i);
+            tc_assert_elem_eq(out, i, in[0], i, true);
         floe_tensor_unref(out);
         tc_unref_all(in, 2);
     }
@@ -222,7 +193,7 @@ static void check_transpose(floe_context *ctx, floe_dtype dt, const int64_t *dim
         tc_unravel(o, od, nd, co);
         for (int i = 0; i < nd; i++)
             ci[perm[i]] = co[i];
-        assert_elem_eq(out, o, in[0], ravel(ci, dims, nd));
+        tc_assert_elem_eq(out, o, in[0], ravel(ci, dims, nd), true);
     }
     floe_tensor_unref(out);
     tc_unref_all(in, 2);
@@ -311,7 +282,7 @@ static void concat_random_matches_reference(void **state) {
         }
         int32_t ax = trial & 1 ? axis - nd : axis; /* negative axes too */
         in[n] = tc_scalar_i32(ax);
-        floe_attrs *a = attrs_new();
+        floe_attrs *a = tc_attrs_new();
         assert_int_equal(floe_attrs_set_int(a, "N", n), FLOE_OK);
         floe_tensor *out = tc_run1(ctx, "ConcatV2", in, n + 1, a);
         tc_assert_shape(out, dt, od, nd);
@@ -322,7 +293,7 @@ static void concat_random_matches_reference(void **state) {
                 co[axis] -= dims[i][axis];
                 i++;
             }
-            assert_elem_eq(out, o, in[i], ravel(co, dims[i], nd));
+            tc_assert_elem_eq(out, o, in[i], ravel(co, dims[i], nd), true);
         }
         floe_tensor_unref(out);
         floe_attrs_free(a);
@@ -332,7 +303,7 @@ static void concat_random_matches_reference(void **state) {
 
 static void concat_rejects_bad_inputs(void **state) {
     floe_context *ctx = *state;
-    floe_attrs *a = attrs_new();
+    floe_attrs *a = tc_attrs_new();
     floe_tensor *in[3];
 
     assert_int_equal(floe_attrs_set_int(a, "N", 2), FLOE_OK);
@@ -377,7 +348,7 @@ static void pack_unpack_random_match_reference(void **state) {
             od[d] = d == axis ? n : dims[k++];
         for (int i = 0; i < n; i++)
             in[i] = rand_tensor(dt, dims, nd);
-        floe_attrs *a = attrs_new();
+        floe_attrs *a = tc_attrs_new();
         assert_int_equal(floe_attrs_set_int(a, "N", n), FLOE_OK);
         assert_int_equal(floe_attrs_set_int(a, "axis", trial & 1 ? axis - nd - 1 : axis), FLOE_OK);
         floe_tensor *packed = tc_run1(ctx, "Pack", in, n, a);
@@ -387,10 +358,10 @@ static void pack_unpack_random_match_reference(void **state) {
             for (int d = 0, k = 0; d <= nd; d++)
                 if (d != axis)
                     ci[k++] = co[d];
-            assert_elem_eq(packed, o, in[co[axis]], ravel(ci, dims, nd));
+            tc_assert_elem_eq(packed, o, in[co[axis]], ravel(ci, dims, nd), true);
         }
         /* Unpack gives the inputs back */
-        floe_attrs *u = attrs_new();
+        floe_attrs *u = tc_attrs_new();
         assert_int_equal(floe_attrs_set_int(u, "num", n), FLOE_OK);
         assert_int_equal(floe_attrs_set_int(u, "axis", axis), FLOE_OK);
         floe_status st = floe_eager_run(ctx, "Unpack", NULL, &packed, 1, u, outs, n);
@@ -399,7 +370,7 @@ static void pack_unpack_random_match_reference(void **state) {
         for (int i = 0; i < n; i++) {
             tc_assert_shape(outs[i], dt, dims, nd);
             for (int64_t k = 0; k < tc_count(dims, nd); k++)
-                assert_elem_eq(outs[i], k, in[i], k);
+                tc_assert_elem_eq(outs[i], k, in[i], k, true);
         }
         tc_unref_all(outs, n);
         floe_tensor_unref(packed);
@@ -411,7 +382,7 @@ static void pack_unpack_random_match_reference(void **state) {
 
 static void pack_unpack_reject_bad_inputs(void **state) {
     floe_context *ctx = *state;
-    floe_attrs *a = attrs_new();
+    floe_attrs *a = tc_attrs_new();
     floe_tensor *in[2];
 
     assert_int_equal(floe_attrs_set_int(a, "N", 2), FLOE_OK);
@@ -424,7 +395,7 @@ static void pack_unpack_reject_bad_inputs(void **state) {
     tc_expect_invalid(ctx, "Pack", in, 2, a, 1, "axis = 3 not in [-3, 3)");
     floe_attrs_free(a);
 
-    a = attrs_new();
+    a = tc_attrs_new();
     assert_int_equal(floe_attrs_set_int(a, "num", 3), FLOE_OK);
     tc_expect_invalid(ctx, "Unpack", in, 1, a, 3, "Input shape axis 0 must equal 3");
     assert_int_equal(floe_attrs_set_int(a, "axis", -3), FLOE_OK);
@@ -433,7 +404,7 @@ static void pack_unpack_reject_bad_inputs(void **state) {
     tc_unref_all(in, 2);
 
     /* a scalar has no axis to unpack */
-    a = attrs_new();
+    a = tc_attrs_new();
     assert_int_equal(floe_attrs_set_int(a, "num", 1), FLOE_OK);
     in[0] = tc_scalar_f32(1);
     tc_expect_invalid(ctx, "Unpack", in, 1, a, 1, "not in [0, 0)");
@@ -464,7 +435,7 @@ static void fill_sets_every_element(void **state) {
     out = tc_run1(ctx, "Fill", in, 2, NULL);
     tc_assert_shape(out, FLOE_DTYPE_STRING, (int64_t[]){5}, 1);
     for (int i = 0; i < 5; i++)
-        assert_elem_eq(out, i, in[1], 0);
+        tc_assert_elem_eq(out, i, in[1], 0, true);
     floe_tensor_unref(out);
     floe_tensor_unref(in[0]);
     in[0] = vec_i32((int32_t[]){3, 0}, 2);
@@ -475,7 +446,7 @@ static void fill_sets_every_element(void **state) {
     in[0] = vec_i32(NULL, 0);
     out = tc_run1(ctx, "Fill", in, 2, NULL);
     tc_assert_shape(out, FLOE_DTYPE_STRING, NULL, 0);
-    assert_elem_eq(out, 0, in[1], 0);
+    tc_assert_elem_eq(out, 0, in[1], 0, true);
     floe_tensor_unref(out);
     tc_unref_all(in, 2);
 }
@@ -644,7 +615,7 @@ static void shape_rank_size_report_the_input(void **state) {
     floe_context *ctx = *state;
     int64_t dims[3] = {4, 0, 7};
     floe_tensor *x = tc_f32(dims, 3, NULL), *out;
-    floe_attrs *a = attrs_new();
+    floe_attrs *a = tc_attrs_new();
 
     out = tc_run1(ctx, "Shape", &x, 1, NULL);
     tc_assert_shape(out, FLOE_DTYPE_I32, (int64_t[]){3}, 1);
@@ -705,7 +676,7 @@ static void expand_dims_and_squeeze(void **state) {
         out = tc_run1(ctx, "ExpandDims", in, 2, NULL);
         tc_assert_shape(out, FLOE_DTYPE_STRING, od, 4);
         for (int i = 0; i < 6; i++)
-            assert_elem_eq(out, i, x, i);
+            tc_assert_elem_eq(out, i, x, i, true);
         floe_tensor_unref(out);
         floe_tensor_unref(in[1]);
     }
@@ -728,9 +699,9 @@ static void expand_dims_and_squeeze(void **state) {
     out = tc_run1(ctx, "Squeeze", &x, 1, NULL);
     tc_assert_shape(out, FLOE_DTYPE_STRING, (int64_t[]){2, 3}, 2);
     for (int i = 0; i < 6; i++)
-        assert_elem_eq(out, i, x, i);
+        tc_assert_elem_eq(out, i, x, i, true);
     floe_tensor_unref(out);
-    floe_attrs *a = attrs_new();
+    floe_attrs *a = tc_attrs_new();
     assert_int_equal(floe_attrs_set_int_list(a, "squeeze_dims", (int64_t[]){-2}, 1), FLOE_OK);
     out = tc_run1(ctx, "Squeeze", &x, 1, a);
     tc_assert_shape(out, FLOE_DTYPE_STRING, (int64_t[]){2, 3}, 2);
@@ -777,7 +748,7 @@ static void tile_random_matches_reference(void **state) {
             tc_unravel(o, od, nd, co);
             for (int d = 0; d < nd; d++)
                 co[d] %= dims[d];
-            assert_elem_eq(out, o, in[0], ravel(co, dims, nd));
+            tc_assert_elem_eq(out, o, in[0], ravel(co, dims, nd), true);
         }
         floe_tensor_unref(out);
         tc_unref_all(in, 2);
@@ -788,7 +759,7 @@ static void tile_random_matches_reference(void **state) {
     floe_tensor *out = tc_run1(ctx, "Tile", in, 2, NULL);
     tc_assert_shape(out, FLOE_DTYPE_F64, (int64_t[]){6, 1000}, 2);
     for (int64_t o = 0; o < 6000; o++)
-        assert_elem_eq(out, o, in[0], (o / 1000) % 3);
+        tc_assert_elem_eq(out, o, in[0], (o / 1000) % 3, true);
     floe_tensor_unref(out);
     tc_unref_all(in, 2);
 }
@@ -838,9 +809,9 @@ static void check_pad(floe_context *ctx, floe_dtype dt, const int64_t *dims, int
             inside = inside && co[d] >= 0 && co[d] < dims[d];
         }
         if (inside)
-            assert_elem_eq(out, o, in[0], ravel(co, dims, nd));
+            tc_assert_elem_eq(out, o, in[0], ravel(co, dims, nd), true);
         else if (v2)
-            assert_elem_eq(out, o, in[2], 0);
+            tc_assert_elem_eq(out, o, in[2], 0, true);
         else
             assert_elem_zero(out, o);
     }
@@ -938,7 +909,7 @@ static void shape_fns_reshape_transpose_concat(void **state) {
                           (floe_node *[]){xr, tc_g_const(g, vec_i32((int32_t[]){1, 2}, 2))}, 2, 0,
                           NULL, "perm[1] = 2 is out of range");
 
-    floe_attrs *a = attrs_new();
+    floe_attrs *a = tc_attrs_new();
     assert_int_equal(floe_attrs_set_int(a, "N", 2), FLOE_OK);
     floe_node *x23 = tc_g_ph(g, FLOE_DTYPE_F32, (int64_t[]){2, 3}, 2);
     floe_node *x2u = tc_g_ph(g, FLOE_DTYPE_F32, (int64_t[]){2, U}, 2);
@@ -959,7 +930,7 @@ static void shape_fns_reshape_transpose_concat(void **state) {
 
 static void shape_fns_pack_fill_range_tile_pad(void **state) {
     floe_graph *g = NULL;
-    floe_attrs *a = attrs_new();
+    floe_attrs *a = tc_attrs_new();
     assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
 
     floe_node *p1 = tc_g_ph(g, FLOE_DTYPE_F32, (int64_t[]){2, U}, 2);
@@ -969,7 +940,7 @@ static void shape_fns_pack_fill_range_tile_pad(void **state) {
     tc_expect_shape(g, "Pack", (floe_node *[]){p1, p2}, 2, 2, a, 0, (int64_t[]){2, 2, 3}, 3);
     floe_attrs_free(a);
 
-    a = attrs_new();
+    a = tc_attrs_new();
     assert_int_equal(floe_attrs_set_int(a, "num", 2), FLOE_OK);
     assert_int_equal(floe_attrs_set_int(a, "axis", -1), FLOE_OK);
     floe_node *u = tc_g_ph(g, FLOE_DTYPE_F32, (int64_t[]){4, U, 2}, 3);
@@ -1023,7 +994,7 @@ static void shape_fns_pack_fill_range_tile_pad(void **state) {
     tc_expect_shape(g, "Shape", &xs, 1, 0, NULL, 0, (int64_t[]){4}, 1);
     tc_expect_shape(g, "Size", &xs, 1, 0, NULL, 0, NULL, 0);
     tc_expect_shape(g, "Squeeze", &xs, 1, 0, NULL, 0, NULL, -1); /* ? may be 1 */
-    a = attrs_new();
+    a = tc_attrs_new();
     assert_int_equal(floe_attrs_set_int_list(a, "squeeze_dims", (int64_t[]){0, -1}, 2), FLOE_OK);
     tc_expect_shape(g, "Squeeze", &xs, 1, 0, a, 0, (int64_t[]){U, 3}, 2);
     assert_int_equal(floe_attrs_set_int_list(a, "squeeze_dims", (int64_t[]){2}, 1), FLOE_OK);
@@ -1083,7 +1054,7 @@ static void check_clean(const char *op, floe_status st) {
  * touch memory outside its tensors (the ASan build checks). */
 static void random_arguments_succeed_or_fail_cleanly(void **state) {
     floe_context *ctx = *state;
-    floe_attrs *a2 = attrs_new();
+    floe_attrs *a2 = tc_attrs_new();
     assert_int_equal(floe_attrs_set_int(a2, "N", 2), FLOE_OK);
     for (int trial = 0; trial < 1500; trial++) {
         int nd = (int)rnd_range(0, 4), n = (int)rnd_range(0, 5);
@@ -1149,7 +1120,7 @@ static void oom_loop(floe_context *ctx, const char *op, floe_tensor *const *in, 
 static void string_ops_survive_allocation_failures(void **state) {
     floe_context *ctx = *state;
     floe_tensor *in[4];
-    floe_attrs *a = attrs_new();
+    floe_attrs *a = tc_attrs_new();
 
     in[0] = rand_tensor(FLOE_DTYPE_STRING, (int64_t[]){2, 3}, 2);
     in[1] = rand_tensor(FLOE_DTYPE_STRING, (int64_t[]){2, 3}, 2);
@@ -1165,7 +1136,7 @@ static void string_ops_survive_allocation_failures(void **state) {
     floe_tensor_unref(in[3]);
     in[3] = vec_i32((int32_t[]){2, 2}, 2);
     oom_loop(ctx, "Tile", (floe_tensor *[]){in[0], in[3]}, 2, NULL, 1);
-    a = attrs_new();
+    a = tc_attrs_new();
     assert_int_equal(floe_attrs_set_int(a, "num", 2), FLOE_OK);
     oom_loop(ctx, "Unpack", in, 1, a, 2);
     floe_attrs_free(a);

@@ -39,13 +39,6 @@ static floe_tensor *cast(floe_context *ctx, floe_tensor *x, floe_dtype dst) {
     return cast_attrs_run(ctx, x, dst, -1);
 }
 
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* Reference decoders. */
 static double ref_f16_value(uint16_t h) {
     int e = (h >> 10) & 31, m = h & 1023;
@@ -143,7 +136,7 @@ static void narrowing_to_f16_bf16_rounds_to_nearest_even(void **state) {
     uint64_t s = 12345;
     for (int64_t i = 0; i < n; i++) {
         /* random bits over the exponent range of both formats, plus exact ties */
-        uint64_t r = rng_next(&s);
+        uint64_t r = tc_rng_next(&s);
         double m = 1.0 + (double)(r >> 12) * 0x1p-52;
         int e = (int)(r % 300) - 150;
         double v = ldexp(m, e) * ((r >> 11) & 1 ? -1 : 1);
@@ -220,7 +213,7 @@ static void truncate_rounds_toward_zero(void **state) {
     uint32_t *bits = floe_tensor_data(x);
     uint64_t s = 99;
     for (int64_t i = 0; i < n; i++) {
-        bits[i] = (uint32_t)rng_next(&s);
+        bits[i] = (uint32_t)tc_rng_next(&s);
         if (((bits[i] >> 23) & 0xff) == 0xff)   /* no inf or NaN here */
             bits[i] &= ~(1u << 30);
     }
@@ -234,7 +227,7 @@ static void truncate_rounds_toward_zero(void **state) {
     floe_tensor *d = tc_tensor(FLOE_DTYPE_F64, &n, 1, NULL);
     double *dp = floe_tensor_data(d);
     for (int64_t i = 0; i < n; i++)
-        dp[i] = ldexp(1.0 + (double)(rng_next(&s) >> 12) * 0x1p-52, (int)(i % 200) - 100) *
+        dp[i] = ldexp(1.0 + (double)(tc_rng_next(&s) >> 12) * 0x1p-52, (int)(i % 200) - 100) *
                 (i % 2 ? -1 : 1);
     dp[0] = 1e300;              /* overflow truncates to the largest finite */
     y = cast_attrs_run(*state, d, FLOE_DTYPE_F32, 1);

@@ -22,95 +22,6 @@
 
 /* ---- Helpers ------------------------------------------------------------------------ */
 
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static int64_t count_of(const int64_t *shape, int nd) {
-    int64_t n = 1;
-    for (int i = 0; i < nd; i++)
-        n *= shape[i];
-    return n;
-}
-
-/* Element @i of a numeric tensor as double. */
-static double get_f(const floe_tensor *t, int64_t i) {
-    const void *p = floe_tensor_data(t);
-    switch (floe_tensor_dtype(t)) {
-    case FLOE_DTYPE_F32: return ((const float *)p)[i];
-    case FLOE_DTYPE_F64: return ((const double *)p)[i];
-    case FLOE_DTYPE_I8: return ((const int8_t *)p)[i];
-    case FLOE_DTYPE_I16: return ((const int16_t *)p)[i];
-    case FLOE_DTYPE_I32: return ((const int32_t *)p)[i];
-    case FLOE_DTYPE_I64: return (double)((const int64_t *)p)[i];
-    case FLOE_DTYPE_U8: return ((const uint8_t *)p)[i];
-    case FLOE_DTYPE_BOOL: return ((const uint8_t *)p)[i];
-    default: fail_msg("get_f: dtype %s", floe_dtype_name(floe_tensor_dtype(t)));
-    }
-    return 0;
-}
-
-/* Element @i of an integer or bool tensor as int64. */
-static int64_t get_i(const floe_tensor *t, int64_t i) {
-    const void *p = floe_tensor_data(t);
-    switch (floe_tensor_dtype(t)) {
-    case FLOE_DTYPE_I8: return ((const int8_t *)p)[i];
-    case FLOE_DTYPE_I16: return ((const int16_t *)p)[i];
-    case FLOE_DTYPE_I32: return ((const int32_t *)p)[i];
-    case FLOE_DTYPE_I64: return ((const int64_t *)p)[i];
-    case FLOE_DTYPE_U8: return ((const uint8_t *)p)[i];
-    case FLOE_DTYPE_BOOL: return ((const uint8_t *)p)[i];
-    default: fail_msg("get_i: dtype %s", floe_dtype_name(floe_tensor_dtype(t)));
-    }
-    return 0;
-}
-
-/* Stores int64 @v into element @i, keeping the low bits (the dtype's wrap-around). */
-static void set_i(floe_tensor *t, int64_t i, int64_t v) {
-    void *p = floe_tensor_data(t);
-    switch (floe_tensor_dtype(t)) {
-    case FLOE_DTYPE_I8: ((int8_t *)p)[i] = (int8_t)v; break;
-    case FLOE_DTYPE_I16: ((int16_t *)p)[i] = (int16_t)v; break;
-    case FLOE_DTYPE_I32: ((int32_t *)p)[i] = (int32_t)v; break;
-    case FLOE_DTYPE_I64: ((int64_t *)p)[i] = v; break;
-    case FLOE_DTYPE_U8: ((uint8_t *)p)[i] = (uint8_t)v; break;
-    case FLOE_DTYPE_BOOL: ((uint8_t *)p)[i] = (uint8_t)(v != 0); break;
-    default: fail_msg("set_i: dtype %s", floe_dtype_name(floe_tensor_dtype(t)));
-    }
-}
-
-/* @v wrapped to the range of integer dtype @dt. */
-static int64_t wrap_to(floe_dtype dt, int64_t v) {
-    switch (dt) {
-    case FLOE_DTYPE_I8: return (int8_t)v;
-    case FLOE_DTYPE_I16: return (int16_t)v;
-    case FLOE_DTYPE_I32: return (int32_t)v;
-    case FLOE_DTYPE_U8: return (uint8_t)v;
-    default: return v;
-    }
-}
-
-/* A tensor of random values: floats uniform in [lo, hi), integers in [lo, hi]. */
-static floe_tensor *rand_tensor(floe_dtype dt, const int64_t *shape, int nd, double lo,
-                                double hi, uint64_t seed) {
-    floe_tensor *t = tc_tensor(dt, shape, nd, NULL);
-    int64_t n = floe_tensor_num_elements(t);
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
-    for (int64_t i = 0; i < n; i++) {
-        double u = (double)(rng_next(&s) >> 11) * (1.0 / 9007199254740992.0);
-        if (dt == FLOE_DTYPE_F32)
-            ((float *)floe_tensor_data(t))[i] = (float)(lo + (hi - lo) * u);
-        else if (dt == FLOE_DTYPE_F64)
-            ((double *)floe_tensor_data(t))[i] = lo + (hi - lo) * u;
-        else
-            set_i(t, i, (int64_t)floor(lo + (hi - lo + 1) * u));
-    }
-    return t;
-}
-
 /* Flat index into an input of shape @in (rank @nd_in) for output flat index @o of
  * shape @out (rank @nd_out), by numpy's rule: right-aligned, extent 1 repeats. */
 static int64_t bcast_index(int64_t o, const int64_t *out, int nd_out, const int64_t *in,
@@ -216,16 +127,16 @@ static void check_float_binary(floe_context *ctx, floe_dtype dt, int k, const sh
                                uint64_t seed) {
     int64_t out_shape[5];
     int nd = bcast_shape(sp->a, sp->na, sp->b, sp->nb, out_shape);
-    floe_tensor *a = rand_tensor(dt, sp->a, sp->na, float_ops[k].lo_a, float_ops[k].hi_a, seed);
-    floe_tensor *b = rand_tensor(dt, sp->b, sp->nb, float_ops[k].lo_b, float_ops[k].hi_b,
+    floe_tensor *a = tc_rand_tensor(dt, sp->a, sp->na, float_ops[k].lo_a, float_ops[k].hi_a, seed);
+    floe_tensor *b = tc_rand_tensor(dt, sp->b, sp->nb, float_ops[k].lo_b, float_ops[k].hi_b,
                                  seed + 1);
     floe_tensor *z = run2(ctx, float_ops[k].name, a, b);
     tc_assert_shape(z, dt, out_shape, nd);
-    int64_t n = count_of(out_shape, nd);
+    int64_t n = tc_count(out_shape, nd);
     double *expect = malloc(sizeof(double) * (size_t)(n + 1));
     for (int64_t o = 0; o < n; o++) {
-        double x = get_f(a, bcast_index(o, out_shape, nd, sp->a, sp->na));
-        double y = get_f(b, bcast_index(o, out_shape, nd, sp->b, sp->nb));
+        double x = tc_get_f(a, bcast_index(o, out_shape, nd, sp->a, sp->na));
+        double y = tc_get_f(b, bcast_index(o, out_shape, nd, sp->b, sp->nb));
         expect[o] = ref_float(float_ops[k].op, x, y);
     }
     if (dt == FLOE_DTYPE_F32) {
@@ -275,14 +186,14 @@ static const struct {
 static int64_t ref_int(floe_dtype dt, iop op, int64_t x, int64_t y) {
     uint64_t ux = (uint64_t)x, uy = (uint64_t)y;
     switch (op) {
-    case I_ADD: return wrap_to(dt, (int64_t)(ux + uy));
-    case I_SUB: return wrap_to(dt, (int64_t)(ux - uy));
-    case I_MUL: return wrap_to(dt, (int64_t)(ux * uy));
+    case I_ADD: return tc_wrap_to(dt, (int64_t)(ux + uy));
+    case I_SUB: return tc_wrap_to(dt, (int64_t)(ux - uy));
+    case I_MUL: return tc_wrap_to(dt, (int64_t)(ux * uy));
     case I_MAX: return x > y ? x : y;
     case I_MIN: return x < y ? x : y;
     case I_FLOORDIV: {
         if (y == -1)
-            return wrap_to(dt, (int64_t)(0 - ux));
+            return tc_wrap_to(dt, (int64_t)(0 - ux));
         int64_t q = x / y;
         if (q * y != x && ((x < 0) != (y < 0)))
             q--;
@@ -300,7 +211,7 @@ static int64_t ref_int(floe_dtype dt, iop op, int64_t x, int64_t y) {
         uint64_t r = 1;
         for (int64_t i = 0; i < y; i++)
             r *= ux;
-        return wrap_to(dt, (int64_t)r);
+        return tc_wrap_to(dt, (int64_t)r);
     }
     }
     return 0;
@@ -316,22 +227,22 @@ static void check_int_binary(floe_context *ctx, floe_dtype dt, int k, const shap
         blo = 1, bhi = 9;    /* signs of the divisor are mixed below */
     if (int_ops[k].op == I_POW)
         lo = -5, hi = 5, blo = 0, bhi = 7;
-    floe_tensor *a = rand_tensor(dt, sp->a, sp->na, lo, hi, seed);
-    floe_tensor *b = rand_tensor(dt, sp->b, sp->nb, blo, bhi, seed + 1);
+    floe_tensor *a = tc_rand_tensor(dt, sp->a, sp->na, lo, hi, seed);
+    floe_tensor *b = tc_rand_tensor(dt, sp->b, sp->nb, blo, bhi, seed + 1);
     if (int_ops[k].op == I_FLOORDIV || int_ops[k].op == I_FLOORMOD)
         for (int64_t i = 0; i < floe_tensor_num_elements(b); i += 2)
-            set_i(b, i, -get_i(b, i));
+            tc_set_i(b, i, -tc_get_i(b, i));
     floe_tensor *z = run2(ctx, int_ops[k].name, a, b);
     tc_assert_shape(z, dt, out_shape, nd);
-    int64_t n = count_of(out_shape, nd);
+    int64_t n = tc_count(out_shape, nd);
     for (int64_t o = 0; o < n; o++) {
-        int64_t x = get_i(a, bcast_index(o, out_shape, nd, sp->a, sp->na));
-        int64_t y = get_i(b, bcast_index(o, out_shape, nd, sp->b, sp->nb));
+        int64_t x = tc_get_i(a, bcast_index(o, out_shape, nd, sp->a, sp->na));
+        int64_t y = tc_get_i(b, bcast_index(o, out_shape, nd, sp->b, sp->nb));
         int64_t e = ref_int(dt, int_ops[k].op, x, y);
-        if (get_i(z, o) != e)
+        if (tc_get_i(z, o) != e)
             fail_msg("%s %s element %lld: %lld op %lld = %lld, expected %lld", int_ops[k].name,
                      floe_dtype_name(dt), (long long)o, (long long)x, (long long)y,
-                     (long long)get_i(z, o), (long long)e);
+                     (long long)tc_get_i(z, o), (long long)e);
     }
     floe_tensor_unref(a);
     floe_tensor_unref(b);
@@ -426,8 +337,8 @@ static void comparisons_match_reference(void **state) {
                 int64_t out_shape[5];
                 int nd = bcast_shape(sp->a, sp->na, sp->b, sp->nb, out_shape);
                 /* a small range so that equal values occur */
-                floe_tensor *a = rand_tensor(dts[t], sp->a, sp->na, 0, 3, (uint64_t)(p + k));
-                floe_tensor *b = rand_tensor(dts[t], sp->b, sp->nb, 0, 3, (uint64_t)(p + 50));
+                floe_tensor *a = tc_rand_tensor(dts[t], sp->a, sp->na, 0, 3, (uint64_t)(p + k));
+                floe_tensor *b = tc_rand_tensor(dts[t], sp->b, sp->nb, 0, 3, (uint64_t)(p + 50));
                 if (dts[t] == FLOE_DTYPE_F32) {     /* integral values: ties happen */
                     for (int64_t i = 0; i < floe_tensor_num_elements(a); i++)
                         ((float *)floe_tensor_data(a))[i] = floorf(((float *)floe_tensor_data(a))[i]);
@@ -436,16 +347,16 @@ static void comparisons_match_reference(void **state) {
                 }
                 floe_tensor *z = run2(*state, names[k], a, b);
                 tc_assert_shape(z, FLOE_DTYPE_BOOL, out_shape, nd);
-                int64_t n = count_of(out_shape, nd);
+                int64_t n = tc_count(out_shape, nd);
                 for (int64_t o = 0; o < n; o++) {
-                    double x = get_f(a, bcast_index(o, out_shape, nd, sp->a, sp->na));
-                    double y = get_f(b, bcast_index(o, out_shape, nd, sp->b, sp->nb));
+                    double x = tc_get_f(a, bcast_index(o, out_shape, nd, sp->a, sp->na));
+                    double y = tc_get_f(b, bcast_index(o, out_shape, nd, sp->b, sp->nb));
                     int e = k == 0 ? x == y : k == 1 ? x != y : k == 2 ? x < y
                           : k == 3 ? x <= y : k == 4 ? x > y : x >= y;
-                    if (get_i(z, o) != e)
+                    if (tc_get_i(z, o) != e)
                         fail_msg("%s %s element %lld: %g vs %g gave %lld", names[k],
                                  floe_dtype_name(dts[t]), (long long)o, x, y,
-                                 (long long)get_i(z, o));
+                                 (long long)tc_get_i(z, o));
                 }
                 floe_tensor_unref(a);
                 floe_tensor_unref(b);
@@ -461,7 +372,7 @@ static void comparisons_with_nan_are_false_except_not_equal(void **state) {
     for (int k = 0; k < 6; k++) {
         floe_tensor *z = run2(*state, names[k], a, b);
         for (int i = 0; i < 2; i++)
-            assert_int_equal(get_i(z, i), k == 1);
+            assert_int_equal(tc_get_i(z, i), k == 1);
         floe_tensor_unref(z);
     }
     floe_tensor_unref(a);
@@ -485,11 +396,11 @@ static void equal_on_bools_and_incompatible_shapes(void **state) {
     floe_tensor *in[2] = {a, c};
     z = tc_run1(*state, "Equal", in, 2, attrs);
     tc_assert_shape(z, FLOE_DTYPE_BOOL, NULL, 0);
-    assert_int_equal(get_i(z, 0), 0);
+    assert_int_equal(tc_get_i(z, 0), 0);
     floe_tensor_unref(z);
     z = tc_run1(*state, "NotEqual", in, 2, attrs);
     tc_assert_shape(z, FLOE_DTYPE_BOOL, NULL, 0);
-    assert_int_equal(get_i(z, 0), 1);
+    assert_int_equal(tc_get_i(z, 0), 1);
     floe_tensor_unref(z);
     /* the default is strict */
     assert_int_equal(tc_run_status(*state, "Equal", in, 2, NULL, 1), FLOE_INVALID_ARGUMENT);
@@ -556,16 +467,16 @@ static void unary_float_matches_reference(void **state) {
             double lo = k < nf ? float_unary[k].lo : extra[k - nf].lo;
             double hi = k < nf ? float_unary[k].hi : extra[k - nf].hi;
             for (int s = 0; s < 3; s++) {
-                floe_tensor *x = rand_tensor(dt, shapes[s], 2, lo, hi, (uint64_t)(k * 7 + s));
+                floe_tensor *x = tc_rand_tensor(dt, shapes[s], 2, lo, hi, (uint64_t)(k * 7 + s));
                 floe_tensor *y = run1(*state, name, x);
                 int64_t n = floe_tensor_num_elements(x);
                 tc_assert_shape(y, dt, shapes[s], 2);
                 for (int64_t i = 0; i < n; i++) {
-                    double e = ref(get_f(x, i)), g = get_f(y, i);
+                    double e = ref(tc_get_f(x, i)), g = tc_get_f(y, i);
                     double tol = dt == FLOE_DTYPE_F32 ? 4e-7 * fabs(e) + 1e-7 : 1e-14 * fabs(e) + 1e-15;
                     if (!(fabs(g - e) <= tol))
                         fail_msg("%s %s(%.9g) = %.12g, expected %.12g", name,
-                                 floe_dtype_name(dt), get_f(x, i), g, e);
+                                 floe_dtype_name(dt), tc_get_f(x, i), g, e);
                 }
                 floe_tensor_unref(x);
                 floe_tensor_unref(y);
@@ -580,19 +491,19 @@ static void unary_int_matches_reference(void **state) {
     const int64_t s[1] = {1000};
     for (int t = 0; t < 4; t++)
         for (int k = 0; k < 4; k++) {
-            floe_tensor *x = rand_tensor(dts[t], s, 1, -128, 127, (uint64_t)(t * 4 + k));
-            set_i(x, 0, dts[t] == FLOE_DTYPE_I64 ? INT64_MIN : dts[t] == FLOE_DTYPE_I32
+            floe_tensor *x = tc_rand_tensor(dts[t], s, 1, -128, 127, (uint64_t)(t * 4 + k));
+            tc_set_i(x, 0, dts[t] == FLOE_DTYPE_I64 ? INT64_MIN : dts[t] == FLOE_DTYPE_I32
                         ? INT32_MIN : dts[t] == FLOE_DTYPE_I16 ? INT16_MIN : INT8_MIN);
             floe_tensor *y = run1(*state, names[k], x);
             for (int64_t i = 0; i < s[0]; i++) {
-                int64_t v = get_i(x, i);
+                int64_t v = tc_get_i(x, i);
                 uint64_t u = (uint64_t)v;
                 int64_t e = k == 0 ? (int64_t)(0 - u) : k == 1 ? (v < 0 ? (int64_t)(0 - u) : v)
                           : k == 2 ? (v > 0) - (v < 0) : (int64_t)(u * u);
-                e = wrap_to(dts[t], e);
-                if (get_i(y, i) != e)
+                e = tc_wrap_to(dts[t], e);
+                if (tc_get_i(y, i) != e)
                     fail_msg("%s %s(%lld) = %lld, expected %lld", names[k],
-                             floe_dtype_name(dts[t]), (long long)v, (long long)get_i(y, i),
+                             floe_dtype_name(dts[t]), (long long)v, (long long)tc_get_i(y, i),
                              (long long)e);
             }
             floe_tensor_unref(x);
@@ -619,11 +530,11 @@ static void maximum_minimum_propagate_nan(void **state) {
     floe_tensor *n = tc_scalar_f32(NAN);
     z = run2(*state, "Maximum", n, a);
     for (int i = 0; i < 5; i++)
-        assert_true(isnan(get_f(z, i)));
+        assert_true(isnan(tc_get_f(z, i)));
     floe_tensor_unref(z);
     z = run2(*state, "Minimum", a, n);
     for (int i = 0; i < 5; i++)
-        assert_true(isnan(get_f(z, i)));
+        assert_true(isnan(tc_get_f(z, i)));
     floe_tensor_unref(z);
     floe_tensor_unref(n);
     floe_tensor_unref(a);
@@ -787,9 +698,9 @@ static void integer_division_by_zero_fails(void **state) {
     const int64_t s[1] = {3};
     const floe_dtype dts[4] = {FLOE_DTYPE_I8, FLOE_DTYPE_I16, FLOE_DTYPE_I32, FLOE_DTYPE_I64};
     for (int t = 0; t < 4; t++) {
-        floe_tensor *a = rand_tensor(dts[t], s, 1, -9, 9, 3);
-        floe_tensor *b = rand_tensor(dts[t], s, 1, 1, 9, 4);
-        set_i(b, 2, 0);
+        floe_tensor *a = tc_rand_tensor(dts[t], s, 1, -9, 9, 3);
+        floe_tensor *b = tc_rand_tensor(dts[t], s, 1, 1, 9, 4);
+        tc_set_i(b, 2, 0);
         floe_tensor *in[2] = {a, b};
         assert_int_equal(tc_run_status(*state, "FloorDiv", in, 2, NULL, 1), FLOE_INVALID_ARGUMENT);
         tc_assert_error_contains("Integer division by zero");
@@ -845,14 +756,7 @@ static void wrong_dtypes_are_rejected(void **state) {
 
 /* A Placeholder of dtype f32 and shape @dims (-1 unknown; @ndim -1 unknown rank). */
 static floe_node *placeholder(floe_graph *g, const char *name, const int64_t *dims, int ndim) {
-    floe_node_builder *b = NULL;
-    floe_node *n = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Placeholder", name, &b), FLOE_OK);
-    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", FLOE_DTYPE_F32);
-    floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", dims, ndim);
-    if (floe_node_builder_finish(b, &n) != FLOE_OK)
-        fail_msg("Placeholder: %s", floe_last_error());
-    return n;
+    return tc_placeholder(g, name, FLOE_DTYPE_F32, dims, ndim);
 }
 
 static floe_status binary_node(floe_graph *g, const char *op, floe_node *x, floe_node *y,
@@ -957,8 +861,8 @@ static void in_place_chains_match_reference(void **state) {
     assert_int_equal(binary_node(g, "Sub", one, sq, &r), FLOE_OK);
     assert_int_equal(floe_session_new(g, NULL, &sess), FLOE_OK);
     const int64_t sa[2] = {300, 200};
-    floe_tensor *a = rand_tensor(FLOE_DTYPE_F32, sa, 2, -2, 2, 1);
-    floe_tensor *b = rand_tensor(FLOE_DTYPE_F32, sa, 2, -2, 2, 2);
+    floe_tensor *a = tc_rand_tensor(FLOE_DTYPE_F32, sa, 2, -2, 2, 1);
+    floe_tensor *b = tc_rand_tensor(FLOE_DTYPE_F32, sa, 2, -2, 2, 2);
     floe_tensor *t2 = tc_scalar_f32(2), *t1 = tc_scalar_f32(1);
     floe_output feeds[4] = {floe_out(pa, 0), floe_out(pb, 0), floe_out(two, 0), floe_out(one, 0)};
     floe_tensor *vals[4] = {a, b, t2, t1};
@@ -968,15 +872,15 @@ static void in_place_chains_match_reference(void **state) {
         assert_int_equal(floe_session_run(sess, feeds, vals, 4, &fetch, 1, NULL, 0, &out), FLOE_OK);
         tc_assert_shape(out, FLOE_DTYPE_F32, sa, 2);
         for (int64_t i = 0; i < sa[0] * sa[1]; i++) {
-            double x = get_f(a, i), y = get_f(b, i);
+            double x = tc_get_f(a, i), y = tc_get_f(b, i);
             double ex = 1.0 - sqrt(fabs(-((double)expf((float)x) - 2.0) * y));
-            if (!(fabs(get_f(out, i) - ex) <= 1e-5 * (1 + fabs(ex))))
-                fail_msg("element %lld: %.9g, expected %.9g", (long long)i, get_f(out, i), ex);
+            if (!(fabs(tc_get_f(out, i) - ex) <= 1e-5 * (1 + fabs(ex))))
+                fail_msg("element %lld: %.9g, expected %.9g", (long long)i, tc_get_f(out, i), ex);
         }
         floe_tensor_unref(out);
     }
     /* the inputs were not written */
-    floe_tensor *a2 = rand_tensor(FLOE_DTYPE_F32, sa, 2, -2, 2, 1);
+    floe_tensor *a2 = tc_rand_tensor(FLOE_DTYPE_F32, sa, 2, -2, 2, 1);
     assert_memory_equal(floe_tensor_data(a), floe_tensor_data(a2), floe_tensor_nbytes(a));
     floe_tensor_unref(a2);
     floe_session_free(sess);

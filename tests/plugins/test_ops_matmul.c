@@ -44,18 +44,6 @@ static floe_tensor *make(floe_dtype dt, const int64_t *shape, int ndim, double (
     return t;
 }
 
-static double get(const floe_tensor *t, int64_t i) {
-    const void *d = floe_tensor_data(t);
-    switch (floe_tensor_dtype(t)) {
-    case FLOE_DTYPE_F32: return ((const float *)d)[i];
-    case FLOE_DTYPE_F64: return ((const double *)d)[i];
-    case FLOE_DTYPE_I32: return ((const int32_t *)d)[i];
-    case FLOE_DTYPE_I64: return (double)((const int64_t *)d)[i];
-    default: fail_msg("unexpected dtype");
-    }
-    return 0;
-}
-
 /* Checks z = op(x) op(y) over broadcast batches, element by element. */
 static void check_product(const floe_tensor *x, const floe_tensor *y, const floe_tensor *z,
                           int ta, int tb) {
@@ -90,9 +78,9 @@ static void check_product(const floe_tensor *x, const floe_tensor *y, const floe
                 double acc = 0;
                 for (int64_t p = 0; p < k; p++) {
                     int64_t ai = ta ? p * m + i : i * k + p, bi = tb ? j * k + p : p * n + j;
-                    acc += get(x, xb * m * k + ai) * get(y, yb * k * n + bi);
+                    acc += tc_get_f(x, xb * m * k + ai) * tc_get_f(y, yb * k * n + bi);
                 }
-                double got = get(z, (b * m + i) * n + j);
+                double got = tc_get_f(z, (b * m + i) * n + j);
                 if (fabs(got - acc) > 1e-3 * (1 + fabs(acc)))
                     fail_msg("batch %lld C[%lld,%lld] = %g, expected %g", (long long)b,
                              (long long)i, (long long)j, got, acc);
@@ -213,13 +201,7 @@ static void matmul_rejects_mixed_dtypes(void **state) {
 
 /* A placeholder of @shape in @g. */
 static floe_node *placeholder(floe_graph *g, const char *name, const int64_t *shape, int ndim) {
-    floe_node_builder *b = NULL;
-    floe_node *n = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Placeholder", name, &b), FLOE_OK);
-    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", FLOE_DTYPE_F32);
-    floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", shape, ndim);
-    assert_int_equal(floe_node_builder_finish(b, &n), FLOE_OK);
-    return n;
+    return tc_placeholder(g, name, FLOE_DTYPE_F32, shape, ndim);
 }
 
 static floe_status add_mm(floe_graph *g, const char *op, floe_node *x, floe_node *y, int ta,

@@ -24,13 +24,6 @@
 
 /* ---- Helpers ------------------------------------------------------------------------ */
 
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* A tensor of values uniform in [lo, hi), avoiding |x - k| < gap for k in @kinks. */
 static floe_tensor *rand_tensor(floe_dtype dt, const int64_t *shape, int nd, double lo,
                                 double hi, uint64_t seed, const double *kinks, int nkinks,
@@ -42,7 +35,7 @@ static floe_tensor *rand_tensor(floe_dtype dt, const int64_t *shape, int nd, dou
         double v;
         bool near;
         do {
-            v = lo + (hi - lo) * ((double)(rng_next(&s) >> 11) * (1.0 / 9007199254740992.0));
+            v = lo + (hi - lo) * tc_uniform01(&s);
             near = false;
             for (int k = 0; k < nkinks; k++)
                 near = near || fabs(v - kinks[k]) < gap;
@@ -55,23 +48,10 @@ static floe_tensor *rand_tensor(floe_dtype dt, const int64_t *shape, int nd, dou
     return t;
 }
 
-static double get(const floe_tensor *t, int64_t i) {
-    if (floe_tensor_dtype(t) == FLOE_DTYPE_F32)
-        return ((const float *)floe_tensor_data(t))[i];
-    return ((const double *)floe_tensor_data(t))[i];
-}
-
 /* Asserts @t (f32 or f64) matches @want within atol + rtol |want|, NaN matching NaN. */
 static void assert_close(const floe_tensor *t, const double *want, int64_t n, double rtol,
                          double atol, const char *what) {
-    assert_int_equal(floe_tensor_num_elements(t), n);
-    for (int64_t i = 0; i < n; i++) {
-        double a = get(t, i), b = want[i];
-        if (isnan(b) && isnan(a))
-            continue;
-        if (!(fabs(a - b) <= atol + rtol * fabs(b)))
-            fail_msg("%s: element %lld: got %.17g, expected %.17g", what, (long long)i, a, b);
-    }
+    tc_assert_near(t, want, n, rtol, atol, true, what);
 }
 
 static floe_tensor *run(floe_context *ctx, const char *op, floe_tensor **in, int nin,
@@ -164,7 +144,7 @@ static void check_forward(floe_context *ctx, act a, floe_dtype dt) {
         int64_t n = floe_tensor_num_elements(x);
         double *want = malloc(sizeof(double) * (size_t)(n + 1));
         for (int64_t i = 0; i < n; i++)
-            want[i] = ref_fwd(a, get(x, i), (double)0.3f);
+            want[i] = ref_fwd(a, tc_get_f(x, i), (double)0.3f);
         floe_tensor *y = run(ctx, act_names[a], &x, 1, attrs);
         tc_assert_shape(y, dt, shapes[s], ranks[s]);
         double tol = dt == FLOE_DTYPE_F32 ? 2e-6 : 1e-13;
@@ -238,7 +218,7 @@ static void check_grad_op(floe_context *ctx, act a, floe_dtype dt) {
         if (outputs)
             f = run(ctx, act_names[a], &x, 1, NULL);
         for (int64_t i = 0; i < n; i++)
-            want[i] = get(g, i) * ref_deriv(a, get(x, i), (double)0.3f);
+            want[i] = tc_get_f(g, i) * ref_deriv(a, tc_get_f(x, i), (double)0.3f);
         floe_tensor *in[2] = {g, f};
         floe_tensor *dx = run(ctx, grad_names[a], in, 2, attrs);
         tc_assert_shape(dx, dt, shapes[s], ranks[s]);
@@ -270,11 +250,11 @@ static void ref_softmax(const floe_tensor *x, bool log_form, double *out) {
     for (int64_t r = 0; c > 0 && r < n / c; r++) {
         double m = -INFINITY, s = 0;
         for (int64_t j = 0; j < c; j++)
-            m = fmax(m, get(x, r * c + j));
+            m = fmax(m, tc_get_f(x, r * c + j));
         for (int64_t j = 0; j < c; j++)
-            s += exp(get(x, r * c + j) - m);
+            s += exp(tc_get_f(x, r * c + j) - m);
         for (int64_t j = 0; j < c; j++) {
-            double v = get(x, r * c + j) - m;
+            double v = tc_get_f(x, r * c + j) - m;
             out[r * c + j] = log_form ? v - log(s) : exp(v) / s;
         }
     }
@@ -304,11 +284,11 @@ static void check_softmax(floe_context *ctx, floe_dtype dt, bool log_form) {
         for (int64_t r = 0; c > 0 && r < n / c; r++) {
             double dot = 0, sum = 0;
             for (int64_t j = 0; j < c; j++) {
-                dot += get(g, r * c + j) * p[r * c + j];
-                sum += get(g, r * c + j);
+                dot += tc_get_f(g, r * c + j) * p[r * c + j];
+                sum += tc_get_f(g, r * c + j);
             }
             for (int64_t j = 0; j < c; j++) {
-                double gj = get(g, r * c + j), pj = p[r * c + j];
+                double gj = tc_get_f(g, r * c + j), pj = p[r * c + j];
                 want[r * c + j] = log_form ? gj - pj * sum : (gj - dot) * pj;
             }
         }

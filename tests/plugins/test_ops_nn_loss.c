@@ -23,36 +23,10 @@
 
 /* ---- Helpers ------------------------------------------------------------------------ */
 
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static double uniform(uint64_t *s) {
-    return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static floe_tensor *rand_tensor(floe_dtype dt, const int64_t *shape, int nd, double lo,
-                                double hi, uint64_t seed) {
-    floe_tensor *t = tc_tensor(dt, shape, nd, NULL);
-    int64_t n = floe_tensor_num_elements(t);
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
-    for (int64_t i = 0; i < n; i++) {
-        double v = lo + (hi - lo) * uniform(&s);
-        if (dt == FLOE_DTYPE_F32)
-            ((float *)floe_tensor_data(t))[i] = (float)v;
-        else
-            ((double *)floe_tensor_data(t))[i] = v;
-    }
-    return t;
-}
-
 /* Rows of random probabilities (each row sums to 1). */
 static floe_tensor *rand_distribution(floe_dtype dt, int64_t rows, int64_t cols, uint64_t seed) {
     int64_t shape[2] = {rows, cols};
-    floe_tensor *t = rand_tensor(dt, shape, 2, 0, 1, seed);
+    floe_tensor *t = tc_rand_tensor(dt, shape, 2, 0, 1, seed);
     for (int64_t r = 0; r < rows; r++) {
         double s = 0;
         for (int64_t j = 0; j < cols; j++)
@@ -68,24 +42,9 @@ static floe_tensor *rand_distribution(floe_dtype dt, int64_t rows, int64_t cols,
     return t;
 }
 
-static double get(const floe_tensor *t, int64_t i) {
-    switch (floe_tensor_dtype(t)) {
-    case FLOE_DTYPE_F32: return ((const float *)floe_tensor_data(t))[i];
-    case FLOE_DTYPE_F64: return ((const double *)floe_tensor_data(t))[i];
-    case FLOE_DTYPE_I32: return ((const int32_t *)floe_tensor_data(t))[i];
-    case FLOE_DTYPE_I64: return (double)((const int64_t *)floe_tensor_data(t))[i];
-    default: fail_msg("get: dtype"); return 0;
-    }
-}
-
 static void assert_close(const floe_tensor *t, const double *want, int64_t n, double rtol,
                          double atol, const char *what) {
-    assert_int_equal(floe_tensor_num_elements(t), n);
-    for (int64_t i = 0; i < n; i++) {
-        double a = get(t, i), b = want[i];
-        if (!(fabs(a - b) <= atol + rtol * fabs(b)))
-            fail_msg("%s: element %lld: got %.17g, expected %.17g", what, (long long)i, a, b);
-    }
+    tc_assert_near(t, want, n, rtol, atol, false, what);
 }
 
 /* Runs @op with two outputs. */
@@ -101,14 +60,14 @@ static double ref_xent_row(const floe_tensor *x, const floe_tensor *z, int64_t l
                            int64_t c, double *bp) {
     double m = -INFINITY, s = 0, loss = 0;
     for (int64_t j = 0; j < c; j++)
-        m = fmax(m, get(x, r * c + j));
+        m = fmax(m, tc_get_f(x, r * c + j));
     for (int64_t j = 0; j < c; j++)
-        s += exp(get(x, r * c + j) - m);
+        s += exp(tc_get_f(x, r * c + j) - m);
     double lse = log(s) + m;
     for (int64_t j = 0; j < c; j++) {
-        double zj = z != NULL ? get(z, r * c + j) : (double)(j == label);
-        loss += zj * (lse - get(x, r * c + j));
-        bp[r * c + j] = exp(get(x, r * c + j) - lse) - zj;
+        double zj = z != NULL ? tc_get_f(z, r * c + j) : (double)(j == label);
+        loss += zj * (lse - tc_get_f(x, r * c + j));
+        bp[r * c + j] = exp(tc_get_f(x, r * c + j) - lse) - zj;
     }
     return loss;
 }
@@ -123,12 +82,12 @@ static void check_xent(floe_context *ctx, floe_dtype dt, bool sparse, floe_dtype
                             : "SoftmaxCrossEntropyWithLogits";
     for (int s = 0; s < NXENT; s++) {
         int64_t rows = xent_shapes[s][0], cols = xent_shapes[s][1];
-        floe_tensor *x = rand_tensor(dt, xent_shapes[s], 2, -6, 6, 81 + s), *z;
+        floe_tensor *x = tc_rand_tensor(dt, xent_shapes[s], 2, -6, 6, 81 + s), *z;
         if (sparse) {
             z = tc_tensor(lt, &rows, 1, NULL);
             uint64_t st = 91 + s;
             for (int64_t r = 0; r < rows; r++) {
-                int64_t v = (int64_t)(rng_next(&st) % (uint64_t)cols);
+                int64_t v = (int64_t)(tc_rng_next(&st) % (uint64_t)cols);
                 if (lt == FLOE_DTYPE_I32)
                     ((int32_t *)floe_tensor_data(z))[r] = (int32_t)v;
                 else
@@ -140,7 +99,7 @@ static void check_xent(floe_context *ctx, floe_dtype dt, bool sparse, floe_dtype
         double *loss = malloc(sizeof(double) * (size_t)(rows + 1));
         double *bp = malloc(sizeof(double) * (size_t)(rows * cols + 1));
         for (int64_t r = 0; r < rows; r++)
-            loss[r] = ref_xent_row(x, sparse ? NULL : z, sparse ? (int64_t)get(z, r) : -1, r,
+            loss[r] = ref_xent_row(x, sparse ? NULL : z, sparse ? (int64_t)tc_get_f(z, r) : -1, r,
                                    cols, bp);
         floe_tensor *in[2] = {x, z}, *out[2] = {NULL, NULL};
         run2(ctx, op, in, 2, out);
@@ -193,14 +152,14 @@ static void check_sigmoid_xent(floe_context *ctx, floe_dtype dt) {
     const int64_t shapes[][2] = {{0, 0}, {0, 0}, {3, 4}, {50000, 1}};
     const int ranks[] = {0, 1, 2, 2};
     for (int s = 0; s < 4; s++) {
-        floe_tensor *z = rand_tensor(dt, shapes[s], ranks[s], 0, 1, 101 + s);
-        floe_tensor *x = rand_tensor(dt, shapes[s], ranks[s], -20, 20, 111 + s);
-        floe_tensor *g = rand_tensor(dt, shapes[s], ranks[s], -1, 1, 121 + s);
+        floe_tensor *z = tc_rand_tensor(dt, shapes[s], ranks[s], 0, 1, 101 + s);
+        floe_tensor *x = tc_rand_tensor(dt, shapes[s], ranks[s], -20, 20, 111 + s);
+        floe_tensor *g = tc_rand_tensor(dt, shapes[s], ranks[s], -1, 1, 121 + s);
         int64_t n = floe_tensor_num_elements(x);
         double *want = malloc(sizeof(double) * (size_t)(n + 1));
         double *want_dz = malloc(sizeof(double) * (size_t)(n + 1));
         for (int64_t i = 0; i < n; i++) {
-            double xi = get(x, i), zi = get(z, i);
+            double xi = tc_get_f(x, i), zi = tc_get_f(z, i);
             want[i] = xi > 0 ? xi - xi * zi + log1p(exp(-xi)) : -xi * zi + log1p(exp(xi));
         }
         floe_tensor *in[3] = {z, x, NULL};
@@ -209,8 +168,8 @@ static void check_sigmoid_xent(floe_context *ctx, floe_dtype dt) {
         double tol = dt == FLOE_DTYPE_F32 ? 1e-5 : 1e-12;
         assert_close(loss, want, n, tol, tol, "SigmoidCrossEntropyWithLogits");
         for (int64_t i = 0; i < n; i++) {
-            double xi = get(x, i), gi = get(g, i);
-            want[i] = gi * (1 / (1 + exp(-xi)) - get(z, i));
+            double xi = tc_get_f(x, i), gi = tc_get_f(g, i);
+            want[i] = gi * (1 / (1 + exp(-xi)) - tc_get_f(z, i));
             want_dz[i] = -gi * xi;
         }
         floe_tensor *gin[3] = {g, z, x}, *out[2];
@@ -241,10 +200,10 @@ static void l2_loss_matches_reference(void **state) {
     for (int d = 0; d < 2; d++) {
         floe_dtype dt = d == 0 ? FLOE_DTYPE_F32 : FLOE_DTYPE_F64;
         for (int s = 0; s < 5; s++) {
-            floe_tensor *t = rand_tensor(dt, shapes[s], ranks[s], -3, 3, 131 + s);
+            floe_tensor *t = tc_rand_tensor(dt, shapes[s], ranks[s], -3, 3, 131 + s);
             double want = 0;
             for (int64_t i = 0; i < floe_tensor_num_elements(t); i++)
-                want += get(t, i) * get(t, i);
+                want += tc_get_f(t, i) * tc_get_f(t, i);
             want /= 2;
             floe_tensor *y = tc_run1(*state, "L2Loss", &t, 1, NULL);
             tc_assert_shape(y, dt, NULL, 0);
@@ -259,7 +218,7 @@ static void l2_loss_matches_reference(void **state) {
 
 static void sparse_xent_names_bad_labels(void **state) {
     int64_t shape[2] = {3, 4}, rows = 3;
-    floe_tensor *x = rand_tensor(FLOE_DTYPE_F32, shape, 2, -1, 1, 141);
+    floe_tensor *x = tc_rand_tensor(FLOE_DTYPE_F32, shape, 2, -1, 1, 141);
     int32_t bad[3] = {0, 7, 2};
     int64_t neg[3] = {1, 2, -1};
     floe_tensor *in[2] = {x, tc_i32(&rows, 1, bad)};
@@ -319,7 +278,7 @@ static void check_gradient(floe_context *ctx, const char *op, floe_tensor **in, 
 
 static void loss_gradients_match_finite_differences(void **state) {
     int64_t shape[2] = {4, 5}, rows = 4;
-    floe_tensor *x = rand_tensor(FLOE_DTYPE_F64, shape, 2, -3, 3, 151);
+    floe_tensor *x = tc_rand_tensor(FLOE_DTYPE_F64, shape, 2, -3, 3, 151);
     floe_tensor *z = rand_distribution(FLOE_DTYPE_F64, 4, 5, 152);
     int64_t labels[4] = {0, 4, 2, 2};
     floe_tensor *l = tc_i64(&rows, 1, labels);
@@ -327,7 +286,7 @@ static void loss_gradients_match_finite_differences(void **state) {
     check_gradient(*state, "SoftmaxCrossEntropyWithLogits", in, 2, 0, 1e-6);
     in[1] = l;
     check_gradient(*state, "SparseSoftmaxCrossEntropyWithLogits", in, 2, 0, 1e-6);
-    floe_tensor *zs = rand_tensor(FLOE_DTYPE_F64, shape, 2, 0, 1, 153);
+    floe_tensor *zs = tc_rand_tensor(FLOE_DTYPE_F64, shape, 2, 0, 1, 153);
     in[0] = zs;
     in[1] = x;
     check_gradient(*state, "SigmoidCrossEntropyWithLogits", in, 2, 0, 1e-6);
@@ -342,7 +301,7 @@ static void loss_gradients_match_finite_differences(void **state) {
 static void xent_backprop_gradient_is_unimplemented(void **state) {
     int64_t shape[2] = {2, 3}, rows = 2;
     int32_t labels[2] = {1, 2};
-    floe_tensor *in[2] = {rand_tensor(FLOE_DTYPE_F64, shape, 2, -1, 1, 161),
+    floe_tensor *in[2] = {tc_rand_tensor(FLOE_DTYPE_F64, shape, 2, -1, 1, 161),
                           tc_i32(&rows, 1, labels)};
     double err = 0;
     assert_int_equal(floe_gradient_check(*state, "SparseSoftmaxCrossEntropyWithLogits", in, 2,

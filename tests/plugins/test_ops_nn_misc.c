@@ -29,42 +29,9 @@
 
 /* ---- Helpers ------------------------------------------------------------------------ */
 
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static floe_tensor *rand_tensor(floe_dtype dt, const int64_t *shape, int nd, double lo,
-                                double hi, uint64_t seed) {
-    floe_tensor *t = tc_tensor(dt, shape, nd, NULL);
-    int64_t n = floe_tensor_num_elements(t);
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
-    for (int64_t i = 0; i < n; i++) {
-        double v = lo + (hi - lo) * ((double)(rng_next(&s) >> 11) * (1.0 / 9007199254740992.0));
-        if (dt == FLOE_DTYPE_F32)
-            ((float *)floe_tensor_data(t))[i] = (float)v;
-        else
-            ((double *)floe_tensor_data(t))[i] = v;
-    }
-    return t;
-}
-
-static double get(const floe_tensor *t, int64_t i) {
-    if (floe_tensor_dtype(t) == FLOE_DTYPE_F32)
-        return ((const float *)floe_tensor_data(t))[i];
-    return ((const double *)floe_tensor_data(t))[i];
-}
-
 static void assert_close(const floe_tensor *t, const double *want, int64_t n, double rtol,
                          double atol, const char *what) {
-    assert_int_equal(floe_tensor_num_elements(t), n);
-    for (int64_t i = 0; i < n; i++) {
-        double a = get(t, i), b = want[i];
-        if (!(fabs(a - b) <= atol + rtol * fabs(b)))
-            fail_msg("%s: element %lld: got %.17g, expected %.17g", what, (long long)i, a, b);
-    }
+    tc_assert_near(t, want, n, rtol, atol, false, what);
 }
 
 static floe_attrs *format_attrs(const char *fmt) {
@@ -120,15 +87,15 @@ static void check_bias(floe_context *ctx, const bias_case *c, floe_dtype dt, uin
     int64_t channels = c->shape[cd], inner = 1;
     for (int d = cd + 1; d < c->nd; d++)
         inner *= c->shape[d];
-    floe_tensor *x = rand_tensor(dt, c->shape, c->nd, -2, 2, seed);
-    floe_tensor *b = rand_tensor(dt, &channels, 1, -2, 2, seed + 1);
+    floe_tensor *x = tc_rand_tensor(dt, c->shape, c->nd, -2, 2, seed);
+    floe_tensor *b = tc_rand_tensor(dt, &channels, 1, -2, 2, seed + 1);
     int64_t n = floe_tensor_num_elements(x);
     double *want = malloc(sizeof(double) * (size_t)(n + 1));
     double *sums = calloc((size_t)channels + 1, sizeof(double));
     for (int64_t i = 0; i < n; i++) {
         int64_t ch = (i / inner) % channels;
-        want[i] = get(x, i) + get(b, ch);
-        sums[ch] += get(x, i);
+        want[i] = tc_get_f(x, i) + tc_get_f(b, ch);
+        sums[ch] += tc_get_f(x, i);
     }
     floe_attrs *attrs = format_attrs(c->nchw ? "NCHW" : "NHWC");
     floe_tensor *in[2] = {x, b};
@@ -198,14 +165,14 @@ static void bias_add_rejects_bad_arguments(void **state) {
 
 static void bias_add_gradient_matches_finite_differences(void **state) {
     int64_t nhwc[3] = {2, 3, 4}, nchw[4] = {2, 3, 2, 2}, c4 = 4, c3 = 3;
-    floe_tensor *in[2] = {rand_tensor(FLOE_DTYPE_F64, nhwc, 3, -1, 1, 201),
-                          rand_tensor(FLOE_DTYPE_F64, &c4, 1, -1, 1, 202)};
+    floe_tensor *in[2] = {tc_rand_tensor(FLOE_DTYPE_F64, nhwc, 3, -1, 1, 201),
+                          tc_rand_tensor(FLOE_DTYPE_F64, &c4, 1, -1, 1, 202)};
     check_gradient(*state, "BiasAdd", in, 2, NULL, 1e-7);
     floe_tensor_unref(in[0]);
     floe_tensor_unref(in[1]);
     floe_attrs *a = format_attrs("NCHW");
-    in[0] = rand_tensor(FLOE_DTYPE_F64, nchw, 4, -1, 1, 203);
-    in[1] = rand_tensor(FLOE_DTYPE_F64, &c3, 1, -1, 1, 204);
+    in[0] = tc_rand_tensor(FLOE_DTYPE_F64, nchw, 4, -1, 1, 203);
+    in[1] = tc_rand_tensor(FLOE_DTYPE_F64, &c3, 1, -1, 1, 204);
     check_gradient(*state, "BiasAdd", in, 2, a, 1e-7);
     floe_attrs_free(a);
     floe_tensor_unref(in[0]);
@@ -235,19 +202,19 @@ static void dropout_masks_and_scales(void **state) {
     const int64_t n = 100000;
     for (int d = 0; d < 2; d++) {
         floe_dtype dt = d == 0 ? FLOE_DTYPE_F32 : FLOE_DTYPE_F64;
-        floe_tensor *x = rand_tensor(dt, &n, 1, -1, 1, 301), *out[2];
+        floe_tensor *x = tc_rand_tensor(dt, &n, 1, -1, 1, 301), *out[2];
         run_dropout(*state, x, 0.3f, 42, out);
         tc_assert_shape(out[0], dt, &n, 1);
         tc_assert_shape(out[1], dt, &n, 1);
         double scale = 1.0 / (1.0 - (double)0.3f);
         int64_t kept = 0;
         for (int64_t i = 0; i < n; i++) {
-            double m = get(out[1], i);
+            double m = tc_get_f(out[1], i);
             if (m != 0) {
                 assert_true(fabs(m - scale) < 1e-6);
                 kept++;
             }
-            assert_true(fabs(get(out[0], i) - get(x, i) * m) < 1e-6);
+            assert_true(fabs(tc_get_f(out[0], i) - tc_get_f(x, i) * m) < 1e-6);
         }
         /* 70% kept, within 5 standard deviations of a binomial draw */
         assert_true(fabs((double)kept / n - 0.7) < 5 * sqrt(0.21 / n));
@@ -260,13 +227,13 @@ static void dropout_masks_and_scales(void **state) {
 static int64_t count_differences(const floe_tensor *a, const floe_tensor *b) {
     int64_t d = 0;
     for (int64_t i = 0; i < floe_tensor_num_elements(a); i++)
-        d += get(a, i) != get(b, i);
+        d += tc_get_f(a, i) != tc_get_f(b, i);
     return d;
 }
 
 static void dropout_seeds(void **state) {
     const int64_t n = 4096;
-    floe_tensor *x = rand_tensor(FLOE_DTYPE_F32, &n, 1, 1, 2, 311), *a[2], *b[2], *c[2];
+    floe_tensor *x = tc_rand_tensor(FLOE_DTYPE_F32, &n, 1, 1, 2, 311), *a[2], *b[2], *c[2];
     run_dropout(*state, x, 0.5f, 7, a);
     run_dropout(*state, x, 0.5f, 7, b);
     run_dropout(*state, x, 0.5f, 8, c);
@@ -290,7 +257,7 @@ static void dropout_seeds(void **state) {
         ((float *)floe_tensor_data(inf))[i] = INFINITY;
     run_dropout(*state, inf, 0.5f, 9, a);
     for (int64_t i = 0; i < n; i++)
-        assert_true(get(a[0], i) == (get(a[1], i) != 0 ? INFINITY : 0.0));
+        assert_true(tc_get_f(a[0], i) == (tc_get_f(a[1], i) != 0 ? INFINITY : 0.0));
     floe_tensor_unref(a[0]);
     floe_tensor_unref(a[1]);
     floe_tensor_unref(inf);
@@ -321,7 +288,7 @@ static void dropout_session_runs_and_gradient(void **state) {
     floe_node_builder *b = NULL;
     int64_t shape[2] = {64, 32};
     assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
-    floe_tensor *xv = rand_tensor(FLOE_DTYPE_F32, shape, 2, -1, 1, 321);
+    floe_tensor *xv = tc_rand_tensor(FLOE_DTYPE_F32, shape, 2, -1, 1, 321);
     floe_node *x = constant(g, xv);
     assert_int_equal(floe_node_builder_new(g, "Dropout", "drop", &b), FLOE_OK);
     floe_node_builder_add_input(b, floe_out(x, 0));
@@ -469,7 +436,7 @@ static void resource_gather_gradient_is_dense_scatter_add(void **state) {
         int64_t n = 4, wshape[2] = {4, 3};
         int64_t idx[4] = {4, 0, 4, 2};
         floe_tensor *ti = tc_i64(&n, 1, idx);
-        floe_tensor *w = rand_tensor(dt, wshape, 2, -1, 1, 401 + d);
+        floe_tensor *w = tc_rand_tensor(dt, wshape, 2, -1, 1, 401 + d);
         floe_node *gn = gather(e.g, e.handle, constant(e.g, ti), dt);
         floe_node *wn = constant(e.g, w);
         floe_output y = floe_out(gn, 0), x = floe_out(e.handle, 0), gy = floe_out(wn, 0);
@@ -486,7 +453,7 @@ static void resource_gather_gradient_is_dense_scatter_add(void **state) {
         double want[15] = {0};
         for (int k = 0; k < 4; k++)
             for (int c = 0; c < 3; c++)
-                want[idx[k] * 3 + c] += get(w, k * 3 + c);
+                want[idx[k] * 3 + c] += tc_get_f(w, k * 3 + c);
         assert_close(r, want, 15, 1e-6, 1e-6, "ResourceGatherGrad");
         floe_tensor_unref(r);
         floe_session_free(s);
@@ -521,14 +488,14 @@ static floe_tensor *in_top_k(floe_context *ctx, floe_tensor *pred, floe_tensor *
 
 static void in_top_k_matches_reference(void **state) {
     int64_t shape[2] = {200, 10}, rows = 200;
-    floe_tensor *p = rand_tensor(FLOE_DTYPE_F32, shape, 2, 0, 1, 501);
+    floe_tensor *p = tc_rand_tensor(FLOE_DTYPE_F32, shape, 2, 0, 1, 501);
     float *pd = floe_tensor_data(p);
     for (int64_t i = 0; i < 200 * 10; i += 7)
         pd[i] = 0.5f;   /* ties */
     floe_tensor *t = tc_tensor(FLOE_DTYPE_I32, &rows, 1, NULL);
     uint64_t s = 9;
     for (int64_t r = 0; r < rows; r++)
-        ((int32_t *)floe_tensor_data(t))[r] = (int32_t)(rng_next(&s) % 10);
+        ((int32_t *)floe_tensor_data(t))[r] = (int32_t)(tc_rng_next(&s) % 10);
     for (int k = 0; k <= 10; k += 1) {
         for (int v2 = 0; v2 < 2; v2++) {
             floe_tensor *r = in_top_k(*state, p, t, k, v2);
@@ -578,9 +545,9 @@ static void in_top_k_special_cases(void **state) {
 
 static void kernels_survive_allocation_failures(void **state) {
     const int64_t big[1] = {300001}, wide[2] = {300, 600}, small[1] = {10};
-    floe_tensor *xb = rand_tensor(FLOE_DTYPE_F32, big, 1, -1, 1, 601);
-    floe_tensor *xw = rand_tensor(FLOE_DTYPE_F64, wide, 2, -1, 1, 602);
-    floe_tensor *xs = rand_tensor(FLOE_DTYPE_F32, small, 1, -1, 1, 603);
+    floe_tensor *xb = tc_rand_tensor(FLOE_DTYPE_F32, big, 1, -1, 1, 601);
+    floe_tensor *xw = tc_rand_tensor(FLOE_DTYPE_F64, wide, 2, -1, 1, 602);
+    floe_tensor *xs = tc_rand_tensor(FLOE_DTYPE_F32, small, 1, -1, 1, 603);
     floe_attrs *leaky = NULL, *drop = dropout_attrs(0.5f, 3);
     assert_int_equal(floe_attrs_new(&leaky), FLOE_OK);
     floe_attrs_set_float(leaky, "alpha", 0.1f);

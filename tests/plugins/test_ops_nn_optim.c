@@ -29,21 +29,8 @@ static floe_node *var_handle(floe_graph *g, const char *name, const int64_t *sha
     return tc_finish(b);
 }
 
-static floe_node *constant(floe_graph *g, floe_tensor *t) {
-    floe_node_builder *b = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Const", NULL, &b), FLOE_OK);
-    floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", t);
-    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", floe_tensor_dtype(t));
-    floe_tensor_unref(t);
-    return tc_finish(b);
-}
-
 static floe_node *placeholder(floe_graph *g, const int64_t *shape, int nd) {
-    floe_node_builder *b = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Placeholder", "grad", &b), FLOE_OK);
-    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", FLOE_DTYPE_F32);
-    floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", shape, nd);
-    return tc_finish(b);
+    return tc_placeholder(g, "grad", FLOE_DTYPE_F32, shape, nd);
 }
 
 static floe_node *assign(floe_graph *g, floe_node *h, floe_node *v) {
@@ -100,7 +87,7 @@ static void run_case(const opt_case *c, ref_step ref, int64_t n, int steps, floa
         tc_fill_uniform(buf, n, k == 0 ? -1.0f : 0.1f, 1.0f, 11 + (uint64_t)k);
         for (int64_t i = 0; i < n; i++)
             ref_v[k][i] = buf[i];
-        init[k] = assign(g, h[k], constant(g, tc_f32(shape, 1, buf)));
+        init[k] = assign(g, h[k], tc_g_const(g, tc_f32(shape, 1, buf)));
         reads[k] = read_var(g, h[k]);
     }
     gph = placeholder(g, shape, 1);
@@ -115,7 +102,7 @@ static void run_case(const opt_case *c, ref_step ref, int64_t n, int steps, floa
                 floe_node_builder_add_input(b, floe_out(gph, 0));
             else
                 floe_node_builder_add_input(
-                    b, floe_out(constant(g, tc_scalar_f32((float)c->scalars[si++])), 0));
+                    b, floe_out(tc_g_const(g, tc_scalar_f32((float)c->scalars[si++])), 0));
         }
         if (c->bool_attr != NULL)
             floe_attrs_set_bool(floe_node_builder_attrs(b), c->bool_attr, c->bool_value);
@@ -319,31 +306,31 @@ static void test_errors(void **state) {
     v = var_handle(g, "v", shape, 1);
     acc = var_handle(g, "acc", shape, 1);
     other = var_handle(g, "uninit", shape, 1);
-    iv = assign(g, v, constant(g, tc_f32(shape, 1, z)));
-    floe_node *ia = assign(g, acc, constant(g, tc_f32(shape, 1, z)));
+    iv = assign(g, v, tc_g_const(g, tc_f32(shape, 1, z)));
+    floe_node *ia = assign(g, acc, tc_g_const(g, tc_f32(shape, 1, z)));
 
     /* Gradient of the wrong shape. */
     assert_int_equal(floe_node_builder_new(g, "ResourceApplyGradientDescent", "bad_shape", &b),
                      FLOE_OK);
     floe_node_builder_add_input(b, floe_out(v, 0));
-    floe_node_builder_add_input(b, floe_out(constant(g, tc_scalar_f32(0.1f)), 0));
-    floe_node_builder_add_input(b, floe_out(constant(g, tc_f32(bad, 1, z)), 0));
+    floe_node_builder_add_input(b, floe_out(tc_g_const(g, tc_scalar_f32(0.1f)), 0));
+    floe_node_builder_add_input(b, floe_out(tc_g_const(g, tc_f32(bad, 1, z)), 0));
     b1 = tc_finish(b);
     /* An uninitialised slot. */
     assert_int_equal(floe_node_builder_new(g, "ResourceApplyMomentum", "uninit_slot", &b),
                      FLOE_OK);
     floe_node_builder_add_input(b, floe_out(v, 0));
     floe_node_builder_add_input(b, floe_out(other, 0));
-    floe_node_builder_add_input(b, floe_out(constant(g, tc_scalar_f32(0.1f)), 0));
-    floe_node_builder_add_input(b, floe_out(constant(g, tc_f32(shape, 1, z)), 0));
-    floe_node_builder_add_input(b, floe_out(constant(g, tc_scalar_f32(0.9f)), 0));
+    floe_node_builder_add_input(b, floe_out(tc_g_const(g, tc_scalar_f32(0.1f)), 0));
+    floe_node_builder_add_input(b, floe_out(tc_g_const(g, tc_f32(shape, 1, z)), 0));
+    floe_node_builder_add_input(b, floe_out(tc_g_const(g, tc_scalar_f32(0.9f)), 0));
     b2 = tc_finish(b);
     /* The same variable as var and slot. */
     assert_int_equal(floe_node_builder_new(g, "ResourceApplyAdagrad", "aliased", &b), FLOE_OK);
     floe_node_builder_add_input(b, floe_out(v, 0));
     floe_node_builder_add_input(b, floe_out(v, 0));
-    floe_node_builder_add_input(b, floe_out(constant(g, tc_scalar_f32(0.1f)), 0));
-    floe_node_builder_add_input(b, floe_out(constant(g, tc_f32(shape, 1, z)), 0));
+    floe_node_builder_add_input(b, floe_out(tc_g_const(g, tc_scalar_f32(0.1f)), 0));
+    floe_node_builder_add_input(b, floe_out(tc_g_const(g, tc_f32(shape, 1, z)), 0));
     b3 = tc_finish(b);
     /* Adam with beta1_power == 1 (division by zero in lr_t). */
     assert_int_equal(floe_node_builder_new(g, "ResourceApplyAdam", "adam_b1p", &b), FLOE_OK);
@@ -351,16 +338,16 @@ static void test_errors(void **state) {
     floe_node_builder_add_input(b, floe_out(acc, 0));
     floe_node_builder_add_input(b, floe_out(other, 0));
     for (int i = 0; i < 6; i++)
-        floe_node_builder_add_input(b, floe_out(constant(g, tc_scalar_f32(1.0f)), 0));
-    floe_node_builder_add_input(b, floe_out(constant(g, tc_f32(shape, 1, z)), 0));
+        floe_node_builder_add_input(b, floe_out(tc_g_const(g, tc_scalar_f32(1.0f)), 0));
+    floe_node_builder_add_input(b, floe_out(tc_g_const(g, tc_f32(shape, 1, z)), 0));
     b4 = tc_finish(b);
 
     /* A non-scalar learning rate is rejected when the node is built. */
     assert_int_equal(floe_node_builder_new(g, "ResourceApplyGradientDescent", "vec_lr", &b),
                      FLOE_OK);
     floe_node_builder_add_input(b, floe_out(v, 0));
-    floe_node_builder_add_input(b, floe_out(constant(g, tc_f32(shape, 1, z)), 0));
-    floe_node_builder_add_input(b, floe_out(constant(g, tc_f32(shape, 1, z)), 0));
+    floe_node_builder_add_input(b, floe_out(tc_g_const(g, tc_f32(shape, 1, z)), 0));
+    floe_node_builder_add_input(b, floe_out(tc_g_const(g, tc_f32(shape, 1, z)), 0));
     assert_int_equal(floe_node_builder_finish(b, &n), FLOE_INVALID_ARGUMENT);
     assert_null(n);
     tc_assert_error_contains("must be a scalar");

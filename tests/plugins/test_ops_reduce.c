@@ -25,73 +25,9 @@
 
 /* ---- Helpers ------------------------------------------------------------------------ */
 
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static double get_f(const floe_tensor *t, int64_t i) {
-    const void *p = floe_tensor_data(t);
-    switch (floe_tensor_dtype(t)) {
-    case FLOE_DTYPE_F32: return ((const float *)p)[i];
-    case FLOE_DTYPE_F64: return ((const double *)p)[i];
-    default: fail_msg("get_f: dtype %s", floe_dtype_name(floe_tensor_dtype(t)));
-    }
-    return 0;
-}
-
-static int64_t get_i(const floe_tensor *t, int64_t i) {
-    const void *p = floe_tensor_data(t);
-    switch (floe_tensor_dtype(t)) {
-    case FLOE_DTYPE_I8: return ((const int8_t *)p)[i];
-    case FLOE_DTYPE_I16: return ((const int16_t *)p)[i];
-    case FLOE_DTYPE_I32: return ((const int32_t *)p)[i];
-    case FLOE_DTYPE_I64: return ((const int64_t *)p)[i];
-    case FLOE_DTYPE_U8: return ((const uint8_t *)p)[i];
-    default: fail_msg("get_i: dtype %s", floe_dtype_name(floe_tensor_dtype(t)));
-    }
-    return 0;
-}
-
-static void set_i(floe_tensor *t, int64_t i, int64_t v) {
-    void *p = floe_tensor_data(t);
-    switch (floe_tensor_dtype(t)) {
-    case FLOE_DTYPE_I8: ((int8_t *)p)[i] = (int8_t)v; break;
-    case FLOE_DTYPE_I16: ((int16_t *)p)[i] = (int16_t)v; break;
-    case FLOE_DTYPE_I32: ((int32_t *)p)[i] = (int32_t)v; break;
-    case FLOE_DTYPE_I64: ((int64_t *)p)[i] = v; break;
-    case FLOE_DTYPE_U8: ((uint8_t *)p)[i] = (uint8_t)v; break;
-    default: fail_msg("set_i: dtype %s", floe_dtype_name(floe_tensor_dtype(t)));
-    }
-}
-
-static int64_t wrap_to(floe_dtype dt, int64_t v) {
-    switch (dt) {
-    case FLOE_DTYPE_I8: return (int8_t)v;
-    case FLOE_DTYPE_I16: return (int16_t)v;
-    case FLOE_DTYPE_I32: return (int32_t)v;
-    case FLOE_DTYPE_U8: return (uint8_t)v;
-    default: return v;
-    }
-}
-
 static floe_tensor *rand_tensor(floe_dtype dt, const int64_t *shape, int nd, double lo,
                                 double hi, uint64_t seed) {
-    floe_tensor *t = tc_tensor(dt, shape, nd, NULL);
-    int64_t n = floe_tensor_num_elements(t);
-    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 11;
-    for (int64_t i = 0; i < n; i++) {
-        double u = (double)(rng_next(&s) >> 11) * (1.0 / 9007199254740992.0);
-        if (dt == FLOE_DTYPE_F32)
-            ((float *)floe_tensor_data(t))[i] = (float)(lo + (hi - lo) * u);
-        else if (dt == FLOE_DTYPE_F64)
-            ((double *)floe_tensor_data(t))[i] = lo + (hi - lo) * u;
-        else
-            set_i(t, i, (int64_t)floor(lo + (hi - lo + 1) * u));
-    }
-    return t;
+    return tc_rand_tensor_stream(dt, shape, nd, lo, hi, seed * 0x9E3779B97F4A7C15ull + 11);
 }
 
 /* Axes as a 1-D tensor of dtype @dt (i32 or i64); @n < 0 makes a scalar of axes[0]. */
@@ -208,7 +144,7 @@ static void check_float_case(floe_context *ctx, floe_dtype dt, int op, const red
         acc[o] = op == 0 || op == 1 ? 0 : op == 2 ? -INFINITY : op == 3 ? INFINITY : 1;
     for (int64_t i = 0; i < n_in; i++) {
         int64_t o = out_index(i, c->shape, c->nd, red);
-        double v = get_f(x, i);
+        double v = tc_get_f(x, i);
         mag[o] += fabs(v);
         switch (op) {
         case 0: case 1: acc[o] += v; break;
@@ -224,7 +160,7 @@ static void check_float_case(floe_context *ctx, floe_dtype dt, int op, const red
         double tol = dt == FLOE_DTYPE_F32 ? 1e-6 * m + 1e-30 : 1e-13 * m + 1e-300;
         if (op == 4)
             tol = (dt == FLOE_DTYPE_F32 ? 1e-6 : 1e-12) * fabs(e);
-        double g = get_f(y, o);
+        double g = tc_get_f(y, o);
         if (!(fabs(g - e) <= tol))
             fail_msg("%s %s case shape[0]=%lld nd=%d element %lld: got %.12g, expected %.12g",
                      red_ops[op], floe_dtype_name(dt), (long long)c->shape[0], c->nd,
@@ -259,10 +195,10 @@ static void sum_f32_is_accurate_for_long_rows(void **state) {
     const int64_t axis = 0;
     floe_tensor *y = reduce(*state, "Sum", t, &axis, 1, 0, FLOE_DTYPE_I32);
     /* one f32 rounding of the exact sum; naive f32 accumulation is off by ~1e-2 here */
-    assert_true(fabs(get_f(y, 0) - exact) <= 1e-7 * exact);
+    assert_true(fabs(tc_get_f(y, 0) - exact) <= 1e-7 * exact);
     floe_tensor_unref(y);
     y = reduce(*state, "Mean", t, &axis, 1, 0, FLOE_DTYPE_I32);
-    assert_true(fabs(get_f(y, 0) - exact / (double)n) <= 1e-7 * exact / (double)n);
+    assert_true(fabs(tc_get_f(y, 0) - exact / (double)n) <= 1e-7 * exact / (double)n);
     floe_tensor_unref(y);
     floe_tensor_unref(t);
     free(x);
@@ -293,7 +229,7 @@ static void reduce_int_matches_reference(void **state) {
                 for (int64_t o = 0; o < n_out; o++)
                     acc[o] = op <= 1 ? 0 : op == 2 ? INT64_MIN : op == 3 ? INT64_MAX : 1;
                 for (int64_t i = 0; i < n_in; i++) {
-                    int64_t o = out_index(i, c->shape, c->nd, red), v = get_i(x, i);
+                    int64_t o = out_index(i, c->shape, c->nd, red), v = tc_get_i(x, i);
                     switch (op) {
                     case 0: case 1: acc[o] = (int64_t)((uint64_t)acc[o] + (uint64_t)v); break;
                     case 2: acc[o] = v > acc[o] ? v : acc[o]; break;
@@ -303,11 +239,11 @@ static void reduce_int_matches_reference(void **state) {
                 }
                 int64_t count = n_out > 0 ? n_in / n_out : 0;
                 for (int64_t o = 0; o < n_out; o++) {
-                    int64_t e = wrap_to(dts[t], op == 1 ? acc[o] / count : acc[o]);
-                    if (get_i(y, o) != e)
+                    int64_t e = tc_wrap_to(dts[t], op == 1 ? acc[o] / count : acc[o]);
+                    if (tc_get_i(y, o) != e)
                         fail_msg("%s %s case %d element %lld: got %lld, expected %lld",
                                  red_ops[op], floe_dtype_name(dts[t]), k, (long long)o,
-                                 (long long)get_i(y, o), (long long)e);
+                                 (long long)tc_get_i(y, o), (long long)e);
                 }
                 free(acc);
                 floe_tensor_unref(x);
@@ -322,18 +258,18 @@ static void mean_of_integers_truncates(void **state) {
     const int64_t axis = 0;
     floe_tensor *t = tc_i32(s, 1, x);
     floe_tensor *y = reduce(*state, "Mean", t, &axis, 1, 0, FLOE_DTYPE_I32);
-    assert_int_equal(get_i(y, 0), 1);
+    assert_int_equal(tc_get_i(y, 0), 1);
     floe_tensor_unref(y);
     floe_tensor_unref(t);
     t = tc_tensor(FLOE_DTYPE_I8, s, 1, x8);
     y = reduce(*state, "Mean", t, &axis, 1, 0, FLOE_DTYPE_I32);
-    assert_int_equal(get_i(y, 0), 49);
+    assert_int_equal(tc_get_i(y, 0), 49);
     floe_tensor_unref(y);
     floe_tensor_unref(t);
     const int32_t xn[4] = {-1, -2, -2, -2};     /* -7 / 4 = -1 (toward zero) */
     t = tc_i32(s, 1, xn);
     y = reduce(*state, "Mean", t, &axis, 1, 0, FLOE_DTYPE_I32);
-    assert_int_equal(get_i(y, 0), -1);
+    assert_int_equal(tc_get_i(y, 0), -1);
     floe_tensor_unref(y);
     floe_tensor_unref(t);
 }
@@ -368,16 +304,16 @@ static void empty_reductions_give_identity(void **state) {
         const int64_t ks[2] = {1, 3};
         tc_assert_shape(y, FLOE_DTYPE_I32, ks, 2);
         for (int i = 0; i < 3; i++)
-            assert_int_equal(get_i(y, i), iident[op]);
+            assert_int_equal(tc_get_i(y, i), iident[op]);
         floe_tensor_unref(y);
     }
     floe_tensor_unref(xi);
     floe_tensor *xu = tc_tensor(FLOE_DTYPE_U8, s, 2, NULL);
     floe_tensor *y = reduce(*state, "Min", xu, &axis0, 1, 0, FLOE_DTYPE_I32);
-    assert_int_equal(get_i(y, 0), 255);
+    assert_int_equal(tc_get_i(y, 0), 255);
     floe_tensor_unref(y);
     y = reduce(*state, "Max", xu, &axis0, 1, 0, FLOE_DTYPE_I32);
-    assert_int_equal(get_i(y, 0), 0);
+    assert_int_equal(tc_get_i(y, 0), 0);
     floe_tensor_unref(y);
     floe_tensor_unref(xu);
 
@@ -405,12 +341,12 @@ static void max_min_propagate_nan(void **state) {
     floe_tensor *t = tc_f32(s, 2, x);
     for (int op = 2; op <= 3; op++) {
         floe_tensor *y = reduce(*state, red_ops[op], t, &axis1, 1, 0, FLOE_DTYPE_I32);
-        assert_true(isnan(get_f(y, 0)));
-        assert_false(isnan(get_f(y, 1)));
+        assert_true(isnan(tc_get_f(y, 0)));
+        assert_false(isnan(tc_get_f(y, 1)));
         floe_tensor_unref(y);
         y = reduce(*state, red_ops[op], t, &axis0, 1, 0, FLOE_DTYPE_I32);
-        assert_false(isnan(get_f(y, 0)));
-        assert_true(isnan(get_f(y, 1)));
+        assert_false(isnan(tc_get_f(y, 0)));
+        assert_true(isnan(tc_get_f(y, 1)));
         floe_tensor_unref(y);
     }
     floe_tensor_unref(t);
@@ -467,8 +403,8 @@ static void argmax_argmin_match_reference(void **state) {
                             double bv = 0;
                             for (int64_t r = 0; r < R; r++) {
                                 double v = dts[t] == FLOE_DTYPE_F32
-                                               ? get_f(x, (o * R + r) * I + i)
-                                               : (double)get_i(x, (o * R + r) * I + i);
+                                               ? tc_get_f(x, (o * R + r) * I + i)
+                                               : (double)tc_get_i(x, (o * R + r) * I + i);
                                 if (r == 0 || (is_max ? v > bv : v < bv)) {
                                     bv = v;
                                     best = r;
@@ -491,10 +427,10 @@ static void argmax_first_nan_wins(void **state) {
     const float x[5] = {1, NAN, 7, NAN, -3};
     floe_tensor *t = tc_f32(s, 1, x);
     floe_tensor *y = argop(*state, "ArgMax", t, 0, FLOE_DTYPE_INVALID, FLOE_DTYPE_I32);
-    assert_int_equal(get_i(y, 0), 1);
+    assert_int_equal(tc_get_i(y, 0), 1);
     floe_tensor_unref(y);
     y = argop(*state, "ArgMin", t, 0, FLOE_DTYPE_INVALID, FLOE_DTYPE_I32);
-    assert_int_equal(get_i(y, 0), 1);
+    assert_int_equal(tc_get_i(y, 0), 1);
     floe_tensor_unref(y);
     floe_tensor_unref(t);
     /* rows long enough for the lane-parallel scan: ties and NaNs in different lanes */
@@ -508,10 +444,10 @@ static void argmax_first_nan_wins(void **state) {
     v[14] = -9;         /* the first minimum */
     t = tc_f32(&n, 1, v);
     y = argop(*state, "ArgMax", t, 0, FLOE_DTYPE_INVALID, FLOE_DTYPE_I32);
-    assert_int_equal(get_i(y, 0), 10);
+    assert_int_equal(tc_get_i(y, 0), 10);
     floe_tensor_unref(y);
     y = argop(*state, "ArgMin", t, 0, FLOE_DTYPE_INVALID, FLOE_DTYPE_I32);
-    assert_int_equal(get_i(y, 0), 14);
+    assert_int_equal(tc_get_i(y, 0), 14);
     floe_tensor_unref(y);
     floe_tensor_unref(t);
     v[29] = NAN;
@@ -519,10 +455,10 @@ static void argmax_first_nan_wins(void **state) {
     v[36] = NAN;        /* in the scalar tail */
     t = tc_f32(&n, 1, v);
     y = argop(*state, "ArgMax", t, 0, FLOE_DTYPE_INVALID, FLOE_DTYPE_I32);
-    assert_int_equal(get_i(y, 0), 13);
+    assert_int_equal(tc_get_i(y, 0), 13);
     floe_tensor_unref(y);
     y = argop(*state, "ArgMin", t, 0, FLOE_DTYPE_INVALID, FLOE_DTYPE_I32);
-    assert_int_equal(get_i(y, 0), 13);
+    assert_int_equal(tc_get_i(y, 0), 13);
     floe_tensor_unref(y);
     floe_tensor_unref(t);
     /* the same as a column of a [37, 3] matrix (the column-block scan) */
@@ -533,9 +469,9 @@ static void argmax_first_nan_wins(void **state) {
     const int64_t ms[2] = {37, 3};
     t = tc_f32(ms, 2, m);
     y = argop(*state, "ArgMax", t, 0, FLOE_DTYPE_INVALID, FLOE_DTYPE_I32);
-    assert_int_equal(get_i(y, 0), 3);
-    assert_int_equal(get_i(y, 1), 13);
-    assert_int_equal(get_i(y, 2), 3);
+    assert_int_equal(tc_get_i(y, 0), 3);
+    assert_int_equal(tc_get_i(y, 1), 13);
+    assert_int_equal(tc_get_i(y, 2), 3);
     floe_tensor_unref(y);
     floe_tensor_unref(t);
 }
@@ -630,18 +566,6 @@ static void invalid_axes_are_rejected(void **state) {
 
 /* ---- Shape inference -------------------------------------------------------------- */
 
-static floe_node *placeholder(floe_graph *g, const char *name, floe_dtype dt,
-                              const int64_t *dims, int ndim) {
-    floe_node_builder *b = NULL;
-    floe_node *n = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Placeholder", name, &b), FLOE_OK);
-    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", dt);
-    floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", dims, ndim);
-    if (floe_node_builder_finish(b, &n) != FLOE_OK)
-        fail_msg("Placeholder: %s", floe_last_error());
-    return n;
-}
-
 static floe_node *constant(floe_graph *g, floe_tensor *value) {
     floe_node_builder *b = NULL;
     floe_node *n = NULL;
@@ -669,11 +593,11 @@ static void shape_fn_uses_constant_axes(void **state) {
     floe_graph *g = NULL;
     assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
     const int64_t xs[3] = {-1, 4, 5};
-    floe_node *x = placeholder(g, "x", FLOE_DTYPE_F32, xs, 3);
+    floe_node *x = tc_placeholder(g, "x", FLOE_DTYPE_F32, xs, 3);
     const int64_t ax[2] = {-1, 0};
     floe_tensor *axt = axes_tensor(FLOE_DTYPE_I32, ax, 2);
     floe_node *c = constant(g, axt);
-    floe_node *p = placeholder(g, "axes", FLOE_DTYPE_I32, NULL, -1);
+    floe_node *p = tc_placeholder(g, "axes", FLOE_DTYPE_I32, NULL, -1);
     floe_node *n = NULL;
 
     assert_int_equal(reduce_node(g, "Sum", x, c, 0, &n), FLOE_OK);
@@ -716,8 +640,8 @@ static void kernel_checks_axes_fed_at_run_time(void **state) {
     floe_graph *g = NULL;
     floe_session *sess = NULL;
     assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
-    floe_node *x = placeholder(g, "x", FLOE_DTYPE_F32, NULL, -1);
-    floe_node *ax = placeholder(g, "axes", FLOE_DTYPE_I32, NULL, -1);
+    floe_node *x = tc_placeholder(g, "x", FLOE_DTYPE_F32, NULL, -1);
+    floe_node *ax = tc_placeholder(g, "axes", FLOE_DTYPE_I32, NULL, -1);
     floe_node *n = NULL, *am = NULL;
     assert_int_equal(reduce_node(g, "Sum", x, ax, 0, &n), FLOE_OK);
     assert_int_equal(reduce_node(g, "ArgMin", x, ax, 0, &am), FLOE_OK);

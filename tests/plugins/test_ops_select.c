@@ -16,20 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* A tensor of random bytes (conditions: random 0/1, or other non-zero bytes). */
 static floe_tensor *rand_bytes(floe_dtype dt, const int64_t *shape, int nd, uint64_t seed) {
     floe_tensor *t = tc_tensor(dt, shape, nd, NULL);
     uint8_t *p = floe_tensor_data(t);
     uint64_t s = seed * 0x9E3779B97F4A7C15ull + 3;
     for (size_t i = 0; i < floe_tensor_nbytes(t); i++) {
-        uint64_t r = rng_next(&s);
+        uint64_t r = tc_rng_next(&s);
         p[i] = dt == FLOE_DTYPE_BOOL ? (uint8_t)((r >> 20) % 3 == 0 ? 0 : (r >> 8) % 2 ? 1 : 5)
                                      : (uint8_t)(r >> 24);
     }
@@ -154,26 +147,14 @@ static void select_errors(void **state) {
     floe_tensor_unref(e3);
 }
 
-static floe_node *placeholder(floe_graph *g, const char *name, floe_dtype dt,
-                              const int64_t *dims, int ndim) {
-    floe_node_builder *b = NULL;
-    floe_node *n = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Placeholder", name, &b), FLOE_OK);
-    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", dt);
-    floe_attrs_set_shape(floe_node_builder_attrs(b), "shape", dims, ndim);
-    if (floe_node_builder_finish(b, &n) != FLOE_OK)
-        fail_msg("Placeholder: %s", floe_last_error());
-    return n;
-}
-
 static void select_shape_fn_broadcasts_three_ways(void **state) {
     floe_graph *g = NULL;
     assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
     const int64_t cs[2] = {-1, 1}, ts[1] = {5}, es[3] = {2, 1, 1}, bad[1] = {4};
-    floe_node *c = placeholder(g, "c", FLOE_DTYPE_BOOL, cs, 2);
-    floe_node *t = placeholder(g, "t", FLOE_DTYPE_F32, ts, 1);
-    floe_node *e = placeholder(g, "e", FLOE_DTYPE_F32, es, 3);
-    floe_node *eb = placeholder(g, "eb", FLOE_DTYPE_F32, bad, 1);
+    floe_node *c = tc_placeholder(g, "c", FLOE_DTYPE_BOOL, cs, 2);
+    floe_node *t = tc_placeholder(g, "t", FLOE_DTYPE_F32, ts, 1);
+    floe_node *e = tc_placeholder(g, "e", FLOE_DTYPE_F32, es, 3);
+    floe_node *eb = tc_placeholder(g, "eb", FLOE_DTYPE_F32, bad, 1);
     floe_node_builder *b = NULL;
     floe_node *n = NULL;
     assert_int_equal(floe_node_builder_new(g, "SelectV2", NULL, &b), FLOE_OK);
@@ -198,9 +179,9 @@ static void select_kernel_rejects_shapes_known_only_at_run(void **state) {
     floe_graph *g = NULL;
     floe_session *sess = NULL;
     assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
-    floe_node *c = placeholder(g, "c", FLOE_DTYPE_BOOL, NULL, -1);
-    floe_node *t = placeholder(g, "t", FLOE_DTYPE_F32, NULL, -1);
-    floe_node *e = placeholder(g, "e", FLOE_DTYPE_F32, NULL, -1);
+    floe_node *c = tc_placeholder(g, "c", FLOE_DTYPE_BOOL, NULL, -1);
+    floe_node *t = tc_placeholder(g, "t", FLOE_DTYPE_F32, NULL, -1);
+    floe_node *e = tc_placeholder(g, "e", FLOE_DTYPE_F32, NULL, -1);
     floe_node_builder *b = NULL;
     floe_node *n = NULL;
     assert_int_equal(floe_node_builder_new(g, "SelectV2", NULL, &b), FLOE_OK);

@@ -55,27 +55,6 @@ static floe_tensor *rand_tensor(floe_dtype dt, const int64_t *shape, int nd) {
     return t;
 }
 
-static void assert_elem_eq(const floe_tensor *a, int64_t ia, const floe_tensor *b, int64_t ib) {
-    floe_dtype dt = floe_tensor_dtype(a);
-    assert_int_equal(dt, floe_tensor_dtype(b));
-    if (dt == FLOE_DTYPE_STRING) {
-        const char *sa, *sb;
-        size_t na, nb;
-        assert_int_equal(floe_tensor_get_string(a, ia, &sa, &na), FLOE_OK);
-        assert_int_equal(floe_tensor_get_string(b, ib, &sb, &nb), FLOE_OK);
-        if (na != nb || memcmp(sa, sb, na) != 0)
-            fail_msg("string element %lld is \"%.*s\", expected \"%.*s\"", (long long)ia, (int)na,
-                     sa, (int)nb, sb);
-        if (na > 0 && sa == sb)
-            fail_msg("string element %lld shares its bytes with the input", (long long)ia);
-        return;
-    }
-    size_t es = floe_dtype_size(dt);
-    if (memcmp((const char *)floe_tensor_data(a) + ia * es,
-               (const char *)floe_tensor_data(b) + ib * es, es) != 0)
-        fail_msg("element %lld differs from input element %lld", (long long)ia, (long long)ib);
-}
-
 static floe_tensor *vec(bool i64, const int64_t *v, int64_t n) {
     if (i64)
         return tc_i64(&n, 1, v);
@@ -112,7 +91,7 @@ static void check_slice(floe_context *ctx, floe_dtype dt, const int64_t *dims, i
         tc_unravel(o, od, nd, co);
         for (int d = 0; d < nd; d++)
             co[d] += begin[d];
-        assert_elem_eq(out, o, in[0], ravel(co, dims, nd));
+        tc_assert_elem_eq(out, o, in[0], ravel(co, dims, nd), false);
     }
     floe_tensor_unref(out);
     tc_unref_all(in, 3);
@@ -450,7 +429,7 @@ static void strided_slice_random_matches_python(void **state) {
             tc_unravel(o, od, nd, co);
             for (int d = 0; d < nd; d++)
                 co[d] = first[d] + co[d] * step[d];
-            assert_elem_eq(out, o, in[0], ravel(co, dims, nd));
+            tc_assert_elem_eq(out, o, in[0], ravel(co, dims, nd), false);
         }
         floe_tensor_unref(out);
         floe_attrs_free(a);
@@ -468,7 +447,7 @@ static void strided_slice_large_reverse(void **state) {
     tc_assert_shape(out, FLOE_DTYPE_F32, (int64_t[]){400, 100}, 2);
     for (int64_t o = 0; o < 40000; o++) {
         tc_unravel(o, (int64_t[]){400, 100}, 2, co);
-        assert_elem_eq(out, o, in[0], (399 - co[0]) * 300 + 299 - 3 * co[1]);
+        tc_assert_elem_eq(out, o, in[0], (399 - co[0]) * 300 + 299 - 3 * co[1], false);
     }
     floe_tensor_unref(out);
     floe_attrs_free(a);
@@ -608,12 +587,6 @@ static floe_tensor *vec_i32(const int32_t *v, int64_t n) {
     return tc_i32(&n, 1, v);
 }
 
-static floe_attrs *attrs_new(void) {
-    floe_attrs *a = NULL;
-    assert_int_equal(floe_attrs_new(&a), FLOE_OK);
-    return a;
-}
-
 static void shape_fns_slice_and_strided_slice(void **state) {
     floe_graph *g = NULL;
     assert_int_equal(floe_graph_new(*state, &g), FLOE_OK);
@@ -635,7 +608,7 @@ static void shape_fns_slice_and_strided_slice(void **state) {
                           NULL, "1-D tensors of size 3");
 
     /* x[..., 0] and x[1:-1:2] with every value known */
-    floe_attrs *a = attrs_new();
+    floe_attrs *a = tc_attrs_new();
     assert_int_equal(floe_attrs_set_int(a, "ellipsis_mask", 1), FLOE_OK);
     assert_int_equal(floe_attrs_set_int(a, "shrink_axis_mask", 2), FLOE_OK);
     tc_expect_shape(g, "StridedSlice",
@@ -666,7 +639,7 @@ static void shape_fns_slice_and_strided_slice(void **state) {
                                           tc_g_const(g, vec_i32((int32_t[]){3}, 1)),
                                           tc_g_const(g, vec_i32((int32_t[]){0}, 1))},
                           4, 0, NULL, "strides[0] must be non-zero");
-    a = attrs_new();
+    a = tc_attrs_new();
     assert_int_equal(floe_attrs_set_int(a, "shrink_axis_mask", 1), FLOE_OK);
     tc_expect_build_error(g, "StridedSlice",
                           (floe_node *[]){x, tc_g_const(g, vec_i32((int32_t[]){5}, 1)),

@@ -157,6 +157,13 @@ void tc_unravel(int64_t idx, const int64_t *dims, int nd, int64_t *coord) {
     }
 }
 
+int64_t tc_ravel(const int64_t *coord, const int64_t *dims, int nd) {
+    int64_t idx = 0;
+    for (int i = 0; i < nd; i++)
+        idx = idx * dims[i] + coord[i];
+    return idx;
+}
+
 void tc_expect_invalid(floe_context *ctx, const char *op, floe_tensor *const *in, int nin,
                        const floe_attrs *attrs, int nout, const char *needle) {
     floe_status st = tc_run_status(ctx, op, in, nin, attrs, nout);
@@ -410,4 +417,40 @@ floe_attrs *tc_attrs_new(void) {
     floe_attrs *a = NULL;
     assert_int_equal(floe_attrs_new(&a), FLOE_OK);
     return a;
+}
+
+int64_t tc_bcast_index(int64_t o, const int64_t *out, int nd_out, const int64_t *in, int nd_in) {
+    int64_t idx = 0, stride = 1;
+    for (int d = nd_out - 1; d >= 0; d--) {
+        int64_t c = o % out[d];
+        o /= out[d];
+        int di = d - (nd_out - nd_in);
+        if (di < 0)
+            continue;
+        if (in[di] != 1)
+            idx += c * stride;
+        stride *= in[di];
+    }
+    return idx;
+}
+
+floe_tensor *tc_rand_bytes(floe_dtype dt, const int64_t *shape, int nd, uint64_t *state,
+                           const char *str_fmt, uint64_t str_mod) {
+    floe_tensor *t = tc_tensor(dt, shape, nd, NULL);
+    int64_t n = floe_tensor_num_elements(t);
+    if (dt == FLOE_DTYPE_STRING) {
+        for (int64_t i = 0; i < n; i++) {
+            char buf[64];
+            int len = snprintf(buf, sizeof(buf), str_fmt, (long long)i,
+                               (unsigned long long)(tc_rng_next(state) % str_mod));
+            assert_int_equal(floe_tensor_set_string(t, i, buf, (size_t)len), FLOE_OK);
+        }
+        return t;
+    }
+    unsigned char *p = floe_tensor_data(t);
+    for (size_t i = 0; i < floe_tensor_nbytes(t); i++) {
+        uint64_t r = tc_rng_next(state);
+        p[i] = dt == FLOE_DTYPE_BOOL ? (unsigned char)(r & 1) : (unsigned char)r;
+    }
+    return t;
 }

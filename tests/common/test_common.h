@@ -55,6 +55,8 @@ void tc_unref_all(floe_tensor **t, int n);
 int64_t tc_count(const int64_t *dims, int nd);
 /* Row-major coordinates @coord of flat index @idx in a shape of @nd extents. */
 void tc_unravel(int64_t idx, const int64_t *dims, int nd, int64_t *coord);
+/* The row-major flat index of coordinates @coord in a shape of @nd extents. */
+int64_t tc_ravel(const int64_t *coord, const int64_t *dims, int nd);
 
 /* Runs @op eagerly expecting FLOE_INVALID_ARGUMENT and a message containing @needle. */
 void tc_expect_invalid(floe_context *ctx, const char *op, floe_tensor *const *in, int nin,
@@ -93,6 +95,15 @@ void tc_assert_near(const floe_tensor *t, const double *want, int64_t n, double 
  * buffer (views share their strings by design). */
 void tc_assert_elem_eq(const floe_tensor *a, int64_t ia, const floe_tensor *b, int64_t ib,
                        bool may_share);
+
+/* Flat index into an input of shape @in (rank @nd_in) for output flat index @o of shape
+ * @out (rank @nd_out), by numpy's broadcasting rule: right-aligned, extent 1 repeats. */
+int64_t tc_bcast_index(int64_t o, const int64_t *out, int nd_out, const int64_t *in, int nd_in);
+/* A tensor of arbitrary contents drawn from the xorshift state *@state: one draw a byte
+ * (its low byte; BOOL its low bit), one a STRING element, formatted by @str_fmt from the
+ * element's index (long long) and the draw modulo @str_mod (unsigned long long). */
+floe_tensor *tc_rand_bytes(floe_dtype dt, const int64_t *shape, int nd, uint64_t *state,
+                           const char *str_fmt, uint64_t str_mod);
 
 /* A new empty attrs set. */
 floe_attrs *tc_attrs_new(void);

@@ -23,40 +23,16 @@
 static uint64_t rng = 0x1234567887654321ull;
 
 static uint64_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return tc_rng_next(&rng);
 }
 
 static int64_t rnd_range(int64_t lo, int64_t hi) { /* [lo, hi] */
     return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1));
 }
 
-static int64_t ravel(const int64_t *coord, const int64_t *dims, int nd) {
-    int64_t idx = 0;
-    for (int i = 0; i < nd; i++)
-        idx = idx * dims[i] + coord[i];
-    return idx;
-}
-
 /* A tensor of random contents: random bytes, 0/1 for BOOL, "s<k>:<random>" strings. */
 static floe_tensor *rand_tensor(floe_dtype dt, const int64_t *shape, int nd) {
-    floe_tensor *t = tc_tensor(dt, shape, nd, NULL);
-    int64_t n = floe_tensor_num_elements(t);
-    if (dt == FLOE_DTYPE_STRING) {
-        for (int64_t i = 0; i < n; i++) {
-            char buf[64];
-            int len = snprintf(buf, sizeof(buf), "s%lld:%llu", (long long)i,
-                               (unsigned long long)(rnd() % 100000));
-            assert_int_equal(floe_tensor_set_string(t, i, buf, (size_t)len), FLOE_OK);
-        }
-        return t;
-    }
-    unsigned char *p = floe_tensor_data(t);
-    for (size_t i = 0; i < floe_tensor_nbytes(t); i++)
-        p[i] = dt == FLOE_DTYPE_BOOL ? (unsigned char)(rnd() & 1) : (unsigned char)rnd();
-    return t;
+    return tc_rand_bytes(dt, shape, nd, &rng, "s%lld:%llu", 100000);
 }
 
 static void assert_elem_zero(const floe_tensor *a, int64_t ia) {
@@ -193,7 +169,7 @@ static void check_transpose(floe_context *ctx, floe_dtype dt, const int64_t *dim
         tc_unravel(o, od, nd, co);
         for (int i = 0; i < nd; i++)
             ci[perm[i]] = co[i];
-        tc_assert_elem_eq(out, o, in[0], ravel(ci, dims, nd), true);
+        tc_assert_elem_eq(out, o, in[0], tc_ravel(ci, dims, nd), true);
     }
     floe_tensor_unref(out);
     tc_unref_all(in, 2);
@@ -293,7 +269,7 @@ static void concat_random_matches_reference(void **state) {
                 co[axis] -= dims[i][axis];
                 i++;
             }
-            tc_assert_elem_eq(out, o, in[i], ravel(co, dims[i], nd), true);
+            tc_assert_elem_eq(out, o, in[i], tc_ravel(co, dims[i], nd), true);
         }
         floe_tensor_unref(out);
         floe_attrs_free(a);
@@ -358,7 +334,7 @@ static void pack_unpack_random_match_reference(void **state) {
             for (int d = 0, k = 0; d <= nd; d++)
                 if (d != axis)
                     ci[k++] = co[d];
-            tc_assert_elem_eq(packed, o, in[co[axis]], ravel(ci, dims, nd), true);
+            tc_assert_elem_eq(packed, o, in[co[axis]], tc_ravel(ci, dims, nd), true);
         }
         /* Unpack gives the inputs back */
         floe_attrs *u = tc_attrs_new();
@@ -748,7 +724,7 @@ static void tile_random_matches_reference(void **state) {
             tc_unravel(o, od, nd, co);
             for (int d = 0; d < nd; d++)
                 co[d] %= dims[d];
-            tc_assert_elem_eq(out, o, in[0], ravel(co, dims, nd), true);
+            tc_assert_elem_eq(out, o, in[0], tc_ravel(co, dims, nd), true);
         }
         floe_tensor_unref(out);
         tc_unref_all(in, 2);
@@ -809,7 +785,7 @@ static void check_pad(floe_context *ctx, floe_dtype dt, const int64_t *dims, int
             inside = inside && co[d] >= 0 && co[d] < dims[d];
         }
         if (inside)
-            tc_assert_elem_eq(out, o, in[0], ravel(co, dims, nd), true);
+            tc_assert_elem_eq(out, o, in[0], tc_ravel(co, dims, nd), true);
         else if (v2)
             tc_assert_elem_eq(out, o, in[2], 0, true);
         else

@@ -22,24 +22,6 @@
 
 /* ---- Helpers ------------------------------------------------------------------------ */
 
-/* Flat index into an input of shape @in (rank @nd_in) for output flat index @o of
- * shape @out (rank @nd_out), by numpy's rule: right-aligned, extent 1 repeats. */
-static int64_t bcast_index(int64_t o, const int64_t *out, int nd_out, const int64_t *in,
-                           int nd_in) {
-    int64_t idx = 0, stride = 1;
-    for (int d = nd_out - 1; d >= 0; d--) {
-        int64_t c = o % out[d];
-        o /= out[d];
-        int di = d - (nd_out - nd_in);
-        if (di < 0)
-            continue;
-        if (in[di] != 1)
-            idx += c * stride;
-        stride *= in[di];
-    }
-    return idx;
-}
-
 /* The broadcast shape of @a and @b (both known compatible) into @out. */
 static int bcast_shape(const int64_t *a, int na, const int64_t *b, int nb, int64_t *out) {
     int n = na > nb ? na : nb;
@@ -135,8 +117,8 @@ static void check_float_binary(floe_context *ctx, floe_dtype dt, int k, const sh
     int64_t n = tc_count(out_shape, nd);
     double *expect = malloc(sizeof(double) * (size_t)(n + 1));
     for (int64_t o = 0; o < n; o++) {
-        double x = tc_get_f(a, bcast_index(o, out_shape, nd, sp->a, sp->na));
-        double y = tc_get_f(b, bcast_index(o, out_shape, nd, sp->b, sp->nb));
+        double x = tc_get_f(a, tc_bcast_index(o, out_shape, nd, sp->a, sp->na));
+        double y = tc_get_f(b, tc_bcast_index(o, out_shape, nd, sp->b, sp->nb));
         expect[o] = ref_float(float_ops[k].op, x, y);
     }
     if (dt == FLOE_DTYPE_F32) {
@@ -236,8 +218,8 @@ static void check_int_binary(floe_context *ctx, floe_dtype dt, int k, const shap
     tc_assert_shape(z, dt, out_shape, nd);
     int64_t n = tc_count(out_shape, nd);
     for (int64_t o = 0; o < n; o++) {
-        int64_t x = tc_get_i(a, bcast_index(o, out_shape, nd, sp->a, sp->na));
-        int64_t y = tc_get_i(b, bcast_index(o, out_shape, nd, sp->b, sp->nb));
+        int64_t x = tc_get_i(a, tc_bcast_index(o, out_shape, nd, sp->a, sp->na));
+        int64_t y = tc_get_i(b, tc_bcast_index(o, out_shape, nd, sp->b, sp->nb));
         int64_t e = ref_int(dt, int_ops[k].op, x, y);
         if (tc_get_i(z, o) != e)
             fail_msg("%s %s element %lld: %lld op %lld = %lld, expected %lld", int_ops[k].name,
@@ -349,8 +331,8 @@ static void comparisons_match_reference(void **state) {
                 tc_assert_shape(z, FLOE_DTYPE_BOOL, out_shape, nd);
                 int64_t n = tc_count(out_shape, nd);
                 for (int64_t o = 0; o < n; o++) {
-                    double x = tc_get_f(a, bcast_index(o, out_shape, nd, sp->a, sp->na));
-                    double y = tc_get_f(b, bcast_index(o, out_shape, nd, sp->b, sp->nb));
+                    double x = tc_get_f(a, tc_bcast_index(o, out_shape, nd, sp->a, sp->na));
+                    double y = tc_get_f(b, tc_bcast_index(o, out_shape, nd, sp->b, sp->nb));
                     int e = k == 0 ? x == y : k == 1 ? x != y : k == 2 ? x < y
                           : k == 3 ? x <= y : k == 4 ? x > y : x >= y;
                     if (tc_get_i(z, o) != e)

@@ -14,39 +14,15 @@
 static uint64_t rng = 0x243f6a8885a308d3ull;
 
 static uint64_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return tc_rng_next(&rng);
 }
 
 static int64_t rnd_range(int64_t lo, int64_t hi) { /* [lo, hi] */
     return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1));
 }
 
-static int64_t ravel(const int64_t *coord, const int64_t *dims, int nd) {
-    int64_t idx = 0;
-    for (int i = 0; i < nd; i++)
-        idx = idx * dims[i] + coord[i];
-    return idx;
-}
-
 static floe_tensor *rand_tensor(floe_dtype dt, const int64_t *shape, int nd) {
-    floe_tensor *t = tc_tensor(dt, shape, nd, NULL);
-    int64_t n = floe_tensor_num_elements(t);
-    if (dt == FLOE_DTYPE_STRING) {
-        for (int64_t i = 0; i < n; i++) {
-            char buf[64];
-            int len = snprintf(buf, sizeof(buf), "p%lld/%llu", (long long)i,
-                               (unsigned long long)(rnd() % 777));
-            assert_int_equal(floe_tensor_set_string(t, i, buf, (size_t)len), FLOE_OK);
-        }
-        return t;
-    }
-    unsigned char *p = floe_tensor_data(t);
-    for (size_t i = 0; i < floe_tensor_nbytes(t); i++)
-        p[i] = (unsigned char)rnd();
-    return t;
+    return tc_rand_bytes(dt, shape, nd, &rng, "p%lld/%llu", 777);
 }
 
 /* An index tensor of @dt (I32 or I64) holding @v. */
@@ -112,10 +88,10 @@ static void check_gather(floe_context *ctx, floe_dtype dt, const int64_t *pd, in
             ic[i] = co[axis + i - bd];
         for (int i = 0; i < axis; i++)
             pc[i] = co[i];
-        pc[axis] = idx[ravel(ic, id, ir)];
+        pc[axis] = idx[tc_ravel(ic, id, ir)];
         for (int i = axis + 1; i < pr; i++)
             pc[i] = co[axis + (ir - bd) + (i - axis - 1)];
-        tc_assert_elem_eq(out, o, in[0], ravel(pc, pd, pr), false);
+        tc_assert_elem_eq(out, o, in[0], tc_ravel(pc, pd, pr), false);
     }
     floe_tensor_unref(out);
     floe_attrs_free(a);

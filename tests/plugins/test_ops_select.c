@@ -29,22 +29,6 @@ static floe_tensor *rand_bytes(floe_dtype dt, const int64_t *shape, int nd, uint
     return t;
 }
 
-static int64_t bcast_index(int64_t o, const int64_t *out, int nd_out, const int64_t *in,
-                           int nd_in) {
-    int64_t idx = 0, stride = 1;
-    for (int d = nd_out - 1; d >= 0; d--) {
-        int64_t c = o % out[d];
-        o /= out[d];
-        int di = d - (nd_out - nd_in);
-        if (di < 0)
-            continue;
-        if (in[di] != 1)
-            idx += c * stride;
-        stride *= in[di];
-    }
-    return idx;
-}
-
 typedef struct sel_case {
     int nd[3];
     int64_t s[3][5];
@@ -81,9 +65,9 @@ static void select_matches_reference(void **state) {
             int64_t n = floe_tensor_num_elements(y);
             const uint8_t *cp = floe_tensor_data(in[0]);
             for (int64_t o = 0; o < n; o++) {
-                int64_t ci = bcast_index(o, c->out, c->out_nd, c->s[0], c->nd[0]);
+                int64_t ci = tc_bcast_index(o, c->out, c->out_nd, c->s[0], c->nd[0]);
                 int which = cp[ci] ? 1 : 2;
-                int64_t si = bcast_index(o, c->out, c->out_nd, c->s[which], c->nd[which]);
+                int64_t si = tc_bcast_index(o, c->out, c->out_nd, c->s[which], c->nd[which]);
                 const uint8_t *src = (const uint8_t *)floe_tensor_data(in[which]) + si * es;
                 const uint8_t *got = (const uint8_t *)floe_tensor_data(y) + o * es;
                 if (memcmp(src, got, es) != 0)

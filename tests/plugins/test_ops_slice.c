@@ -20,39 +20,15 @@
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return tc_rng_next(&rng);
 }
 
 static int64_t rnd_range(int64_t lo, int64_t hi) { /* [lo, hi] */
     return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1));
 }
 
-static int64_t ravel(const int64_t *coord, const int64_t *dims, int nd) {
-    int64_t idx = 0;
-    for (int i = 0; i < nd; i++)
-        idx = idx * dims[i] + coord[i];
-    return idx;
-}
-
 static floe_tensor *rand_tensor(floe_dtype dt, const int64_t *shape, int nd) {
-    floe_tensor *t = tc_tensor(dt, shape, nd, NULL);
-    int64_t n = floe_tensor_num_elements(t);
-    if (dt == FLOE_DTYPE_STRING) {
-        for (int64_t i = 0; i < n; i++) {
-            char buf[64];
-            int len = snprintf(buf, sizeof(buf), "e%lld-%llu", (long long)i,
-                               (unsigned long long)(rnd() % 1000));
-            assert_int_equal(floe_tensor_set_string(t, i, buf, (size_t)len), FLOE_OK);
-        }
-        return t;
-    }
-    unsigned char *p = floe_tensor_data(t);
-    for (size_t i = 0; i < floe_tensor_nbytes(t); i++)
-        p[i] = (unsigned char)rnd();
-    return t;
+    return tc_rand_bytes(dt, shape, nd, &rng, "e%lld-%llu", 1000);
 }
 
 static floe_tensor *vec(bool i64, const int64_t *v, int64_t n) {
@@ -91,7 +67,7 @@ static void check_slice(floe_context *ctx, floe_dtype dt, const int64_t *dims, i
         tc_unravel(o, od, nd, co);
         for (int d = 0; d < nd; d++)
             co[d] += begin[d];
-        tc_assert_elem_eq(out, o, in[0], ravel(co, dims, nd), false);
+        tc_assert_elem_eq(out, o, in[0], tc_ravel(co, dims, nd), false);
     }
     floe_tensor_unref(out);
     tc_unref_all(in, 3);
@@ -429,7 +405,7 @@ static void strided_slice_random_matches_python(void **state) {
             tc_unravel(o, od, nd, co);
             for (int d = 0; d < nd; d++)
                 co[d] = first[d] + co[d] * step[d];
-            tc_assert_elem_eq(out, o, in[0], ravel(co, dims, nd), false);
+            tc_assert_elem_eq(out, o, in[0], tc_ravel(co, dims, nd), false);
         }
         floe_tensor_unref(out);
         floe_attrs_free(a);

@@ -314,26 +314,16 @@ static floe_status conv_entry_run(nn_entry *e, const conv_params *p, void *const
     return st;
 }
 
-/* One call split over the batch: part p runs images [n0, n1) through the entry made for
- * its size (at most two sizes), with its own scratch; filter-gradient parts after the
- * first write partial sums into @partial. */
-#define CONV_MAX_PARTS 64
+/* One call split over the batch (nn_split); filter-gradient parts after the first write
+ * partial sums into @partial. */
 typedef struct conv_job {
+    nn_split sp;
+    nn_cache *cache;
     const conv_params *p;
     const conv_geom *g;
     void *const *ptrs;
-    int parts;
-    nn_entry *entry[2];             /* for parts with n / parts + 1 images and n / parts */
-    void *scratch[CONV_MAX_PARTS];
-    int slot[CONV_MAX_PARTS];
     float *partial;                 /* (parts - 1) filter gradients */
 } conv_job;
-
-static nn_entry *conv_part_entry(const conv_job *j, int part) {
-    int64_t n0, n1;
-    ops_nn__batch_part(j->g->n, j->parts, part, &n0, &n1);
-    return n1 - n0 > j->g->n / j->parts ? j->entry[0] : j->entry[1];
-}
 
 static floe_status conv_part(void *arg, int part) {
     const conv_job *j = arg;
@@ -342,7 +332,7 @@ static floe_status conv_part(void *arg, int part) {
     float *const *u = (float *const *)j->ptrs;
     void *ptrs[3];
 
-    ops_nn__batch_part(g->n, j->parts, part, &n0, &n1);
+    ops_nn__batch_part(g->n, j->sp.parts, part, &n0, &n1);
     switch (j->p->kind) {
     case CONV_FWD:
         ptrs[0] = u[0] + n0 * in_img, ptrs[1] = u[1], ptrs[2] = u[2] + n0 * out_img;
@@ -355,20 +345,22 @@ static floe_status conv_part(void *arg, int part) {
         ptrs[2] = part == 0 ? u[2] : j->partial + (part - 1) * g->kh * g->kw * g->c * g->m;
         break;
     }
-    return conv_entry_run(conv_part_entry(j, part), j->p, ptrs, j->scratch[part]);
+    return conv_entry_run(ops_nn__split_entry(&j->sp, part), j->p, ptrs, j->sp.scratch[part]);
 }
 
-/* The entry for @n images, built on the calling thread (so creation errors keep their
- * message), for one OpenMP thread. */
-static floe_status conv_entry_get(nn_cache *cache, const conv_params *p, const conv_geom *g,
-                                  int64_t n, nn_entry **out) {
+/* The entry for @n images of the job @arg's problem (an nn_entry_get_fn), for one OpenMP
+ * thread. */
+static floe_status conv_entry_get(void *arg, int64_t n, nn_entry **out) {
+    const conv_job *j = arg;
+    const conv_params *p = j->p;
+    const conv_geom *g = j->g;
     conv_geom sub = *g;
     sub.n = n;
     int64_t key[20] = {p->kind, p->depthwise, p->nchw, n, g->c, g->h, g->w, g->kh, g->kw,
                        g->m, p->stride[0], p->stride[1], p->dil[0], p->dil[1], g->pt, g->pb,
                        g->pl, g->pr, g->oh, g->ow};
-    conv_build_arg arg = {p, &sub};
-    return ops_nn__cache_get(cache, key, 20, conv_build, &arg, p->op, out);
+    conv_build_arg build_arg = {p, &sub};
+    return ops_nn__cache_get(j->cache, key, 20, conv_build, &build_arg, p->op, out);
 }
 
 /* Runs the kernel's primitives for @g with data pointers in argument order, the batch
@@ -378,56 +370,42 @@ static floe_status conv_run(nn_cache *cache, const conv_params *p, const conv_ge
     int64_t macs = g->n * g->oh * g->ow * g->o * g->kh * g->kw * (p->depthwise ? 1 : g->c);
     int64_t wsize = g->kh * g->kw * g->c * g->m;
     conv_job j;
-    int saved = ops_nn__omp_begin(), claimed = 0;
-    floe_status st = FLOE_OK;
+    int saved = ops_nn__omp_begin();
+    floe_status st;
 
-    memset(&j, 0, sizeof(j));
+    j.cache = cache;
     j.p = p;
     j.g = g;
     j.ptrs = ptrs;
-    j.parts = ops_nn__batch_parts(pool, g->n, macs);
-    if (j.parts > CONV_MAX_PARTS)
-        j.parts = CONV_MAX_PARTS;
-    if (g->n % j.parts != 0)
-        st = conv_entry_get(cache, p, g, g->n / j.parts + 1, &j.entry[0]);
-    if (st == FLOE_OK && g->n / j.parts > 0)
-        st = conv_entry_get(cache, p, g, g->n / j.parts, &j.entry[1]);
-    if (st != FLOE_OK)
+    j.partial = NULL;
+    if ((st = ops_nn__split_begin(&j.sp, pool, g->n, macs, conv_entry_get, &j)) != FLOE_OK)
         goto done;
-    if (p->kind == CONV_BWD_FILTER && j.parts > 1) {
-        j.partial = floe_alloc((size_t)(j.parts - 1) * (size_t)wsize * sizeof(float), 64);
+    if (p->kind == CONV_BWD_FILTER && j.sp.parts > 1) {
+        j.partial = floe_alloc((size_t)(j.sp.parts - 1) * (size_t)wsize * sizeof(float), 64);
         if (j.partial == NULL) {
             st = floe_fail(FLOE_RESOURCE_EXHAUSTED, "%s: out of memory for filter gradients",
                            p->op);
             goto done;
         }
     }
-    for (; claimed < j.parts; claimed++) {
-        j.scratch[claimed] = ops_nn__scratch_claim(conv_part_entry(&j, claimed), &j.slot[claimed]);
-        if (j.scratch[claimed] == NULL) {
-            st = FLOE_RESOURCE_EXHAUSTED;
-            goto done;
-        }
-    }
-    st = ops_nn__run_parts(pool, j.parts, conv_part, &j);
+    if ((st = ops_nn__split_claim(&j.sp)) != FLOE_OK)
+        goto done;
+    st = ops_nn__run_parts(pool, j.sp.parts, conv_part, &j);
     if (st != FLOE_OK) {
         st = floe_fail(st, "%s: running the convolution primitive failed", p->op);
         goto done;
     }
     if (j.partial != NULL) {
         float *restrict dw = ptrs[2];
-        for (int q = 1; q < j.parts; q++) {
+        for (int q = 1; q < j.sp.parts; q++) {
             const float *restrict part = j.partial + (q - 1) * wsize;
             for (int64_t i = 0; i < wsize; i++)
                 dw[i] += part[i];
         }
     }
 done:
-    for (int q = 0; q < claimed; q++)
-        ops_nn__scratch_release(conv_part_entry(&j, q), j.slot[q], j.scratch[q]);
+    ops_nn__split_end(&j.sp);
     floe_free(j.partial);
-    ops_nn__entry_put(j.entry[0]);
-    ops_nn__entry_put(j.entry[1]);
     ops_nn__omp_end(saved);
     return st;
 }
@@ -437,10 +415,10 @@ done:
 /* ---- Kernels ---------------------------------------------------------------------------- */
 
 typedef struct conv_state {
-    conv_params p;
 #ifdef FLOE_HAVE_DNNL
-    nn_cache cache;
+    nn_cache cache; /* first: ops_nn__state_new / ops_nn__state_free */
 #endif
+    conv_params p;
 } conv_state;
 
 static floe_status conv_create_common(floe_kernel_ctx *kc, const char *op, int kind,
@@ -449,28 +427,14 @@ static floe_status conv_create_common(floe_kernel_ctx *kc, const char *op, int k
     floe_status st;
 
     *state = NULL;
-    s = floe_alloc(sizeof(*s), 0);
-    if (s == NULL)
-        return floe_fail(FLOE_RESOURCE_EXHAUSTED, "%s: out of memory", op);
+    if ((s = ops_nn__state_new(sizeof(*s), op)) == NULL)
+        return FLOE_RESOURCE_EXHAUSTED;
     if ((st = conv_params_read(floe_kernel_attrs(kc), op, kind, depthwise, &s->p)) != FLOE_OK) {
-        floe_free(s);
+        ops_nn__state_free(s);
         return st;
     }
-#ifdef FLOE_HAVE_DNNL
-    ops_nn__cache_init(&s->cache);
-#endif
     *state = s;
     return FLOE_OK;
-}
-
-static void conv_destroy(void *state) {
-    conv_state *s = state;
-    if (s == NULL)
-        return;
-#ifdef FLOE_HAVE_DNNL
-    ops_nn__cache_clear(&s->cache);
-#endif
-    floe_free(s);
 }
 
 #define CONV_CREATE(fn, name, kind, dw)                                                   \
@@ -784,7 +748,7 @@ static const floe_op_def conv_ops[] = {
 };
 
 #define KERNEL(op, create, compute, hm)                                                      \
-    { sizeof(floe_kernel_def), op, "CPU", NULL, 0, create, compute, conv_destroy, hm }
+    { sizeof(floe_kernel_def), op, "CPU", NULL, 0, create, compute, ops_nn__state_free, hm }
 
 static const floe_kernel_def conv_kernels[] = {
     KERNEL("Conv2D", conv2d_create, conv_fwd_compute, NULL),

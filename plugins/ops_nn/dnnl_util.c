@@ -35,7 +35,8 @@
  * 51.7 s with the team, the same within noise.  The split was kept for the single pool
  * and for LeakSanitizer.
  *
- * Sections: engine and errors; caches; execution; OpenMP; attrs and windows.
+ * Sections: engine and errors; caches; execution; OpenMP and the batch split; kernel
+ * states; attrs and windows.
  */
 #include "dnnl_util.h"
 
@@ -375,7 +376,71 @@ floe_status ops_nn__run_parts(floe_threadpool *pool, int parts,
     return (floe_status)atomic_load(&j.status);
 }
 
+floe_status ops_nn__split_begin(nn_split *sp, floe_threadpool *pool, int64_t n, int64_t work,
+                                nn_entry_get_fn get, void *arg) {
+    floe_status st = FLOE_OK;
+
+    memset(sp, 0, sizeof(*sp));
+    sp->n = n;
+    sp->parts = ops_nn__batch_parts(pool, n, work);
+    if (sp->parts > NN_MAX_PARTS)
+        sp->parts = NN_MAX_PARTS;
+    if (n % sp->parts != 0)
+        st = get(arg, n / sp->parts + 1, &sp->entry[0]);
+    if (st == FLOE_OK && n / sp->parts > 0)
+        st = get(arg, n / sp->parts, &sp->entry[1]);
+    return st;
+}
+
+nn_entry *ops_nn__split_entry(const nn_split *sp, int part) {
+    int64_t n0, n1;
+    ops_nn__batch_part(sp->n, sp->parts, part, &n0, &n1);
+    return n1 - n0 > sp->n / sp->parts ? sp->entry[0] : sp->entry[1];
+}
+
+floe_status ops_nn__split_claim(nn_split *sp) {
+    for (; sp->claimed < sp->parts; sp->claimed++) {
+        int q = sp->claimed;
+        sp->scratch[q] = ops_nn__scratch_claim(ops_nn__split_entry(sp, q), &sp->slot[q]);
+        if (sp->scratch[q] == NULL)
+            return FLOE_RESOURCE_EXHAUSTED;
+    }
+    return FLOE_OK;
+}
+
+void ops_nn__split_end(nn_split *sp) {
+    for (int q = 0; q < sp->claimed; q++)
+        ops_nn__scratch_release(ops_nn__split_entry(sp, q), sp->slot[q], sp->scratch[q]);
+    sp->claimed = 0;
+    ops_nn__entry_put(sp->entry[0]);
+    ops_nn__entry_put(sp->entry[1]);
+    sp->entry[0] = sp->entry[1] = NULL;
+}
+
 #endif /* FLOE_HAVE_DNNL */
+
+/* ---- Kernel states ---------------------------------------------------------------------- */
+
+void *ops_nn__state_new(size_t size, const char *op) {
+    void *s = floe_alloc(size, 0);
+    if (s == NULL) {
+        floe_fail(FLOE_RESOURCE_EXHAUSTED, "%s: out of memory", op);
+        return NULL;
+    }
+#ifdef FLOE_HAVE_DNNL
+    ops_nn__cache_init(s);
+#endif
+    return s;
+}
+
+void ops_nn__state_free(void *state) {
+    if (state == NULL)
+        return;
+#ifdef FLOE_HAVE_DNNL
+    ops_nn__cache_clear(state);
+#endif
+    floe_free(state);
+}
 
 /* ---- Attrs and windows ---------------------------------------------------------------- */
 

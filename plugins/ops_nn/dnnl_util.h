@@ -107,11 +107,48 @@ void ops_nn__batch_part(int64_t n, int parts, int p, int64_t *n0, int64_t *n1);
 floe_status ops_nn__run_parts(floe_threadpool *pool, int parts,
                               floe_status (*fn)(void *arg, int p), void *arg);
 
+/* One call split over the batch (see dnnl_util.c): part p runs images [n0, n1) of
+ * ops_nn__batch_part through the entry made for its size (at most two sizes), with its
+ * own scratch. */
+#define NN_MAX_PARTS 64
+typedef struct nn_split {
+    int64_t n;
+    int parts;
+    nn_entry *entry[2];             /* for parts with n / parts + 1 images and n / parts */
+    void *scratch[NN_MAX_PARTS];
+    int slot[NN_MAX_PARTS];
+    int claimed;                    /* parts holding their scratch */
+} nn_split;
+
+/* Gets (ops_nn__cache_get) the entry for @n images of the kernel's problem @arg. */
+typedef floe_status (*nn_entry_get_fn)(void *arg, int64_t n, nn_entry **out);
+
+/* Splits @n images over @pool for @work in all (ops_nn__batch_parts, at most NN_MAX_PARTS
+ * parts) and gets the entry of each part size through @get on the calling thread (so
+ * creation errors keep their message).  *@sp goes to ops_nn__split_end on every path. */
+floe_status ops_nn__split_begin(nn_split *sp, floe_threadpool *pool, int64_t n, int64_t work,
+                                nn_entry_get_fn get, void *arg);
+/* The entry part @part runs. */
+nn_entry *ops_nn__split_entry(const nn_split *sp, int part);
+/* Claims each part's scratch: FLOE_RESOURCE_EXHAUSTED (message set) when out of memory. */
+floe_status ops_nn__split_claim(nn_split *sp);
+/* Releases the scratch claimed and the entries. */
+void ops_nn__split_end(nn_split *sp);
+
 /* Bytes rounded up to 64. */
 static inline size_t ops_nn__align64(size_t n) {
     return (n + 63) & ~(size_t)63;
 }
 #endif /* FLOE_HAVE_DNNL */
+
+/* ---- Kernel states (conv.c, pool.c) ----------------------------------------------------- */
+
+/* A kernel state of @size bytes whose first member is its nn_cache (in oneDNN builds; the
+ * cache is initialized here), the rest left for the caller to fill; NULL with a message
+ * naming @op when out of memory. */
+void *ops_nn__state_new(size_t size, const char *op);
+/* Frees a state from ops_nn__state_new (NULL: nothing), clearing its cache. */
+void ops_nn__state_free(void *state);
 
 /* ---- Shared by conv.c and pool.c (no oneDNN needed) --------------------------------- */
 

@@ -192,48 +192,43 @@ static floe_status pool_entry_run(nn_entry *e, const pool_params *p, void *a, vo
     return ops_nn__prim_run(&e->prims[1], bwd, scratch, p->op);
 }
 
-#define POOL_MAX_PARTS 64
+/* One call split over the batch (nn_split). */
 typedef struct pool_job {
+    nn_split sp;
+    nn_cache *cache;
     const pool_params *p;
     const pool_geom *g;
     float *a, *b, *c;
-    int parts;
-    nn_entry *entry[2];
-    void *scratch[POOL_MAX_PARTS];
-    int slot[POOL_MAX_PARTS];
 } pool_job;
-
-static nn_entry *pool_part_entry(const pool_job *j, int part) {
-    int64_t n0, n1;
-    ops_nn__batch_part(j->g->n, j->parts, part, &n0, &n1);
-    return n1 - n0 > j->g->n / j->parts ? j->entry[0] : j->entry[1];
-}
 
 static floe_status pool_part(void *arg, int part) {
     const pool_job *j = arg;
     const pool_geom *g = j->g;
     int64_t n0, n1, in_img = g->c * g->h * g->w, out_img = g->c * g->oh * g->ow;
 
-    ops_nn__batch_part(g->n, j->parts, part, &n0, &n1);
-    nn_entry *e = pool_part_entry(j, part);
+    ops_nn__batch_part(g->n, j->sp.parts, part, &n0, &n1);
+    nn_entry *e = ops_nn__split_entry(&j->sp, part);
     if (j->p->kind == POOL_FWD)
         return pool_entry_run(e, j->p, j->a + n0 * in_img, j->b + n0 * out_img, NULL,
-                              j->scratch[part]);
+                              j->sp.scratch[part]);
     if (j->p->kind == POOL_BWD)
         return pool_entry_run(e, j->p, j->a + n0 * out_img, j->b + n0 * in_img, NULL,
-                              j->scratch[part]);
+                              j->sp.scratch[part]);
     return pool_entry_run(e, j->p, j->a + n0 * in_img, j->b + n0 * out_img, j->c + n0 * in_img,
-                          j->scratch[part]);
+                          j->sp.scratch[part]);
 }
 
-static floe_status pool_entry_get(nn_cache *cache, const pool_params *p, const pool_geom *g,
-                                  int64_t n, nn_entry **out) {
+/* The entry for @n images of the job @arg's problem (an nn_entry_get_fn). */
+static floe_status pool_entry_get(void *arg, int64_t n, nn_entry **out) {
+    const pool_job *j = arg;
+    const pool_params *p = j->p;
+    const pool_geom *g = j->g;
     pool_geom sub = *g;
     sub.n = n;
     int64_t key[17] = {p->kind, p->max, p->nchw, n, g->c, g->h, g->w, p->k[0], p->k[1],
                        p->s[0], p->s[1], g->pt, g->pb, g->pl, g->pr, g->oh, g->ow};
-    pool_build_arg arg = {p, &sub};
-    return ops_nn__cache_get(cache, key, 17, pool_build, &arg, p->op, out);
+    pool_build_arg build_arg = {p, &sub};
+    return ops_nn__cache_get(j->cache, key, 17, pool_build, &build_arg, p->op, out);
 }
 
 /* Runs the kernel's primitives (see pool_entry_run for @a, @b, @c), the batch split over
@@ -242,37 +237,21 @@ static floe_status pool_run(nn_cache *cache, const pool_params *p, const pool_ge
                             floe_threadpool *pool, void *a, void *b, void *c) {
     int64_t work = g->n * g->c * (g->h * g->w + g->oh * g->ow * p->k[0] * p->k[1]);
     pool_job j;
-    int saved = ops_nn__omp_begin(), claimed = 0;
-    floe_status st = FLOE_OK;
+    int saved = ops_nn__omp_begin();
+    floe_status st;
 
-    memset(&j, 0, sizeof(j));
+    j.cache = cache;
     j.p = p;
     j.g = g;
     j.a = a, j.b = b, j.c = c;
-    j.parts = ops_nn__batch_parts(pool, g->n, work);
-    if (j.parts > POOL_MAX_PARTS)
-        j.parts = POOL_MAX_PARTS;
-    if (g->n % j.parts != 0)
-        st = pool_entry_get(cache, p, g, g->n / j.parts + 1, &j.entry[0]);
-    if (st == FLOE_OK && g->n / j.parts > 0)
-        st = pool_entry_get(cache, p, g, g->n / j.parts, &j.entry[1]);
-    if (st != FLOE_OK)
+    if ((st = ops_nn__split_begin(&j.sp, pool, g->n, work, pool_entry_get, &j)) != FLOE_OK ||
+        (st = ops_nn__split_claim(&j.sp)) != FLOE_OK)
         goto done;
-    for (; claimed < j.parts; claimed++) {
-        j.scratch[claimed] = ops_nn__scratch_claim(pool_part_entry(&j, claimed), &j.slot[claimed]);
-        if (j.scratch[claimed] == NULL) {
-            st = FLOE_RESOURCE_EXHAUSTED;
-            goto done;
-        }
-    }
-    st = ops_nn__run_parts(pool, j.parts, pool_part, &j);
+    st = ops_nn__run_parts(pool, j.sp.parts, pool_part, &j);
     if (st != FLOE_OK)
         st = floe_fail(st, "%s: running the pooling primitive failed", p->op);
 done:
-    for (int q = 0; q < claimed; q++)
-        ops_nn__scratch_release(pool_part_entry(&j, q), j.slot[q], j.scratch[q]);
-    ops_nn__entry_put(j.entry[0]);
-    ops_nn__entry_put(j.entry[1]);
+    ops_nn__split_end(&j.sp);
     ops_nn__omp_end(saved);
     return st;
 }
@@ -282,10 +261,10 @@ done:
 /* ---- Kernels ------------------------------------------------------------------------------ */
 
 typedef struct pool_state {
-    pool_params p;
 #ifdef FLOE_HAVE_DNNL
-    nn_cache cache;
+    nn_cache cache; /* first: ops_nn__state_new / ops_nn__state_free */
 #endif
+    pool_params p;
 } pool_state;
 
 static floe_status pool_create_common(floe_kernel_ctx *kc, const char *op, int kind, int max,
@@ -294,28 +273,14 @@ static floe_status pool_create_common(floe_kernel_ctx *kc, const char *op, int k
     floe_status st;
 
     *state = NULL;
-    s = floe_alloc(sizeof(*s), 0);
-    if (s == NULL)
-        return floe_fail(FLOE_RESOURCE_EXHAUSTED, "%s: out of memory", op);
+    if ((s = ops_nn__state_new(sizeof(*s), op)) == NULL)
+        return FLOE_RESOURCE_EXHAUSTED;
     if ((st = pool_params_read(floe_kernel_attrs(kc), op, kind, max, &s->p)) != FLOE_OK) {
-        floe_free(s);
+        ops_nn__state_free(s);
         return st;
     }
-#ifdef FLOE_HAVE_DNNL
-    ops_nn__cache_init(&s->cache);
-#endif
     *state = s;
     return FLOE_OK;
-}
-
-static void pool_destroy(void *state) {
-    pool_state *s = state;
-    if (s == NULL)
-        return;
-#ifdef FLOE_HAVE_DNNL
-    ops_nn__cache_clear(&s->cache);
-#endif
-    floe_free(s);
 }
 
 #define POOL_CREATE(fn, name, kind, max)                                                  \
@@ -578,7 +543,7 @@ static const floe_op_def pool_ops[] = {
 };
 
 #define KERNEL(op, create, compute, hm)                                                      \
-    { sizeof(floe_kernel_def), op, "CPU", NULL, 0, create, compute, pool_destroy, hm }
+    { sizeof(floe_kernel_def), op, "CPU", NULL, 0, create, compute, ops_nn__state_free, hm }
 
 static const floe_kernel_def pool_kernels[] = {
     KERNEL("MaxPool", max_pool_create, pool_fwd_compute, NULL),

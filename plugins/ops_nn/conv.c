@@ -449,13 +449,7 @@ CONV_CREATE(dw_bwd_input_create, "DepthwiseConv2dNativeBackpropInput", CONV_BWD_
 CONV_CREATE(dw_bwd_filter_create, "DepthwiseConv2dNativeBackpropFilter", CONV_BWD_FILTER, 1)
 
 static floe_status rank4(const conv_params *p, const floe_tensor *t, const char *what) {
-    if (floe_tensor_ndim(t) != 4)
-        return floe_fail(FLOE_INVALID_ARGUMENT, "%s: %s must be 4-dimensional, got rank %d",
-                         p->op, what, floe_tensor_ndim(t));
-    if (floe_tensor_dtype(t) != FLOE_DTYPE_F32)
-        return floe_fail(FLOE_UNIMPLEMENTED, "%s: %s is %s; only f32 is supported", p->op, what,
-                         floe_dtype_name(floe_tensor_dtype(t)));
-    return FLOE_OK;
+    return ops_nn__rank4_f32(p->op, t, what);
 }
 
 /* The 4 values of a sizes input (input_sizes / filter_sizes, i32). */

@@ -537,3 +537,13 @@ floe_status ops_nn__window(const char *op, nn_padding pad, int64_t in, int64_t k
                          (long long)in);
     return FLOE_OK;
 }
+
+floe_status ops_nn__rank4_f32(const char *op, const floe_tensor *t, const char *what) {
+    if (floe_tensor_ndim(t) != 4)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "%s: %s must be 4-dimensional, got rank %d", op,
+                         what, floe_tensor_ndim(t));
+    if (floe_tensor_dtype(t) != FLOE_DTYPE_F32)
+        return floe_fail(FLOE_UNIMPLEMENTED, "%s: %s is %s; only f32 is supported", op, what,
+                         floe_dtype_name(floe_tensor_dtype(t)));
+    return FLOE_OK;
+}

@@ -163,6 +163,8 @@ floe_status ops_nn__get_format(const floe_attrs *a, const char *op, int *nchw);
  * @nc_free), as [h, w]; "strides", "dilations", "ksize". */
 floe_status ops_nn__get_hw4(const floe_attrs *a, const char *name, const char *op, int nchw,
                             int nc_free, int64_t hw[2]);
+/* Checks that @t (the op's input @what) is a 4-dimensional f32 tensor. */
+floe_status ops_nn__rank4_f32(const char *op, const floe_tensor *t, const char *what);
 /* Output extent and padding before/after of one spatial dimension per TensorFlow: @in
  * input, @k filter, @s stride, @d dilation; EXPLICIT uses @pb/@pa as given.  Fails
  * (naming @op) when the output would be empty or negative. */

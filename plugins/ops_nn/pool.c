@@ -293,13 +293,7 @@ POOL_CREATE(max_pool_grad_create, "MaxPoolGrad", POOL_MAX_GRAD, 1)
 POOL_CREATE(avg_pool_grad_create, "AvgPoolGrad", POOL_BWD, 0)
 
 static floe_status pool_rank4(const pool_params *p, const floe_tensor *t, const char *what) {
-    if (floe_tensor_ndim(t) != 4)
-        return floe_fail(FLOE_INVALID_ARGUMENT, "%s: %s must be 4-dimensional, got rank %d",
-                         p->op, what, floe_tensor_ndim(t));
-    if (floe_tensor_dtype(t) != FLOE_DTYPE_F32)
-        return floe_fail(FLOE_UNIMPLEMENTED, "%s: %s is %s; only f32 is supported", p->op, what,
-                         floe_dtype_name(floe_tensor_dtype(t)));
-    return FLOE_OK;
+    return ops_nn__rank4_f32(p->op, t, what);
 }
 
 /* Checks that @t has the pooled shape of @g. */

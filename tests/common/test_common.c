@@ -300,17 +300,12 @@ double tc_get_f(const floe_tensor *t, int64_t i) {
     case FLOE_DTYPE_F64:
         return ((const double *)p)[i];
     case FLOE_DTYPE_I8:
-        return ((const int8_t *)p)[i];
     case FLOE_DTYPE_I16:
-        return ((const int16_t *)p)[i];
     case FLOE_DTYPE_I32:
-        return ((const int32_t *)p)[i];
     case FLOE_DTYPE_I64:
-        return (double)((const int64_t *)p)[i];
     case FLOE_DTYPE_U8:
-        return ((const uint8_t *)p)[i];
     case FLOE_DTYPE_BOOL:
-        return ((const uint8_t *)p)[i];
+        return (double)tc_get_i(t, i);
     default:
         fail_msg("tc_get_f: dtype %s", floe_dtype_name(floe_tensor_dtype(t)));
     }

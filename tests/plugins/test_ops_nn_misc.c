@@ -41,12 +41,9 @@ static floe_attrs *format_attrs(const char *fmt) {
     return a;
 }
 
+/* A Const node of @t, which the caller keeps. */
 static floe_node *constant(floe_graph *g, floe_tensor *t) {
-    floe_node_builder *b = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Const", NULL, &b), FLOE_OK);
-    floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", t);
-    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", floe_tensor_dtype(t));
-    return tc_finish(b);
+    return tc_g_const(g, floe_tensor_ref(t));
 }
 
 static floe_tensor *fetch1(floe_session *s, floe_output f) {

@@ -566,15 +566,9 @@ static void invalid_axes_are_rejected(void **state) {
 
 /* ---- Shape inference -------------------------------------------------------------- */
 
-static floe_node *constant(floe_graph *g, floe_tensor *value) {
-    floe_node_builder *b = NULL;
-    floe_node *n = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Const", NULL, &b), FLOE_OK);
-    floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", value);
-    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", floe_tensor_dtype(value));
-    if (floe_node_builder_finish(b, &n) != FLOE_OK)
-        fail_msg("Const: %s", floe_last_error());
-    return n;
+/* A Const node of @t, which the caller keeps. */
+static floe_node *constant(floe_graph *g, floe_tensor *t) {
+    return tc_g_const(g, floe_tensor_ref(t));
 }
 
 static floe_status reduce_node(floe_graph *g, const char *op, floe_node *x, floe_node *axes,

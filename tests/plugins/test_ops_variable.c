@@ -28,13 +28,7 @@ static floe_node *var_handle(floe_graph *g, const char *name, const char *shared
 
 static floe_node *constant(floe_graph *g, floe_dtype dt, const int64_t *shape, int ndim,
                            const void *data) {
-    floe_tensor *t = tc_tensor(dt, shape, ndim, data);
-    floe_node_builder *b = NULL;
-    assert_int_equal(floe_node_builder_new(g, "Const", NULL, &b), FLOE_OK);
-    floe_attrs_set_tensor(floe_node_builder_attrs(b), "value", t);
-    floe_attrs_set_type(floe_node_builder_attrs(b), "dtype", dt);
-    floe_tensor_unref(t);
-    return tc_finish(b);
+    return tc_g_const(g, tc_tensor(dt, shape, ndim, data));
 }
 
 /* An op taking (handle, value): AssignVariableOp, AssignAdd..., AssignSub... */

@@ -210,6 +210,11 @@ typedef struct floe__op_def {
 floe_status floe__op_def_parse(const floe_op_def *def, floe__op_def *out);
 void floe__op_def_deinit(floe__op_def *op);
 const floe__attr_def *floe__op_def_find_attr(const floe__op_def *op, const char *name);
+/* Lengths of @op's input args (@len, one per arg) from @ninputs flattened inputs: lists take
+ * their length attr from @attrs when given, else the one list of unknown length takes what
+ * the other args leave.  Used by eager calls and gradient nodes. */
+floe_status floe__op_group_inputs(const floe__op_def *op, const floe_attrs *attrs, int ninputs,
+                                  int *len);
 /* Parses "T: {f32, f64}" constraint lists of a kernel against @op. */
 floe_status floe__parse_type_set(const char *spec, uint64_t *mask);
 

@@ -13,44 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Lengths of the op's input args (flattened counts) into @len. */
-static floe_status group_inputs(const floe__op_def *op, const floe_attrs *attrs, int ninputs,
-                                int *len) {
-    int known = 0, unknown = -1;
-
-    for (int a = 0; a < op->ninputs; a++) {
-        const floe__arg_def *def = &op->inputs[a];
-        const floe__attr_value *v = NULL;
-        len[a] = 1;
-        if (def->number_attr != NULL || def->type_list_attr != NULL) {
-            const char *attr = def->number_attr != NULL ? def->number_attr : def->type_list_attr;
-            v = attrs != NULL ? floe__attrs_find(attrs, attr) : NULL;
-            if (v != NULL && v->type == FLOE_ATTR_INT && v->u.i >= 0 && v->u.i <= ninputs)
-                len[a] = (int)v->u.i;
-            else if (v != NULL && v->type == FLOE_ATTR_LIST_TYPE)
-                len[a] = v->u.list.n;
-            else if (unknown < 0)
-                len[a] = -1, unknown = a;
-            else
-                return floe__fail(FLOE_INVALID_ARGUMENT,
-                                  "op %s has several list inputs: give their lengths in attrs",
-                                  op->name);
-        }
-        if (len[a] >= 0)
-            known += len[a];
-    }
-    if (unknown >= 0) {
-        if (known > ninputs)
-            return floe__fail(FLOE_INVALID_ARGUMENT, "op %s takes at least %d inputs, got %d",
-                              op->name, known, ninputs);
-        len[unknown] = ninputs - known;
-    } else if (known != ninputs) {
-        return floe__fail(FLOE_INVALID_ARGUMENT, "op %s takes %d inputs, got %d", op->name, known,
-                          ninputs);
-    }
-    return FLOE_OK;
-}
-
 static floe_status add_placeholder(floe_graph *g, int i, const floe_tensor *t, floe_node **out) {
     floe_node_builder *b;
     char name[32];
@@ -179,7 +141,7 @@ floe_status floe_eager_run(floe_context *ctx, const char *op_type, const char *d
         st = floe__fail(FLOE_RESOURCE_EXHAUSTED, "out of memory");
         goto done;
     }
-    st = group_inputs(op, attrs, ninputs, len);
+    st = floe__op_group_inputs(op, attrs, ninputs, len);
     if (st == FLOE_OK)
         st = floe_graph_new(ctx, &g);
     if (st == FLOE_OK)

@@ -855,3 +855,41 @@ const floe__attr_def *floe__op_def_find_attr(const floe__op_def *op, const char 
         return NULL;
     return find_attr_n(op->attrs, op->nattrs, name);
 }
+
+/* ---- Flattened inputs ------------------------------------------------------------ */
+
+floe_status floe__op_group_inputs(const floe__op_def *op, const floe_attrs *attrs, int ninputs,
+                                int *len) {
+    int known = 0, unknown = -1;
+
+    for (int a = 0; a < op->ninputs; a++) {
+        const floe__arg_def *def = &op->inputs[a];
+        len[a] = 1;
+        if (def->number_attr != NULL || def->type_list_attr != NULL) {
+            const char *attr = def->number_attr != NULL ? def->number_attr : def->type_list_attr;
+            const floe__attr_value *v = attrs != NULL ? floe__attrs_find(attrs, attr) : NULL;
+            if (v != NULL && v->type == FLOE_ATTR_INT && v->u.i >= 0 && v->u.i <= ninputs)
+                len[a] = (int)v->u.i;
+            else if (v != NULL && v->type == FLOE_ATTR_LIST_TYPE)
+                len[a] = v->u.list.n;
+            else if (unknown < 0)
+                len[a] = -1, unknown = a;
+            else
+                return floe__fail(FLOE_INVALID_ARGUMENT,
+                                  "op %s has several list inputs: give their lengths in attrs",
+                                  op->name);
+        }
+        if (len[a] >= 0)
+            known += len[a];
+    }
+    if (unknown >= 0) {
+        if (known > ninputs)
+            return floe__fail(FLOE_INVALID_ARGUMENT, "op %s takes at least %d inputs, got %d",
+                              op->name, known, ninputs);
+        len[unknown] = ninputs - known;
+    } else if (known != ninputs) {
+        return floe__fail(FLOE_INVALID_ARGUMENT, "op %s takes %d inputs, got %d", op->name, known,
+                          ninputs);
+    }
+    return FLOE_OK;
+}

@@ -65,38 +65,35 @@ static floe_status const_node(floe_graph *g, floe_tensor *t, floe_output *out) {
     return FLOE_OK;
 }
 
-floe_status floe__const_i32(floe_graph *g, const int32_t *v, int n, floe_output *out) {
-    int64_t shape[1] = {n};
-    floe_tensor *t;
-    floe_status st = floe_tensor_new_copy(FLOE_DTYPE_I32, shape, 1, v, (size_t)n * 4, &t);
-
+/* A Const node of @t, made by a call that returned @st; drops the caller's reference. */
+static floe_status const_adopt(floe_graph *g, floe_status st, floe_tensor *t, floe_output *out) {
     if (st != FLOE_OK)
         return floe__keras_fail(st, "constant: %s", floe_last_error());
     st = const_node(g, t, out);
     floe_tensor_unref(t);
     return st;
+}
+
+floe_status floe__const_i32(floe_graph *g, const int32_t *v, int n, floe_output *out) {
+    int64_t shape[1] = {n};
+    floe_tensor *t;
+    floe_status st = floe_tensor_new_copy(FLOE_DTYPE_I32, shape, 1, v, (size_t)n * 4, &t);
+
+    return const_adopt(g, st, t, out);
 }
 
 floe_status floe__const_scalar_i32(floe_graph *g, int32_t v, floe_output *out) {
     floe_tensor *t;
     floe_status st = floe_tensor_new_scalar_i32(v, &t);
 
-    if (st != FLOE_OK)
-        return floe__keras_fail(st, "constant: %s", floe_last_error());
-    st = const_node(g, t, out);
-    floe_tensor_unref(t);
-    return st;
+    return const_adopt(g, st, t, out);
 }
 
 floe_status floe__const_f32(floe_graph *g, float v, floe_output *out) {
     floe_tensor *t;
     floe_status st = floe_tensor_new_scalar_f32(v, &t);
 
-    if (st != FLOE_OK)
-        return floe__keras_fail(st, "constant: %s", floe_last_error());
-    st = const_node(g, t, out);
-    floe_tensor_unref(t);
-    return st;
+    return const_adopt(g, st, t, out);
 }
 
 static floe_status node1(floe_graph *g, const char *op, floe_output a, floe_output *out) {

@@ -17,8 +17,15 @@ packages=(
     abigail-tools clang-format
     # libfloe_keras (IDX files are gzip) and the main job's data (floe train)
     zlib1g-dev dataset-fashion-mnist
+    # libfloe_io: protobuf-c (GraphDef, Example, events), libpng (TensorBoard images)
+    libprotobuf-c-dev protobuf-c-compiler libpng-dev
+    # fs_s3 (libcurl with AWS SigV4), dist_grpc (gRPC and protobuf)
+    libcurl4-openssl-dev libgrpc-dev libgrpc++-dev protobuf-compiler protobuf-compiler-grpc
+    libssl-dev openssl
+    # debian/ packaging (dpkg-buildpackage)
+    debhelper dpkg-dev fakeroot
     # benchmarks: the optional numpy peer
-    python3 python3-numpy
+    python3 python3-numpy python3-pip
 )
 
 missing=()
@@ -27,6 +34,17 @@ for p in "${packages[@]}"; do
         missing+=("$p")
     fi
 done
+
+# Python packages from PyPI for the tests that need a real peer process: moto's S3
+# server (fs_s3 tests) and TensorBoard's event reader (summary tests).  Optional: a
+# test whose package is missing reports itself skipped with the reason.
+python_packages=("moto[server]" tensorboard)
+if [ "${FLOE_SKIP_PIP:-0}" != 1 ] && command -v python3 >/dev/null; then
+    if ! python3 -c "import moto, tensorboard" 2>/dev/null; then
+        python3 -m pip install --quiet --disable-pip-version-check "${python_packages[@]}" \
+            >/dev/null 2>&1 || echo "setup.sh: pip install ${python_packages[*]} failed; tests that need them will be skipped" >&2
+    fi
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0

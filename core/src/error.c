@@ -40,6 +40,14 @@ floe_status floe__fail(floe_status code, const char *fmt, ...) {
     return st;
 }
 
+floe_status floe_set_error(floe_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    floe_status st = floe__vfail(code, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
 void floe__error_prefix(const char *fmt, ...) {
     char prefix[FLOE__ERROR_LEN];
     va_list ap;

@@ -26,6 +26,7 @@
 
 #include <floe/checkpoint.h>
 #include <floe/fs.h>
+#include <floe/tfrecord.h>
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -42,43 +43,6 @@
 #define POINTER_FILE "checkpoint"
 #define POINTER_MAX_BYTES (1u << 20)
 #define PATH_LEN 4096
-
-/* ---- CRC32C ------------------------------------------------------------------------- */
-
-static uint32_t crc_table[8][256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void) {
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-        crc_table[0][i] = c;
-    }
-    for (uint32_t i = 0; i < 256; i++)
-        for (int t = 1; t < 8; t++)
-            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
-}
-
-/* Continues CRC32C @crc (0 to start) over @n bytes (slicing by 8). */
-static uint32_t crc32c(uint32_t crc, const void *data, size_t n) {
-    const uint8_t *p = data;
-
-    pthread_once(&crc_once, crc_init);
-    crc = ~crc;
-    while (n >= 8) {
-        uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                             (uint32_t)p[3] << 24);
-        crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
-              crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^ crc_table[3][p[4]] ^
-              crc_table[2][p[5]] ^ crc_table[1][p[6]] ^ crc_table[0][p[7]];
-        p += 8;
-        n -= 8;
-    }
-    while (n-- > 0)
-        crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
-    return ~crc;
-}
 
 /* ---- Errors and small helpers ------------------------------------------------------------ */
 
@@ -281,7 +245,7 @@ static floe_status write_file(floe_context *ctx, const char *path, const var_ent
             put_u64(p, (uint64_t)floe_tensor_dim(vals[i], d));
         put_u64(p, offset);
         put_u64(p + 8, nbytes);
-        put_u32(p + 16, nbytes > 0 ? crc32c(0, floe_tensor_data(vals[i]), nbytes) : 0);
+        put_u32(p + 16, nbytes > 0 ? floe_crc32c(0, floe_tensor_data(vals[i]), nbytes) : 0);
         p += 20;
         offset += nbytes;
     }
@@ -289,8 +253,8 @@ static floe_status write_file(floe_context *ctx, const char *path, const var_ent
     put_u32(header + 8, FLOE_CHECKPOINT_VERSION);
     put_u32(header + 12, (uint32_t)n);
     put_u64(header + 16, index_bytes);
-    put_u32(header + 24, crc32c(0, index, (size_t)index_bytes));
-    put_u32(header + 28, crc32c(0, header, 28));
+    put_u32(header + 24, floe_crc32c(0, index, (size_t)index_bytes));
+    put_u32(header + 28, floe_crc32c(0, header, 28));
 
     if ((st = floe_file_open_write(ctx, path, 0, &f)) != FLOE_OK) {
         free(index);
@@ -564,7 +528,7 @@ FLOE_KERAS_API floe_status floe_checkpoint_open(floe_context *ctx, const char *p
                               path);
         goto fail;
     }
-    if (get_u32(h + 28) != crc32c(0, h, 28)) {
+    if (get_u32(h + 28) != floe_crc32c(0, h, 28)) {
         st = floe__keras_fail(FLOE_DATA_LOSS, "checkpoint '%s': header checksum mismatch", path);
         goto fail;
     }
@@ -590,7 +554,7 @@ FLOE_KERAS_API floe_status floe_checkpoint_open(floe_context *ctx, const char *p
     }
     if ((st = read_exact(c, HEADER_SIZE, idx, (size_t)index_bytes, "the index")) != FLOE_OK)
         goto fail;
-    if (crc32c(0, idx, (size_t)index_bytes) != get_u32(h + 24)) {
+    if (floe_crc32c(0, idx, (size_t)index_bytes) != get_u32(h + 24)) {
         st = floe__keras_fail(FLOE_DATA_LOSS, "checkpoint '%s': index checksum mismatch", path);
         goto fail;
     }
@@ -668,7 +632,7 @@ FLOE_KERAS_API floe_status floe_checkpoint_read_tensor(floe_checkpoint *c, int i
             floe_tensor_unref(t);
             return st;
         }
-        if (crc32c(0, floe_tensor_data(t), (size_t)e->nbytes) != e->crc) {
+        if (floe_crc32c(0, floe_tensor_data(t), (size_t)e->nbytes) != e->crc) {
             floe_tensor_unref(t);
             return floe__keras_fail(FLOE_DATA_LOSS,
                                     "checkpoint '%s': tensor '%s': data checksum mismatch",

@@ -41,6 +41,10 @@ FLOE_API const char *floe_version(void);
 FLOE_API const char *floe_status_str(floe_status st);
 /* Message of the last failure on this thread; "" if none.  (transfer none) */
 FLOE_API const char *floe_last_error(void);
+/* Records @fmt as this thread's floe_last_error() and returns @code (FLOE_OK clears the
+ * message), so that libraries built on libfloe (libfloe_io, libfloe_keras) report their
+ * failures the same way: `return floe_set_error(FLOE_DATA_LOSS, "%s: bad CRC", path);`. */
+FLOE_API floe_status floe_set_error(floe_status code, const char *fmt, ...) FLOE_PRINTF(2, 3);
 
 /* ---- Context ------------------------------------------------------------------- */
 

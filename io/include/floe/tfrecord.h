@@ -58,6 +58,28 @@ FLOE_IO_API floe_status floe_tfrecord_read(floe_tfrecord_reader *r, const void *
                                            size_t *n);
 FLOE_IO_API void floe_tfrecord_reader_close(floe_tfrecord_reader *r); /* NULL-safe */
 
+/*
+ * floe_tfrecord_reader_open_memory: a reader over @size bytes at @data (a whole file's
+ * contents, compressed as @compression), which the caller keeps valid and unchanged until
+ * the reader is closed.  @name (nullable: "<memory>") names the input in messages.
+ * (transfer full)  Reads behave as for a file.
+ */
+FLOE_IO_API floe_status floe_tfrecord_reader_open_memory(const void *data, size_t size,
+                                                         floe_compression compression,
+                                                         const char *name,
+                                                         floe_tfrecord_reader **out);
+/* Offset of the next record in the (uncompressed) record stream; 0 for NULL. */
+FLOE_IO_API uint64_t floe_tfrecord_reader_offset(const floe_tfrecord_reader *r);
+
+/*
+ * floe_tfrecord_writer_flush: hands every record written so far to the filesystem
+ * (a compressed stream is sync-flushed, so a reader of the bytes so far can inflate
+ * them), bounding what the writer holds in memory.  The file itself still appears under
+ * its URI only at floe_tfrecord_writer_close() (floe/fs.h commits files at close).
+ * A failure is sticky: later writes fail and close discards the file.
+ */
+FLOE_IO_API floe_status floe_tfrecord_writer_flush(floe_tfrecord_writer *w);
+
 #ifdef __cplusplus
 }
 #endif

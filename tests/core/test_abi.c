@@ -177,7 +177,7 @@ static void struct_layouts_are_pinned(void **state) {
     CHECK_OFFSET(floe_fs_ops, mkdir, 112);
     CHECK_OFFSET(floe_fs_ops, rename, 120);
     CHECK_OFFSET(floe_fs_ops, destroy, 128);
-    CHECK_SIZE(floe_transport_ops, 80);
+    CHECK_SIZE(floe_transport_ops, 104);
     CHECK_OFFSET(floe_transport_ops, abi_major, 0);
     CHECK_OFFSET(floe_transport_ops, abi_minor, 4);
     CHECK_OFFSET(floe_transport_ops, struct_size, 8);
@@ -189,6 +189,9 @@ static void struct_layouts_are_pinned(void **state) {
     CHECK_OFFSET(floe_transport_ops, serve, 56);
     CHECK_OFFSET(floe_transport_ops, shutdown, 64);
     CHECK_OFFSET(floe_transport_ops, destroy, 72);
+    CHECK_OFFSET(floe_transport_ops, set_option, 80);
+    CHECK_OFFSET(floe_transport_ops, cancel, 88);
+    CHECK_OFFSET(floe_transport_ops, server_port, 96);
     CHECK_SIZE(floe_host, 784);
     CHECK_OFFSET(floe_host, abi_major, 0);
     CHECK_OFFSET(floe_host, abi_minor, 4);

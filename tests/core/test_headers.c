@@ -36,6 +36,7 @@ static const struct {
     {"core/include", "floe/session.h"},
     {"core/include", "floe/fs.h"},
     {"core/include", "floe/experimental/testing.h"},
+    {"core/include", "floe/experimental/transport.h"},
     {"plugin_api/include", "floe/plugin.h"},
     {"plugin_api/include", "floe/cpu.h"},
 };

@@ -280,10 +280,13 @@ typedef struct floe_fs_ops {
 /* ---- Transports (experimental: FLOE_TRANSPORT_ABI_MAJOR 0 may change) ----------------- */
 
 #define FLOE_TRANSPORT_ABI_MAJOR 0
-#define FLOE_TRANSPORT_ABI_MINOR 1
+#define FLOE_TRANSPORT_ABI_MINOR 2
 
 /* Serves one RPC: @req is lent; *@resp (out) is allocated with host->alloc and freed
- * by the transport after sending. */
+ * by the transport after sending.  On failure *@resp (nullable) may hold the error
+ * message (text of *@resp_len bytes, host->alloc), which the client receives with the
+ * status.  Called on a thread of the transport, concurrently for concurrent calls; may
+ * block (each call has its own thread). */
 typedef floe_status (*floe_rpc_handler)(void *arg, const char *method, const void *req,
                                         size_t req_len, void **resp, size_t *resp_len);
 
@@ -308,6 +311,22 @@ typedef struct floe_transport_ops {
                          void **server);
     void (*shutdown)(void *server);
     void (*destroy)(void *tp);   /* (optional) */
+
+    /* -- minor 2 (optional; NULL: the transport does not offer it) --------------------
+     * Deadlines: every @deadline_ms above is relative, in milliseconds from the call;
+     * <= 0 means none.  A call past its deadline returns FLOE_DEADLINE_EXCEEDED. */
+    /* Sets a configuration option (credentials, limits) read by later connect() and
+     * serve() calls; the keys are the transport's (dist_grpc: plugins/dist_grpc/README.md).
+     * FLOE_INVALID_ARGUMENT for an unknown key or a bad value.  Not thread-safe
+     * against connect/serve on the same @tp. */
+    floe_status (*set_option)(void *tp, const char *key, const char *value);
+    /* Cancels every call in flight on @conn and every later one (FLOE_CANCELLED).
+     * Thread-safe: meant to be called while another thread waits in call(). */
+    void (*cancel)(void *conn);
+    /* The TCP port @server listens on (serve() with port 0 picks one); -1 if unknown. */
+    int (*server_port)(void *server);
+
+    /* Append new members here, and bump FLOE_TRANSPORT_ABI_MINOR. */
 } floe_transport_ops;
 
 /* ---- The host table ------------------------------------------------------------- */

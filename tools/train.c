@@ -3,11 +3,13 @@
  * Fashion-MNIST through floe/keras.h.
  *
  *   floe train [--model mlp|cnn] [--epochs N] [--batch-size N] [--data DIR]
- *              [--checkpoint DIR] [--no-checkpoint] [--seed N]
+ *              [--checkpoint DIR] [--no-checkpoint] [--seed N] [--logdir DIR]
  *       trains (mlp: Flatten, Dense 128 relu, Dense 10 softmax; cnn: the seed's
  *       conv 5x5x32, max-pool, conv 5x5x64, max-pool, dense 1024, dense 10), Adam 1e-3,
  *       batch 32; prints per-epoch loss, accuracy and time, then the test accuracy,
- *       and saves a checkpoint after each epoch (keeping the last 3).
+ *       and saves a checkpoint after each epoch (keeping the last 3).  --logdir writes
+ *       TensorBoard event files (DIR/train, DIR/validation with the test set as
+ *       validation data).
  *   floe predict [--model mlp|cnn] --checkpoint DIR [--index I] [--count N] [--data DIR]
  *       restores the latest checkpoint (of the model it holds, unless --model says) and
  *       prints the predicted class of test images.
@@ -28,7 +30,7 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 static const char usage_train[] =
     "usage: floe train [--model mlp|cnn] [--epochs N] [--batch-size N] [--data DIR]\n"
-    "                  [--checkpoint DIR] [--no-checkpoint] [--seed N]\n"
+    "                  [--checkpoint DIR] [--no-checkpoint] [--seed N] [--logdir DIR]\n"
     "\n"
     "Trains a model of the seed documents on Fashion-MNIST (Debian's dataset-fashion-mnist,\n"
     "in " FLOE_FASHION_MNIST_DIR " unless --data says otherwise) with Adam 1e-3:\n"
@@ -37,7 +39,10 @@ static const char usage_train[] =
     "                 Dense 1024 relu, Dense 10 softmax; 2 epochs\n"
     "Prints each epoch's loss, accuracy and time, then the test loss and accuracy, and\n"
     "saves a checkpoint after each epoch in DIR (default floe-<model>-ckpt; the last 3\n"
-    "are kept).\n";
+    "are kept).  --logdir DIR writes TensorBoard event files, as Keras' TensorBoard\n"
+    "callback does: DIR/train (graph, loss, accuracy, weight histograms per epoch) and\n"
+    "DIR/validation (the test set's loss and accuracy after each epoch); watch them with\n"
+    "`tensorboard --logdir DIR`.\n";
 
 static const char usage_predict[] =
     "usage: floe predict [--model mlp|cnn] --checkpoint DIR [--index I] [--count N]\n"
@@ -53,7 +58,7 @@ static const char *const class_names[10] = {"T-shirt/top", "Trouser", "Pullover"
                                             "Bag",         "Ankle boot"};
 
 typedef struct train_args {
-    const char *model, *data, *checkpoint;
+    const char *model, *data, *checkpoint, *logdir;
     int epochs, no_checkpoint, index, count;
     int64_t batch_size;
     uint64_t seed;
@@ -108,6 +113,8 @@ static int parse_args(int argc, char **argv, int predict, train_args *a) {
             a->data = val;
         } else if (strcmp(opt, "--checkpoint") == 0) {
             a->checkpoint = val;
+        } else if (!predict && strcmp(opt, "--logdir") == 0 && val[0] != '\0') {
+            a->logdir = val;
         } else if (!predict && strcmp(opt, "--epochs") == 0 && parse_int(val, 0, 100000, &v)) {
             a->epochs = (int)v;
         } else if (!predict && strcmp(opt, "--batch-size") == 0 &&
@@ -221,8 +228,10 @@ int floe_tool_train(const char *plugin_path, int no_system, int argc, char **arg
         o.checkpoint_dir = dir;
         o.keep_last = 3;
     }
+    o.logdir = a.logdir;
     fflush(stdout);
-    if ((st = floe_model_fit(m, train, NULL, &o, &last)) != FLOE_OK) {
+    /* With a log directory the test set is the validation data, for its curves. */
+    if ((st = floe_model_fit(m, train, a.logdir != NULL ? test : NULL, &o, &last)) != FLOE_OK) {
         rc = keras_error("training", st);
         goto done;
     }

@@ -14,6 +14,7 @@
  * optimizer, session; fit, evaluate, predict.
  */
 #include "keras-impl.h"
+#include "tensorboard-impl.h"
 
 #include <floe/checkpoint.h>
 #include <floe/keras.h>
@@ -837,11 +838,33 @@ static floe_status fit_epoch(floe_model *m, const floe_dataset *train, const flo
     return st;
 }
 
+/* fit's TensorBoard log (tensorboard.c): the files, and every layer variable's reader. */
+static floe_status fit_logdir_open(floe_model *m, const char *logdir, int validation,
+                                   floe__tensorboard **tb) {
+    floe_status st = floe__tensorboard_open(m->ctx, logdir, validation, m->g, tb);
+
+    for (int i = 0; i < m->nlayers && st == FLOE_OK; i++) {
+        const floe_layer *l = m->layers[i];
+        for (int k = 0; k < l->nvars + 2 && st == FLOE_OK; k++) {
+            const floe_train_var *v = k < l->nvars ? &l->vars[k] : &l->moving[k - l->nvars];
+            if (v->handle != NULL && v->read != NULL)
+                st = floe__tensorboard_add_weight(*tb, floe_node_name(v->handle),
+                                                  floe_out(v->read, 0));
+        }
+    }
+    if (st != FLOE_OK) {
+        floe__tensorboard_close(*tb);
+        *tb = NULL;
+    }
+    return st;
+}
+
 floe_status floe_model_fit(floe_model *m, const floe_dataset *train,
                            const floe_dataset *validation, const floe_fit_options *opts,
                            floe_epoch_logs *last) {
     floe_fit_options o;
     floe_epoch_logs logs;
+    floe__tensorboard *tb = NULL;
     int64_t *index;
     floe_status st;
 
@@ -861,13 +884,20 @@ floe_status floe_model_fit(floe_model *m, const floe_dataset *train,
     index = malloc((size_t)floe_dataset_size(train) * sizeof(*index));
     if (index == NULL)
         return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "fit: out of memory");
+    if (o.logdir != NULL)
+        st = fit_logdir_open(m, o.logdir, validation != NULL, &tb);
     for (int e = 1; e <= o.epochs && st == FLOE_OK; e++) {
         st = fit_epoch(m, train, validation, &o, e, index, &logs);
         if (st == FLOE_OK && last != NULL)
             *last = logs;
+        if (st == FLOE_OK && tb != NULL)
+            st = floe__tensorboard_epoch(tb, m->s, &logs);
         if (st == FLOE_OK && o.on_epoch_end != NULL)
             st = o.on_epoch_end(o.arg, m, &logs);
     }
+    floe_status cst = floe__tensorboard_close(tb);
+    if (st == FLOE_OK)
+        st = cst;
     free(index);
     return st;
 }

@@ -153,6 +153,12 @@ typedef struct floe_fit_options {
     const char *checkpoint_dir;
     int checkpoint_every;
     int keep_last;
+    /* (nullable) TensorBoard log directory (a URI, floe/fs.h), laid out as Keras'
+     * TensorBoard callback: LOGDIR/train/ gets the graph once and per epoch epoch_loss,
+     * epoch_accuracy and a histogram of every layer variable; LOGDIR/validation/ gets
+     * epoch_loss and epoch_accuracy of @validation.  Step = 0-based epoch; flushed after
+     * each epoch (floe/summary.h). */
+    const char *logdir;
 } floe_fit_options;
 
 FLOE_KERAS_API void floe_fit_options_init(floe_fit_options *opts);

@@ -1,0 +1,167 @@
+/*
+ * tensorboard.c - fit's log directory (floe_fit_options.logdir): TensorBoard event
+ * files laid out as Keras' TensorBoard callback lays them out, through libfloe_io's
+ * summary writer (floe/summary.h).
+ *
+ *   LOGDIR/train/events.out.tfevents...       the graph (once, at the start of fit;
+ *                                             a graph that cannot be exported is
+ *                                             reported on stderr, and fit goes on),
+ *                                             per epoch epoch_loss, epoch_accuracy and
+ *                                             a histogram of each layer variable
+ *                                             ("dense/kernel", ...)
+ *   LOGDIR/validation/events.out.tfevents...  per epoch epoch_loss, epoch_accuracy of
+ *                                             the validation data (when fit has some)
+ *
+ * The step of an epoch's values is the epoch's 0-based index, as in Keras.  Both files
+ * are flushed after every epoch, so `tensorboard --logdir LOGDIR` shows each epoch as
+ * it ends.  Variables are read with their "NAME/Read" nodes in one session run.
+ */
+#include "keras-impl.h"
+#include "tensorboard-impl.h"
+
+#include <floe/summary.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct floe__tensorboard {
+    floe_summary_writer *train, *val;
+    floe_output *reads;
+    char **names;
+    int nweights, cap;
+};
+
+static floe_status tb_fail(floe_status st, const char *what) {
+    return floe__keras_fail(st, "fit: TensorBoard log: %s: %s", what, floe_last_error());
+}
+
+floe_status floe__tensorboard_open(floe_context *ctx, const char *logdir, int validation,
+                                   const floe_graph *g, floe__tensorboard **out) {
+    floe__tensorboard *tb;
+    char dir[4096];
+    floe_status st;
+
+    *out = NULL;
+    if (logdir[0] == '\0')
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "fit: logdir is empty");
+    tb = calloc(1, sizeof(*tb));
+    if (tb == NULL)
+        return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "fit: out of memory");
+    size_t len = strlen(logdir);
+    const char *sep = logdir[len - 1] == '/' ? "" : "/";
+    if ((size_t)snprintf(dir, sizeof(dir), "%s%strain", logdir, sep) >= sizeof(dir)) {
+        st = floe__keras_fail(FLOE_INVALID_ARGUMENT, "fit: logdir is too long");
+        goto fail;
+    }
+    /* Flushed by hand after each epoch. */
+    if ((st = floe_summary_writer_new(ctx, dir, -1, &tb->train)) != FLOE_OK) {
+        st = tb_fail(st, "train writer");
+        goto fail;
+    }
+    if (validation) {
+        snprintf(dir, sizeof(dir), "%s%svalidation", logdir, sep);
+        if ((st = floe_summary_writer_new(ctx, dir, -1, &tb->val)) != FLOE_OK) {
+            st = tb_fail(st, "validation writer");
+            goto fail;
+        }
+    }
+    /* A graph GraphDef cannot express costs the Graphs tab only: say so and go on. */
+    if (floe_summary_graph(tb->train, g) != FLOE_OK)
+        fprintf(stderr, "floe: warning: TensorBoard log without the graph: %s\n",
+                floe_last_error());
+    if ((st = floe_summary_flush(tb->train)) != FLOE_OK) {
+        st = tb_fail(st, "train writer");
+        goto fail;
+    }
+    *out = tb;
+    return FLOE_OK;
+
+fail:
+    floe__tensorboard_close(tb);
+    return st;
+}
+
+floe_status floe__tensorboard_add_weight(floe__tensorboard *tb, const char *name,
+                                         floe_output read) {
+    if (tb->nweights == tb->cap) {
+        int cap = tb->cap > 0 ? 2 * tb->cap : 16;
+        floe_output *r = realloc(tb->reads, (size_t)cap * sizeof(*r));
+        if (r != NULL)
+            tb->reads = r;
+        char **n = realloc(tb->names, (size_t)cap * sizeof(*n));
+        if (n != NULL)
+            tb->names = n;
+        if (r == NULL || n == NULL)
+            return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "fit: out of memory");
+        tb->cap = cap;
+    }
+    if ((tb->names[tb->nweights] = strdup(name)) == NULL)
+        return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "fit: out of memory");
+    tb->reads[tb->nweights++] = read;
+    return FLOE_OK;
+}
+
+/* One histogram per variable, values read in one run. */
+static floe_status write_weights(floe__tensorboard *tb, floe_session *s, int64_t step) {
+    floe_tensor **vals;
+    floe_status st;
+
+    if (tb->nweights == 0)
+        return FLOE_OK;
+    vals = calloc((size_t)tb->nweights, sizeof(*vals));
+    if (vals == NULL)
+        return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "fit: out of memory");
+    st = floe_session_run(s, NULL, NULL, 0, tb->reads, tb->nweights, NULL, 0, vals);
+    if (st != FLOE_OK)
+        st = tb_fail(st, "reading the weights");
+    for (int i = 0; i < tb->nweights && st == FLOE_OK; i++)
+        if ((st = floe_summary_histogram(tb->train, tb->names[i], vals[i], step)) != FLOE_OK)
+            st = tb_fail(st, "weight histogram");
+    for (int i = 0; i < tb->nweights; i++)
+        floe_tensor_unref(vals[i]);
+    free(vals);
+    return st;
+}
+
+floe_status floe__tensorboard_epoch(floe__tensorboard *tb, floe_session *s,
+                                    const floe_epoch_logs *logs) {
+    int64_t step = logs->epoch - 1;
+    floe_status st;
+
+    if ((st = floe_summary_scalar(tb->train, "epoch_loss", logs->loss, step)) != FLOE_OK ||
+        (logs->accuracy >= 0 &&
+         (st = floe_summary_scalar(tb->train, "epoch_accuracy", logs->accuracy, step)) !=
+             FLOE_OK))
+        return tb_fail(st, "train scalars");
+    if ((st = write_weights(tb, s, step)) != FLOE_OK)
+        return st;
+    if ((st = floe_summary_flush(tb->train)) != FLOE_OK)
+        return tb_fail(st, "train flush");
+    if (tb->val == NULL || logs->val_loss < 0)
+        return FLOE_OK;
+    if ((st = floe_summary_scalar(tb->val, "epoch_loss", logs->val_loss, step)) != FLOE_OK ||
+        (logs->val_accuracy >= 0 &&
+         (st = floe_summary_scalar(tb->val, "epoch_accuracy", logs->val_accuracy, step)) !=
+             FLOE_OK) ||
+        (st = floe_summary_flush(tb->val)) != FLOE_OK)
+        return tb_fail(st, "validation scalars");
+    return FLOE_OK;
+}
+
+floe_status floe__tensorboard_close(floe__tensorboard *tb) {
+    floe_status st = FLOE_OK, s2;
+
+    if (tb == NULL)
+        return FLOE_OK;
+    if ((s2 = floe_summary_writer_close(tb->train)) != FLOE_OK)
+        st = tb_fail(s2, "closing");
+    if ((s2 = floe_summary_writer_close(tb->val)) != FLOE_OK && st == FLOE_OK)
+        st = tb_fail(s2, "closing");
+    for (int i = 0; i < tb->nweights; i++)
+        free(tb->names[i]);
+    free(tb->names);
+    free(tb->reads);
+    free(tb);
+    return st;
+}

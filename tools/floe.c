@@ -7,6 +7,7 @@
  *   floe version        library, ABI and plugin directory versions
  *   floe checkpoint ls FILE   a checkpoint's tensors: name, dtype, shape (checksums verified)
  *   floe train, floe predict   train on Fashion-MNIST, classify with a checkpoint (train.c)
+ *   floe conformance PLUGIN.so  certify a third-party plugin (conformance.c)
  *
  * Global options pick the plugins as the library would (--plugin-path, --no-system);
  * otherwise the FLOE_PLUGIN_* environment variables apply.  Exit status: 0 success,
@@ -17,6 +18,7 @@
 #define FLOE_PLUGIN_NO_NATURAL_NAMES 1
 #include <floe/plugin.h>
 
+#include "conformance-cmd.h"
 #include "train-cmd.h"
 
 #include <floe/checkpoint.h>
@@ -48,6 +50,8 @@ static const char usage_main[] =
     "  checkpoint ls FILE  list a checkpoint's tensors: names, dtypes, shapes\n"
     "  train          train a model on Fashion-MNIST (`floe train --help`)\n"
     "  predict        classify test images with a trained checkpoint\n"
+    "  conformance PLUGIN.so  certify a plugin: descriptor, registrations, kernels against\n"
+    "                 the reference, device battery (`floe conformance --help`)\n"
     "\n"
     "Options:\n"
     "  -p, --plugin-path PATH  ':'-separated plugin files or directories (instead of\n"
@@ -270,6 +274,10 @@ static int cmd_predict(const global_opts *g, int argc, char **argv) {
     return floe_tool_predict(g->plugin_path, g->no_system, argc, argv);
 }
 
+static int cmd_conformance(const global_opts *g, int argc, char **argv) {
+    return floe_tool_conformance(g->plugin_path, g->no_system, argc, argv);
+}
+
 static const char usage_checkpoint[] =
     "usage: floe checkpoint ls FILE\n"
     "\n"
@@ -349,6 +357,7 @@ static const struct {
     {"checkpoint", cmd_checkpoint},
     {"train", cmd_train},
     {"predict", cmd_predict},
+    {"conformance", cmd_conformance},
 };
 
 int main(int argc, char **argv) {

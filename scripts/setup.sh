@@ -21,6 +21,8 @@ packages=(
     libprotobuf-c-dev protobuf-c-compiler libpng-dev
     # fs_s3 (libcurl with AWS SigV4), dist_grpc (gRPC and protobuf)
     libcurl4-openssl-dev libgrpc-dev libgrpc++-dev protobuf-compiler protobuf-compiler-grpc
+    # fs_s3: S3's XML answers (listings, errors, multipart) parsed by libxml2
+    libxml2-dev
     libssl-dev openssl
     # debian/ packaging (dpkg-buildpackage)
     debhelper dpkg-dev fakeroot

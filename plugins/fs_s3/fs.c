@@ -1,0 +1,817 @@
+/*
+ * fs.c - floe_fs_ops for "s3://bucket/key" on S3 requests (request.c), and the plugin's
+ * entry point.
+ *
+ * Reading: open_read HEADs the object (size, ETag); pread serves from a read-ahead
+ * buffer filled by ranged GETs of FLOE_S3_READAHEAD bytes, or GETs a large request
+ * straight into the caller's buffer; every GET carries If-Match with the ETag, so an
+ * object replaced while open fails with FLOE_ABORTED instead of mixing versions.
+ * Writing: bytes are buffered; a file that stays under one part is sent by one PUT at
+ * close, a larger one as a multipart upload (parts of FLOE_S3_PART_SIZE sent as the
+ * buffer fills, CompleteMultipartUpload at close).  Either way the object appears at
+ * once, whole, on commit; a failure or close without commit aborts the upload, so no
+ * partial object is ever visible.  Directories are key prefixes: list uses
+ * ListObjectsV2 with delimiter '/' and continuation tokens, mkdir writes a "dir/"
+ * marker object, stat falls back to the prefix, rename is copy plus delete (not atomic:
+ * caps has no FLOE_FS_CAP_ATOMIC_RENAME, and no APPEND).
+ *
+ * Sections: helpers, reading, writing, metadata and directories, the plugin.
+ */
+#include "fs_s3-impl.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+
+/* ---- Helpers ------------------------------------------------------------------------------- */
+
+static floe_status oom(const char *uri) {
+    return floe_fail(FLOE_RESOURCE_EXHAUSTED, "s3: '%s': out of memory", uri);
+}
+
+static void req_init(s3_req *r, const char *method, const char *bucket, const char *key,
+                     const char *uri) {
+    memset(r, 0, sizeof(*r));
+    r->method = method;
+    r->bucket = bucket;
+    r->key = key;
+    r->uri = uri;
+}
+
+/* HEAD of an object: 1 in *@found with its size and mtime, 0 when it does not exist. */
+static floe_status head_object(s3_fs *fs, const char *bucket, const char *key, const char *uri,
+                               int *found, floe_file_info *info, char *etag, size_t etag_len) {
+    s3_req r;
+    req_init(&r, "HEAD", bucket, key, uri);
+    floe_status st = s3_request(fs, &r);
+    *found = 0;
+    if (st == FLOE_OK) {
+        *found = 1;
+        if (info != NULL) {
+            info->size = r.has_length ? r.content_length : 0;
+            info->mtime_ns = s3_parse_time(r.last_modified);
+            info->is_dir = 0;
+        }
+        if (etag != NULL)
+            snprintf(etag, etag_len, "%s", r.etag);
+    } else if (st == FLOE_NOT_FOUND && r.status == 404) {
+        st = FLOE_OK;        /* decided by the caller (a missing bucket shows in the listing) */
+    }
+    s3_req_clear(&r);
+    return st;
+}
+
+/* ---- Reading ------------------------------------------------------------------------------ */
+
+typedef struct s3_rfile {
+    s3_fs *fs;
+    char *bucket, *key, *uri;
+    uint64_t size;
+    char if_match[300];
+    uint8_t *ra;                 /* read-ahead buffer */
+    size_t ra_cap, ra_len;
+    uint64_t ra_off;
+} s3_rfile;
+
+static void close_read(void *file) {
+    s3_rfile *f = file;
+    if (f == NULL)
+        return;
+    free(f->bucket);
+    free(f->key);
+    free(f->uri);
+    free(f->ra);
+    free(f);
+}
+
+static floe_status open_read(void *state, const char *uri, void **out) {
+    s3_fs *fs = state;
+    floe_file_info info;
+    char etag[256];
+    int found;
+    floe_status st;
+
+    *out = NULL;
+    s3_rfile *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return oom(uri);
+    f->fs = fs;
+    if ((st = s3_split_uri(uri, &f->bucket, &f->key)) != FLOE_OK)
+        goto fail;
+    if ((f->uri = strdup(uri)) == NULL) {
+        st = oom(uri);
+        goto fail;
+    }
+    if (f->key[0] == '\0' || f->key[strlen(f->key) - 1] == '/') {
+        st = floe_fail(FLOE_FAILED_PRECONDITION, "s3: open '%s': is a directory (a prefix)", uri);
+        goto fail;
+    }
+    if ((st = head_object(fs, f->bucket, f->key, uri, &found, &info, etag, sizeof(etag))) != FLOE_OK)
+        goto fail;
+    if (!found) {
+        st = floe_fail(FLOE_NOT_FOUND, "s3: open '%s': no such object (HTTP 404 on HEAD)", uri);
+        goto fail;
+    }
+    f->size = info.size;
+    if (etag[0] != '\0')
+        snprintf(f->if_match, sizeof(f->if_match), "If-Match: %s", etag);
+    f->ra_cap = fs->cfg.readahead;
+    *out = f;
+    return FLOE_OK;
+fail:
+    close_read(f);
+    return st;
+}
+
+/* GETs bytes [@off, @off + @n) into @dst; anything but exactly @n bytes is an error. */
+static floe_status get_range(s3_rfile *f, uint64_t off, void *dst, size_t n) {
+    char range[80];
+    s3_req r;
+
+    snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-%" PRIu64, off, off + n - 1);
+    req_init(&r, "GET", f->bucket, f->key, f->uri);
+    r.headers[0] = range;
+    r.headers[1] = f->if_match[0] ? f->if_match : NULL;
+    r.sink = dst;
+    r.sink_cap = n;
+    floe_status st = s3_request(f->fs, &r);
+    if (st == FLOE_FAILED_PRECONDITION && r.status == 412)
+        st = floe_fail(FLOE_ABORTED, "s3: read '%s': the object was replaced while open "
+                       "(If-Match failed; request id %s)", f->uri, r.request_id);
+    else if (st == FLOE_OK && r.sink_len != n)
+        st = floe_fail(FLOE_DATA_LOSS,
+                       "s3: read '%s': asked bytes %" PRIu64 "-%" PRIu64 ", got %zu (HTTP %ld)",
+                       f->uri, off, off + n - 1, r.sink_len, r.status);
+    s3_req_clear(&r);
+    return st;
+}
+
+static floe_status s3_pread(void *file, uint64_t offset, void *buf, size_t n, size_t *nread) {
+    s3_rfile *f = file;
+    size_t done = 0;
+    floe_status st;
+
+    *nread = 0;
+    if (offset >= f->size)
+        return FLOE_OK;
+    if (n > f->size - offset)
+        n = (size_t)(f->size - offset);
+    while (done < n) {
+        uint64_t at = offset + done;
+        size_t want = n - done;
+        if (f->ra_len > 0 && at >= f->ra_off && at < f->ra_off + f->ra_len) {
+            size_t k = (size_t)(f->ra_off + f->ra_len - at);
+            k = k < want ? k : want;
+            memcpy((char *)buf + done, f->ra + (at - f->ra_off), k);
+            done += k;
+            continue;
+        }
+        if (want >= f->ra_cap) {     /* large: straight into the caller's buffer */
+            if ((st = get_range(f, at, (char *)buf + done, want)) != FLOE_OK)
+                return st;
+            done += want;
+            continue;
+        }
+        if (f->ra == NULL && (f->ra = malloc(f->ra_cap)) == NULL)
+            return oom(f->uri);
+        size_t fill = f->size - at < f->ra_cap ? (size_t)(f->size - at) : f->ra_cap;
+        f->ra_len = 0;
+        if ((st = get_range(f, at, f->ra, fill)) != FLOE_OK)
+            return st;
+        f->ra_off = at;
+        f->ra_len = fill;
+    }
+    *nread = done;
+    return FLOE_OK;
+}
+
+/* ---- Writing ------------------------------------------------------------------------------ */
+
+typedef struct s3_wfile {
+    s3_fs *fs;
+    char *bucket, *key, *uri;
+    uint8_t *buf;
+    size_t len, cap;
+    char *upload_id;             /* multipart upload in progress, or NULL */
+    char **etags;                /* per part */
+    int parts;
+    floe_status failed;          /* sticky: an earlier write failed */
+} s3_wfile;
+
+static void wfile_free(s3_wfile *f) {
+    for (int i = 0; i < f->parts; i++)
+        free(f->etags[i]);
+    free(f->etags);
+    free(f->upload_id);
+    free(f->buf);
+    free(f->bucket);
+    free(f->key);
+    free(f->uri);
+    free(f);
+}
+
+static floe_status open_write(void *state, const char *uri, int append, void **out) {
+    s3_fs *fs = state;
+    floe_status st;
+
+    *out = NULL;
+    if (append)
+        return floe_fail(FLOE_UNIMPLEMENTED, "s3: '%s': objects cannot be appended to", uri);
+    s3_wfile *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return oom(uri);
+    f->fs = fs;
+    if ((st = s3_split_uri(uri, &f->bucket, &f->key)) != FLOE_OK)
+        goto fail;
+    if ((f->uri = strdup(uri)) == NULL) {
+        st = oom(uri);
+        goto fail;
+    }
+    if (f->key[0] == '\0' || f->key[strlen(f->key) - 1] == '/') {
+        st = floe_fail(FLOE_INVALID_ARGUMENT, "s3: write '%s': a key ending in '/' names a "
+                       "directory", uri);
+        goto fail;
+    }
+    *out = f;
+    return FLOE_OK;
+fail:
+    wfile_free(f);
+    return st;
+}
+
+static void abort_upload(s3_wfile *f) {
+    char *q = NULL;
+    const char *kv[] = {"uploadId", f->upload_id};
+    if (f->upload_id == NULL)
+        return;
+    if ((q = s3_query(1, kv)) != NULL) {
+        s3_req r;
+        req_init(&r, "DELETE", f->bucket, f->key, f->uri);
+        r.query = q;
+        /* Best effort: parts left by a failed abort are invisible (never an object) and
+         * removed by the bucket's AbortIncompleteMultipartUpload lifecycle rule. */
+        (void)s3_request(f->fs, &r);
+        s3_req_clear(&r);
+    }
+    free(q);
+    free(f->upload_id);
+    f->upload_id = NULL;
+}
+
+static floe_status create_upload(s3_wfile *f) {
+    s3_req r;
+    char id[1024];
+    req_init(&r, "POST", f->bucket, f->key, f->uri);
+    r.query = "uploads=";
+    r.headers[0] = "Content-Type: application/octet-stream";
+    floe_status st = s3_request(f->fs, &r);
+    if (st == FLOE_OK) {
+        xmlDoc *doc = s3_xml_parse(r.text, r.text_len);
+        xmlNode *root = doc != NULL ? xmlDocGetRootElement(doc) : NULL;
+        if (root == NULL || !s3_xml_text(root, "UploadId", id, sizeof(id)) || id[0] == '\0')
+            st = floe_fail(FLOE_DATA_LOSS, "s3: CreateMultipartUpload '%s': no UploadId in the "
+                           "answer (request id %s)", f->uri, r.request_id);
+        else if ((f->upload_id = strdup(id)) == NULL)
+            st = oom(f->uri);
+        xmlFreeDoc(doc);
+    }
+    s3_req_clear(&r);
+    return st;
+}
+
+static floe_status upload_part(s3_wfile *f) {
+    char num[16];
+    s3_req r;
+
+    if (f->parts >= S3_MAX_PARTS)
+        return floe_fail(FLOE_RESOURCE_EXHAUSTED, "s3: write '%s': more than %d parts of %zu "
+                         "bytes; raise FLOE_S3_PART_SIZE", f->uri, S3_MAX_PARTS,
+                         f->fs->cfg.part_size);
+    char **e = realloc(f->etags, (size_t)(f->parts + 1) * sizeof(char *));
+    if (e == NULL)
+        return oom(f->uri);
+    f->etags = e;
+    snprintf(num, sizeof(num), "%d", f->parts + 1);
+    const char *kv[] = {"partNumber", num, "uploadId", f->upload_id};
+    char *q = s3_query(2, kv);
+    if (q == NULL)
+        return oom(f->uri);
+    req_init(&r, "PUT", f->bucket, f->key, f->uri);
+    r.query = q;
+    r.body = f->buf;
+    r.body_len = f->len;
+    floe_status st = s3_request(f->fs, &r);
+    if (st == FLOE_OK && r.etag[0] == '\0')
+        st = floe_fail(FLOE_DATA_LOSS, "s3: UploadPart %d of '%s': no ETag in the answer",
+                       f->parts + 1, f->uri);
+    if (st == FLOE_OK) {
+        if ((f->etags[f->parts] = strdup(r.etag)) == NULL)
+            st = oom(f->uri);
+        else
+            f->parts++;
+    }
+    s3_req_clear(&r);
+    free(q);
+    f->len = 0;
+    return st;
+}
+
+static floe_status s3_write(void *file, const void *data, size_t n) {
+    s3_wfile *f = file;
+    size_t part = f->fs->cfg.part_size;
+    floe_status st;
+
+    if (f->failed != FLOE_OK)
+        return floe_fail(FLOE_FAILED_PRECONDITION, "s3: write '%s': an earlier write failed "
+                         "and the upload was aborted", f->uri);
+    while (n > 0) {
+        if (f->cap < part) {
+            size_t cap = f->cap ? f->cap : 65536;
+            while (cap < f->len + n && cap < part)
+                cap *= 2;
+            cap = cap < part ? cap : part;
+            if (cap > f->cap) {
+                uint8_t *b = realloc(f->buf, cap);
+                if (b == NULL) {
+                    st = oom(f->uri);
+                    goto fail;
+                }
+                f->buf = b;
+                f->cap = cap;
+            }
+        }
+        size_t k = f->cap - f->len < n ? f->cap - f->len : n;
+        memcpy(f->buf + f->len, data, k);
+        f->len += k;
+        data = (const char *)data + k;
+        n -= k;
+        if (f->len == part && n > 0) {   /* a full part with more to come */
+            if (f->upload_id == NULL && (st = create_upload(f)) != FLOE_OK)
+                goto fail;
+            if ((st = upload_part(f)) != FLOE_OK)
+                goto fail;
+        }
+    }
+    return FLOE_OK;
+fail:
+    f->failed = st;
+    abort_upload(f);
+    return st;
+}
+
+static floe_status complete_upload(s3_wfile *f) {
+    size_t cap = 128 + (size_t)f->parts * 340, len = 0;
+    char *xml = malloc(cap);
+    const char *kv[] = {"uploadId", f->upload_id};
+    char *q = s3_query(1, kv);
+    floe_status st;
+    s3_req r;
+
+    if (xml == NULL || q == NULL) {
+        free(xml);
+        free(q);
+        return oom(f->uri);
+    }
+    len += (size_t)snprintf(xml, cap, "<CompleteMultipartUpload>");
+    for (int i = 0; i < f->parts; i++)
+        len += (size_t)snprintf(xml + len, cap - len,
+                                "<Part><PartNumber>%d</PartNumber><ETag>%.250s</ETag></Part>",
+                                i + 1, f->etags[i]);
+    len += (size_t)snprintf(xml + len, cap - len, "</CompleteMultipartUpload>");
+    req_init(&r, "POST", f->bucket, f->key, f->uri);
+    r.query = q;
+    r.body = xml;
+    r.body_len = len;
+    r.headers[0] = "Content-Type: application/xml";
+    r.error_body_ok = 1;
+    st = s3_request(f->fs, &r);
+    s3_req_clear(&r);
+    free(q);
+    free(xml);
+    return st;
+}
+
+static floe_status close_write(void *file, int commit) {
+    s3_wfile *f = file;
+    floe_status st = FLOE_OK;
+
+    if (f->failed != FLOE_OK) {
+        if (commit)
+            st = floe_fail(FLOE_FAILED_PRECONDITION, "s3: close '%s': an earlier write failed; "
+                           "nothing was written", f->uri);
+    } else if (!commit) {
+        abort_upload(f);
+    } else if (f->upload_id == NULL) {
+        s3_req r;
+        req_init(&r, "PUT", f->bucket, f->key, f->uri);
+        r.body = f->buf != NULL ? (const void *)f->buf : (const void *)"";
+        r.body_len = f->len;
+        st = s3_request(f->fs, &r);
+        s3_req_clear(&r);
+    } else {
+        /* The last part may be short (S3 allows it) or empty when the data ended on a part
+         * boundary (then the parts sent already are the object). */
+        if (f->len > 0 || f->parts == 0)
+            st = upload_part(f);
+        if (st == FLOE_OK)
+            st = complete_upload(f);
+        if (st != FLOE_OK)
+            abort_upload(f);
+    }
+    wfile_free(f);
+    return st;
+}
+
+/* ---- Metadata and directories --------------------------------------------------------------- */
+
+typedef void (*list_fn)(void *arg, const char *name, const floe_file_info *info);
+
+/* Lists @prefix with delimiter '/', calling @fn with names relative to @prefix (the
+ * marker object "prefix" itself skipped); *@count gets every key and common prefix seen,
+ * the marker included.  Stops after @limit entries when > 0. */
+static floe_status list_prefix(s3_fs *fs, const char *bucket, const char *prefix, const char *uri,
+                               int limit, list_fn fn, void *arg, int64_t *count, int *marker) {
+    char token[2048] = "", keys[16], name[S3_MAX_KEY + 1], text[64];
+    floe_status st = FLOE_OK;
+    size_t plen = strlen(prefix);
+
+    *count = 0;
+    if (marker != NULL)
+        *marker = 0;
+    snprintf(keys, sizeof(keys), "%d", limit > 0 && limit < fs->cfg.max_keys ? limit
+                                                                            : fs->cfg.max_keys);
+    for (int page = 0; st == FLOE_OK; page++) {
+        const char *kv[] = {"continuation-token", token, "delimiter", "/", "list-type", "2",
+                            "max-keys", keys, "prefix", prefix};
+        char *q = token[0] ? s3_query(5, kv) : s3_query(4, kv + 2);
+        s3_req r;
+        if (q == NULL)
+            return oom(uri);
+        req_init(&r, "GET", bucket, "", uri);
+        r.query = q;
+        st = s3_request(fs, &r);
+        free(q);
+        if (st != FLOE_OK) {
+            s3_req_clear(&r);
+            break;
+        }
+        xmlDoc *doc = s3_xml_parse(r.text, r.text_len);
+        xmlNode *root = doc != NULL ? xmlDocGetRootElement(doc) : NULL;
+        if (root == NULL || strcmp((const char *)root->name, "ListBucketResult") != 0) {
+            st = floe_fail(FLOE_DATA_LOSS, "s3: list '%s': the answer is not a ListBucketResult "
+                           "(request id %s)", uri, r.request_id);
+            xmlFreeDoc(doc);
+            s3_req_clear(&r);
+            break;
+        }
+        for (xmlNode *n = root->children; n != NULL; n = n->next) {
+            int is_key = n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, "Contents") == 0;
+            int is_dir = n->type == XML_ELEMENT_NODE &&
+                         strcmp((const char *)n->name, "CommonPrefixes") == 0;
+            if (!is_key && !is_dir)
+                continue;
+            if (!s3_xml_text(n, is_key ? "Key" : "Prefix", name, sizeof(name)) ||
+                strncmp(name, prefix, plen) != 0)
+                continue;   /* not under the prefix asked for: ignored */
+            (*count)++;
+            char *rel = name + plen;
+            size_t rlen = strlen(rel);
+            if (is_dir && rlen > 0 && rel[rlen - 1] == '/')
+                rel[--rlen] = '\0';
+            if (rlen == 0 && marker != NULL)
+                *marker = 1;
+            if (rlen == 0 || fn == NULL)
+                continue;
+            floe_file_info info;
+            memset(&info, 0, sizeof(info));
+            info.struct_size = sizeof(info);
+            info.is_dir = is_dir;
+            if (is_key) {
+                s3_xml_text(n, "Size", text, sizeof(text));
+                info.size = strtoull(text, NULL, 10);
+                s3_xml_text(n, "LastModified", text, sizeof(text));
+                info.mtime_ns = s3_parse_time(text);
+            }
+            fn(arg, rel, &info);
+        }
+        s3_xml_text(root, "IsTruncated", text, sizeof(text));
+        int more = strcmp(text, "true") == 0;
+        if (more && !s3_xml_text(root, "NextContinuationToken", token, sizeof(token)))
+            st = floe_fail(FLOE_DATA_LOSS, "s3: list '%s': truncated answer without a "
+                           "NextContinuationToken", uri);
+        xmlFreeDoc(doc);
+        s3_req_clear(&r);
+        if (!more || (limit > 0 && *count >= limit) || token[0] == '\0')
+            break;
+    }
+    return st;
+}
+
+/* "dir" -> "dir/"; "" stays "" (the bucket).  malloc'd. */
+static char *dir_prefix(const char *key) {
+    size_t n = strlen(key);
+    char *p = malloc(n + 2);
+    if (p != NULL) {
+        memcpy(p, key, n);
+        if (n > 0 && key[n - 1] != '/')
+            p[n++] = '/';
+        p[n] = '\0';
+    }
+    return p;
+}
+
+static floe_status s3_stat(void *state, const char *uri, floe_file_info *info) {
+    s3_fs *fs = state;
+    char *bucket, *key, *prefix = NULL;
+    int found = 0;
+    int64_t count = 0;
+    floe_status st;
+
+    memset(info, 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
+    if ((st = s3_split_uri(uri, &bucket, &key)) != FLOE_OK)
+        return st;
+    size_t klen = strlen(key);
+    if (klen > 0 && key[klen - 1] != '/' &&
+        (st = head_object(fs, bucket, key, uri, &found, info, NULL, 0)) != FLOE_OK)
+        goto out;
+    if (found)
+        goto out;
+    if ((prefix = dir_prefix(key)) == NULL) {
+        st = oom(uri);
+        goto out;
+    }
+    /* A directory: the bucket, or a prefix with at least one key under it. */
+    st = list_prefix(fs, bucket, prefix, uri, 1, NULL, NULL, &count, NULL);
+    if (st == FLOE_OK && count == 0 && klen > 0)
+        st = floe_fail(FLOE_NOT_FOUND, "s3: stat '%s': no such object or prefix", uri);
+    if (st == FLOE_OK)
+        info->is_dir = 1;
+out:
+    free(prefix);
+    free(bucket);
+    free(key);
+    return st;
+}
+
+static floe_status s3_list(void *state, const char *uri, list_fn fn, void *arg) {
+    s3_fs *fs = state;
+    char *bucket, *key, *prefix = NULL;
+    int64_t count = 0;
+    floe_status st;
+
+    if ((st = s3_split_uri(uri, &bucket, &key)) != FLOE_OK)
+        return st;
+    if ((prefix = dir_prefix(key)) == NULL)
+        st = oom(uri);
+    else
+        st = list_prefix(fs, bucket, prefix, uri, 0, fn, arg, &count, NULL);
+    if (st == FLOE_OK && count == 0 && key[0] != '\0')
+        st = floe_fail(FLOE_NOT_FOUND, "s3: list '%s': no such prefix (no key starts with '%s')",
+                       uri, prefix);
+    free(prefix);
+    free(bucket);
+    free(key);
+    return st;
+}
+
+static floe_status delete_key(s3_fs *fs, const char *bucket, const char *key, const char *uri) {
+    s3_req r;
+    req_init(&r, "DELETE", bucket, key, uri);
+    floe_status st = s3_request(fs, &r);
+    s3_req_clear(&r);
+    return st;
+}
+
+static floe_status s3_remove(void *state, const char *uri) {
+    s3_fs *fs = state;
+    char *bucket, *key, *prefix = NULL;
+    int found = 0;
+    int64_t count = 0;
+    floe_status st;
+
+    if ((st = s3_split_uri(uri, &bucket, &key)) != FLOE_OK)
+        return st;
+    if (key[0] == '\0') {
+        st = floe_fail(FLOE_FAILED_PRECONDITION, "s3: remove '%s': will not delete a bucket", uri);
+        goto out;
+    }
+    /* DELETE answers 204 for a missing key too: HEAD first to report NOT_FOUND. */
+    if (key[strlen(key) - 1] != '/' &&
+        (st = head_object(fs, bucket, key, uri, &found, NULL, NULL, 0)) != FLOE_OK)
+        goto out;
+    if (found) {
+        st = delete_key(fs, bucket, key, uri);
+        goto out;
+    }
+    /* A directory: only an empty one (its marker alone) is removed, as rmdir does. */
+    if ((prefix = dir_prefix(key)) == NULL) {
+        st = oom(uri);
+        goto out;
+    }
+    int marker = 0;
+    if ((st = list_prefix(fs, bucket, prefix, uri, 2, NULL, NULL, &count, &marker)) != FLOE_OK)
+        goto out;
+    if (count == 0)
+        st = floe_fail(FLOE_NOT_FOUND, "s3: remove '%s': no such object or prefix", uri);
+    else if (count > 1 || !marker)
+        st = floe_fail(FLOE_FAILED_PRECONDITION, "s3: remove '%s': directory not empty", uri);
+    else
+        st = delete_key(fs, bucket, prefix, uri);
+out:
+    free(prefix);
+    free(bucket);
+    free(key);
+    return st;
+}
+
+static floe_status s3_mkdir(void *state, const char *uri) {
+    s3_fs *fs = state;
+    char *bucket, *key, *prefix = NULL;
+    int found = 0;
+    int64_t count = 0;
+    floe_status st;
+
+    if ((st = s3_split_uri(uri, &bucket, &key)) != FLOE_OK)
+        return st;
+    if ((prefix = dir_prefix(key)) == NULL) {
+        st = oom(uri);
+        goto out;
+    }
+    size_t klen = strlen(key);
+    if (klen > 0 && key[klen - 1] != '/' &&
+        (st = head_object(fs, bucket, key, uri, &found, NULL, NULL, 0)) != FLOE_OK)
+        goto out;
+    if (found) {
+        st = floe_fail(FLOE_ALREADY_EXISTS, "s3: mkdir '%s': exists and is an object", uri);
+        goto out;
+    }
+    /* The bucket must exist (listing fails with NoSuchBucket otherwise); a prefix that has
+     * keys already is a directory; else a "dir/" marker makes the empty one visible. */
+    if ((st = list_prefix(fs, bucket, prefix, uri, 1, NULL, NULL, &count, NULL)) != FLOE_OK ||
+        count > 0 || klen == 0)
+        goto out;
+    s3_req r;
+    req_init(&r, "PUT", bucket, prefix, uri);
+    r.body = "";
+    st = s3_request(fs, &r);
+    s3_req_clear(&r);
+out:
+    free(prefix);
+    free(bucket);
+    free(key);
+    return st;
+}
+
+static floe_status s3_rename(void *state, const char *from, const char *to) {
+    s3_fs *fs = state;
+    char *fb = NULL, *fk = NULL, *tb = NULL, *tk = NULL, *src = NULL, *hdr = NULL;
+    floe_file_info info;
+    int found = 0;
+    floe_status st;
+
+    if ((st = s3_split_uri(from, &fb, &fk)) != FLOE_OK || (st = s3_split_uri(to, &tb, &tk)) != FLOE_OK)
+        goto out;
+    if (fk[0] == '\0' || tk[0] == '\0' || fk[strlen(fk) - 1] == '/' || tk[strlen(tk) - 1] == '/') {
+        st = floe_fail(FLOE_UNIMPLEMENTED, "s3: rename '%s' to '%s': only objects can be renamed, "
+                       "not buckets or prefixes", from, to);
+        goto out;
+    }
+    if ((st = head_object(fs, fb, fk, from, &found, &info, NULL, 0)) != FLOE_OK)
+        goto out;
+    if (!found) {
+        st = floe_fail(FLOE_NOT_FOUND, "s3: rename '%s': no such object", from);
+        goto out;
+    }
+    if (info.size > (uint64_t)S3_MAX_PART_SIZE) {
+        st = floe_fail(FLOE_UNIMPLEMENTED, "s3: rename '%s': objects over 5 GiB need a multipart "
+                       "copy, which this plugin does not do", from);
+        goto out;
+    }
+    if (strcmp(fb, tb) == 0 && strcmp(fk, tk) == 0)
+        goto out;
+    src = s3_encode(fk, 1);
+    size_t n = (src ? strlen(src) : 0) + strlen(fb) + 32;
+    if (src == NULL || (hdr = malloc(n)) == NULL) {
+        st = oom(from);
+        goto out;
+    }
+    snprintf(hdr, n, "x-amz-copy-source: /%s/%s", fb, src);
+    s3_req r;
+    req_init(&r, "PUT", tb, tk, to);
+    r.headers[0] = hdr;
+    r.body = "";
+    r.error_body_ok = 1;
+    st = s3_request(fs, &r);
+    s3_req_clear(&r);
+    if (st == FLOE_OK)
+        st = delete_key(fs, fb, fk, from);
+out:
+    free(hdr);
+    free(src);
+    free(fb);
+    free(fk);
+    free(tb);
+    free(tk);
+    return st;
+}
+
+/* ---- The plugin ------------------------------------------------------------------------------ */
+
+static void s3_destroy(void *state) {
+    s3_fs *fs = state;
+    if (fs == NULL)
+        return;
+    for (int i = 0; i < fs->pool_len; i++)
+        curl_easy_cleanup(fs->pool[i]);
+    pthread_mutex_destroy(&fs->lock);
+    s3_config_free(&fs->cfg);
+    free(fs);
+}
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc;
+
+static void global_init(void) {
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    xmlInitParser();
+}
+
+/* libcurl signs with SigV4 from 7.75.0 on; older builds cannot talk to S3 here. */
+static int s3_score(floe_plugin *self) {
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    if (v == NULL || v->version_num < 0x074b00) {
+        floe_set_note(self, "libcurl %s has no AWS SigV4 signing (7.75.0 or newer needed)",
+                      v != NULL ? v->version : "(unknown)");
+        return 0;
+    }
+    return 1;
+}
+
+static floe_status s3_init(floe_plugin *self, void **user) {
+    static const floe_fs_ops templ = {
+        .abi_major = FLOE_PLUGIN_ABI_MAJOR,
+        .abi_minor = FLOE_PLUGIN_ABI_MINOR,
+        .struct_size = sizeof(floe_fs_ops),
+        .scheme = "s3",
+        .caps = 0,   /* rename is copy + delete; no append */
+        .open_read = open_read,
+        .pread = s3_pread,
+        .close_read = close_read,
+        .open_write = open_write,
+        .write = s3_write,
+        .close_write = close_write,
+        .stat = s3_stat,
+        .list = s3_list,
+        .remove = s3_remove,
+        .mkdir = s3_mkdir,
+        .rename = s3_rename,
+        .destroy = s3_destroy,
+    };
+    floe_fs_ops ops = templ;
+    floe_status st;
+
+    *user = NULL;
+    pthread_once(&global_once, global_init);
+    if (global_rc != CURLE_OK) {
+        floe_set_note(self, "curl_global_init failed: %s", curl_easy_strerror(global_rc));
+        return floe_fail(FLOE_UNAVAILABLE, "s3: curl_global_init failed: %s",
+                         curl_easy_strerror(global_rc));
+    }
+    s3_fs *fs = calloc(1, sizeof(*fs));
+    if (fs == NULL)
+        return floe_fail(FLOE_RESOURCE_EXHAUSTED, "s3: out of memory");
+    if ((st = s3_config_load(&fs->cfg)) != FLOE_OK) {
+        floe_set_note(self, "bad configuration (see the load error)");
+        free(fs);
+        return st;
+    }
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    int https = 0;
+    for (const char *const *p = v->protocols; p != NULL && *p != NULL; p++)
+        https |= strcmp(*p, "https") == 0;
+    if (!https && (fs->cfg.endpoint == NULL || strncmp(fs->cfg.endpoint, "https", 5) == 0)) {
+        s3_config_free(&fs->cfg);
+        free(fs);
+        floe_set_note(self, "libcurl %s was built without HTTPS", v->version);
+        return floe_fail(FLOE_UNAVAILABLE, "s3: libcurl %s was built without HTTPS", v->version);
+    }
+    pthread_mutex_init(&fs->lock, NULL);
+    ops.state = fs;
+    if ((st = floe_register_filesystem(self, &ops)) != FLOE_OK) {
+        s3_destroy(fs);
+        return st;
+    }
+    floe_set_note(self, "%s, region %s, %s credentials%s", fs->cfg.endpoint ? fs->cfg.endpoint
+                                                                        : "AWS endpoint",
+                  fs->cfg.region, fs->cfg.access_key ? "with" : "no (anonymous)",
+                  fs->cfg.path_style ? ", path-style" : "");
+    return FLOE_OK;
+}
+
+FLOE_PLUGIN_DEFINE_FULL(fs_s3, "0.1.0", "The Floe developers", "Apache-2.0",
+                        "s3:// filesystem on libcurl (SigV4) and libxml2", NULL, s3_score, s3_init,
+                        NULL)

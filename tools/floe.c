@@ -7,6 +7,7 @@
  *   floe version        library, ABI and plugin directory versions
  *   floe checkpoint ls FILE   a checkpoint's tensors: name, dtype, shape (checksums verified)
  *   floe train, floe predict   train on Fashion-MNIST, classify with a checkpoint (train.c)
+ *   floe run MODEL.pb   run a TensorFlow frozen graph on .npy inputs (run.c)
  *   floe conformance PLUGIN.so  certify a third-party plugin (conformance.c)
  *
  * Global options pick the plugins as the library would (--plugin-path, --no-system);
@@ -19,6 +20,7 @@
 #include <floe/plugin.h>
 
 #include "conformance-cmd.h"
+#include "run-cmd.h"
 #include "train-cmd.h"
 
 #include <floe/checkpoint.h>
@@ -50,6 +52,7 @@ static const char usage_main[] =
     "  checkpoint ls FILE  list a checkpoint's tensors: names, dtypes, shapes\n"
     "  train          train a model on Fashion-MNIST (`floe train --help`)\n"
     "  predict        classify test images with a trained checkpoint\n"
+    "  run MODEL.pb   run a TensorFlow frozen graph on .npy inputs (`floe run --help`)\n"
     "  conformance PLUGIN.so  certify a plugin: descriptor, registrations, kernels against\n"
     "                 the reference, device battery (`floe conformance --help`)\n"
     "\n"
@@ -274,6 +277,10 @@ static int cmd_predict(const global_opts *g, int argc, char **argv) {
     return floe_tool_predict(g->plugin_path, g->no_system, argc, argv);
 }
 
+static int cmd_run(const global_opts *g, int argc, char **argv) {
+    return floe_tool_run(g->plugin_path, g->no_system, argc, argv);
+}
+
 static int cmd_conformance(const global_opts *g, int argc, char **argv) {
     return floe_tool_conformance(g->plugin_path, g->no_system, argc, argv);
 }
@@ -357,6 +364,7 @@ static const struct {
     {"checkpoint", cmd_checkpoint},
     {"train", cmd_train},
     {"predict", cmd_predict},
+    {"run", cmd_run},
     {"conformance", cmd_conformance},
 };
 

@@ -1172,11 +1172,17 @@ static bool sig_has_attr(const op_sig *sig, const char *name) {
 }
 
 /* TensorFlow attributes that do not change what a node computes, dropped when the op
- * definition lacks them: internal "_" ones and MatMul's gradient hints. */
-static bool attr_ignorable(const op_sig *sig, const char *name) {
+ * definition lacks them: internal "_" ones, MatMul's gradient hints, and an empty
+ * explicit_paddings (MaxPool's, meaningful only with padding "EXPLICIT"). */
+static bool attr_ignorable(const op_sig *sig, const char *name, const Floe__Tf__AttrValue *v) {
     if (sig_has_attr(sig, name))
         return false;
     if (name[0] == '_')
+        return true;
+    if (strcmp(name, "explicit_paddings") == 0 && v != NULL &&
+        v->value_case == FLOE__TF__ATTR_VALUE__VALUE_LIST && v->list->n_i == 0 &&
+        v->list->n_s + v->list->n_f + v->list->n_b + v->list->n_type + v->list->n_shape +
+                v->list->n_tensor + v->list->n_func == 0)
         return true;
     if ((strcmp(name, "grad_a") == 0 || strcmp(name, "grad_b") == 0) &&
         (strcmp(sig->op, "MatMul") == 0 || strncmp(sig->op, "BatchMatMul", 11) == 0))
@@ -1235,7 +1241,7 @@ static floe_status build_node(importer *im, floe_graph *g, size_t i) {
                                 nd->name);
             goto fail;
         }
-        if (attr_ignorable(sig, name))
+        if (attr_ignorable(sig, name, nd->attr[k]->value))
             continue;
         if (nd->attr[k]->value == NULL) {
             st = attr_bad(nd->name, name, "the attribute has no value");

@@ -610,6 +610,9 @@ UNARY(logical_not, "LogicalNot", OPS_MATH_GRAIN, [FLOE_DTYPE_BOOL] = not_bool_ro
 
 static const ew_entry entries[] = {
     BIN_ENTRY(add, "AddV2", z_output, attrs_num, ks_real, "x + y, with broadcasting."),
+    BIN_ENTRY(add, "Add", z_output, attrs_num, ks_real,
+              "x + y, with broadcasting: TensorFlow's older name of AddV2, found in frozen "
+              "graphs (string concatenation is not supported)."),
     BIN_ENTRY(sub, "Sub", z_output, attrs_num, ks_real, "x - y, with broadcasting."),
     BIN_ENTRY(mul, "Mul", z_output, attrs_num, ks_real, "x * y, with broadcasting."),
     BIN_ENTRY(realdiv, "RealDiv", z_output, attrs_num, ks_float,

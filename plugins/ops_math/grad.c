@@ -1340,6 +1340,7 @@ static const struct {
     {"PreventGradient", prevent_grad},
     {"AddN", addn_grad},
     {"AddV2", add_grad},
+    {"Add", add_grad},
     {"Sub", sub_grad},
     {"Mul", mul_grad},
     {"RealDiv", realdiv_grad},

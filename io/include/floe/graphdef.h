@@ -12,8 +12,9 @@
  * string, type, shape, tensor and their lists).  What does not: function libraries,
  * "func" and "placeholder" attributes, and attributes the op definition lacks (an
  * error naming node and attribute), except TensorFlow's internal "_"-prefixed ones
- * ("_output_shapes", "_class") and the gradient hints "grad_a"/"grad_b" of MatMul,
- * which import drops because they do not change what a node computes.
+ * ("_output_shapes", "_class"), the gradient hints "grad_a"/"grad_b" of MatMul and an
+ * empty "explicit_paddings" (MaxPool's), which import drops when the op definition
+ * lacks them because they do not change what a node computes.
  *
  * Errors: calls return a floe_status and leave the message in floe_last_error().
  * Thread safety: as for the graph (floe/graph.h): export reads, import writes.

@@ -1,0 +1,654 @@
+/*
+ * worker.c - a worker of the distributed job: builds the MLP's gradient graph (the
+ * parameters are Placeholders fed with the values pulled from the parameter servers),
+ * places the variables on the servers (round-robin, or partitioned by size: a variable
+ * bigger than its share is split by rows across every server), and runs the loop
+ * pull -> gradients on a batch of its shard -> push, retrying failed steps within a
+ * bounded time.  The chief (task 0) initialises the servers and evaluates at the end.
+ *
+ * Sections: graph; placement; RPC helpers; the training loop.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dist-impl.h"
+
+#define MAX_LAYERS 8
+
+/* One variable and where its parts live. */
+typedef struct part {
+    int ps;
+    char name[80];
+    int64_t row0, rows;
+} part;
+
+typedef struct wvar {
+    char name[64];
+    int ndim;
+    int64_t dims[2];
+    int64_t count, row_size;   /* elements; elements per row */
+    float *value;              /* the full value, fed to the graph */
+    floe_node *ph;
+    floe_output grad;
+    part parts[64];
+    int nparts;
+} wvar;
+
+typedef struct worker {
+    floe_context *ctx;
+    const floe_cluster *c;
+    floe_dist_train_options o;
+    int64_t timeout_ms;
+    int nps, nworkers;
+    int64_t last_step;         /* the highest server step seen: a restarted server's */
+    floe_transport_conn *conn[64];
+    wvar vars[2 * MAX_LAYERS];
+    int nvars;
+    int64_t n_in, classes;
+    floe_graph *g;
+    floe_session *s;
+    floe_node *x, *y;
+    floe_output logits, loss;
+    floe_plan *train_plan, *eval_plan;
+} worker;
+
+/* ---- Graph ------------------------------------------------------------------------------ */
+
+static floe_status node(floe_graph *g, const char *op, const floe_output *in, int nin,
+                        const char *tattr, floe_dtype t, floe_output *out) {
+    floe_node_builder *nb;
+    floe_node *n;
+    floe_status st = floe_node_builder_new(g, op, NULL, &nb);
+    if (st != FLOE_OK)
+        return st;
+    for (int i = 0; i < nin; i++)
+        floe_node_builder_add_input(nb, in[i]);
+    if (tattr)
+        floe_attrs_set_type(floe_node_builder_attrs(nb), tattr, t);
+    st = floe_node_builder_finish(nb, &n);
+    *out = floe_out(n, 0);
+    return st;
+}
+
+static floe_status placeholder(floe_graph *g, const char *name, floe_dtype dt,
+                               const int64_t *dims, int ndim, floe_node **out) {
+    floe_node_builder *nb;
+    floe_status st = floe_node_builder_new(g, "Placeholder", name, &nb);
+    if (st != FLOE_OK)
+        return st;
+    floe_attrs_set_type(floe_node_builder_attrs(nb), "dtype", dt);
+    floe_attrs_set_shape(floe_node_builder_attrs(nb), "shape", dims, ndim);
+    return floe_node_builder_finish(nb, out);
+}
+
+static floe_status const_i32(floe_graph *g, int32_t v, floe_output *out) {
+    floe_tensor *t;
+    floe_node_builder *nb;
+    floe_node *n;
+    floe_status st = floe_tensor_new_copy(FLOE_DTYPE_I32, NULL, 0, &v, sizeof(v), &t);
+    if (st != FLOE_OK)
+        return st;
+    if ((st = floe_node_builder_new(g, "Const", NULL, &nb)) == FLOE_OK) {
+        floe_attrs_set_tensor(floe_node_builder_attrs(nb), "value", t);
+        floe_attrs_set_type(floe_node_builder_attrs(nb), "dtype", FLOE_DTYPE_I32);
+        st = floe_node_builder_finish(nb, &n);
+        *out = floe_out(n, 0);
+    }
+    floe_tensor_unref(t);
+    return st;
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t x = *s += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* Adds variable @name of [@rows, @cols] (or [@cols] when @rows is 0), glorot-uniform
+ * (kernels) or zero (biases), and its Placeholder. */
+static floe_status add_var(worker *w, const char *name, int64_t rows, int64_t cols,
+                           uint64_t *rng) {
+    wvar *v = &w->vars[w->nvars];
+    floe_status st;
+    snprintf(v->name, sizeof(v->name), "%s", name);
+    v->ndim = rows ? 2 : 1;
+    v->dims[0] = rows ? rows : cols;
+    v->dims[1] = cols;
+    v->count = rows ? rows * cols : cols;
+    v->row_size = rows ? cols : 1;
+    if ((v->value = calloc((size_t)v->count, sizeof(float))) == NULL)
+        return floe_set_error(FLOE_RESOURCE_EXHAUSTED, "out of memory");
+    if (rows) {
+        double limit = sqrt(6.0 / (double)(rows + cols));
+        for (int64_t i = 0; i < v->count; i++)
+            v->value[i] = (float)((double)(rng_next(rng) >> 11) / 9007199254740992.0 * 2 *
+                                  limit - limit);
+    }
+    if ((st = placeholder(w->g, name, FLOE_DTYPE_F32, v->dims, v->ndim, &v->ph)) != FLOE_OK)
+        return st;
+    w->nvars++;
+    return FLOE_OK;
+}
+
+static floe_status build_graph(worker *w) {
+    int64_t xdims[2] = {-1, w->n_in}, ydims[1] = {-1};
+    int64_t widths[MAX_LAYERS + 1];
+    int nl = (w->o.hidden ? w->o.num_hidden : 1) + 1;
+    uint64_t rng = w->o.seed;
+    floe_output h, t, in[2], axis, gs[2 * MAX_LAYERS], xs[2 * MAX_LAYERS];
+    floe_node *n;
+    floe_status st;
+    char name[64];
+
+    widths[0] = w->n_in;
+    for (int l = 1; l < nl; l++)
+        widths[l] = w->o.hidden ? w->o.hidden[l - 1] : 128;
+    widths[nl] = w->classes;
+    if ((st = floe_graph_new(w->ctx, &w->g)) != FLOE_OK ||
+        (st = placeholder(w->g, "x", FLOE_DTYPE_F32, xdims, 2, &w->x)) != FLOE_OK ||
+        (st = placeholder(w->g, "y", FLOE_DTYPE_I32, ydims, 1, &w->y)) != FLOE_OK)
+        return st;
+    h = floe_out(w->x, 0);
+    for (int l = 0; l < nl; l++) {
+        snprintf(name, sizeof(name), "dense_%d/kernel", l);
+        if ((st = add_var(w, name, widths[l], widths[l + 1], &rng)) != FLOE_OK)
+            return st;
+        snprintf(name, sizeof(name), "dense_%d/bias", l);
+        if ((st = add_var(w, name, 0, widths[l + 1], &rng)) != FLOE_OK)
+            return st;
+        in[0] = h, in[1] = floe_out(w->vars[w->nvars - 2].ph, 0);
+        if ((st = node(w->g, "MatMul", in, 2, NULL, 0, &t)) != FLOE_OK)
+            return st;
+        in[0] = t, in[1] = floe_out(w->vars[w->nvars - 1].ph, 0);
+        if ((st = node(w->g, "BiasAdd", in, 2, NULL, 0, &h)) != FLOE_OK)
+            return st;
+        if (l + 1 < nl && (st = node(w->g, "Relu", &h, 1, NULL, 0, &h)) != FLOE_OK)
+            return st;
+    }
+    w->logits = h;
+    in[0] = h, in[1] = floe_out(w->y, 0);
+    if ((st = node(w->g, "SparseSoftmaxCrossEntropyWithLogits", in, 2, "Tlabels",
+                   FLOE_DTYPE_I32, &t)) != FLOE_OK ||
+        (st = const_i32(w->g, 0, &axis)) != FLOE_OK)
+        return st;
+    in[0] = t, in[1] = axis;
+    if ((st = node(w->g, "Mean", in, 2, NULL, 0, &w->loss)) != FLOE_OK)
+        return st;
+    for (int i = 0; i < w->nvars; i++)
+        xs[i] = floe_out(w->vars[i].ph, 0);
+    if ((st = floe_gradients(w->g, &w->loss, 1, xs, w->nvars, NULL, gs)) != FLOE_OK)
+        return st;
+    for (int i = 0; i < w->nvars; i++)
+        w->vars[i].grad = gs[i];
+    (void)n;
+    return floe_session_new(w->g, NULL, &w->s);
+}
+
+/* ---- Placement ---------------------------------------------------------------------------- */
+
+static void place(worker *w) {
+    int64_t load[64] = {0}, total = 0;
+    bool partition = w->o.placement == NULL || strcmp(w->o.placement, "round_robin") != 0;
+
+    for (int i = 0; i < w->nvars; i++)
+        total += w->vars[i].count;
+    for (int i = 0; i < w->nvars; i++) {
+        wvar *v = &w->vars[i];
+        int64_t rows = v->ndim == 2 ? v->dims[0] : v->count;
+        if (partition && w->nps > 1 && v->count > total / w->nps && rows >= w->nps) {
+            for (int k = 0; k < w->nps; k++) {
+                part *p = &v->parts[v->nparts++];
+                p->ps = k;
+                p->row0 = rows * k / w->nps;
+                p->rows = rows * (k + 1) / w->nps - p->row0;
+                snprintf(p->name, sizeof(p->name), "%s/part_%d", v->name, k);
+                load[k] += p->rows * v->row_size;
+            }
+            continue;
+        }
+        part *p = &v->parts[v->nparts++];
+        int best = i % w->nps;
+        if (partition)   /* least-loaded server */
+            for (int k = 0; k < w->nps; k++)
+                if (load[k] < load[best])
+                    best = k;
+        p->ps = best;
+        p->row0 = 0;
+        p->rows = rows;
+        snprintf(p->name, sizeof(p->name), "%s", v->name);
+        load[best] += v->count;
+    }
+}
+
+/* ---- RPC helpers ---------------------------------------------------------------------------- */
+
+/* The parts on server @k as message tensors (values or @grads), pointing into @w. */
+static int parts_on(worker *w, int k, const float *const *src, Floe__Dist__Tensor *ts,
+                    Floe__Dist__Tensor **ptrs, int64_t (*dims)[2]) {
+    int n = 0;
+    for (int i = 0; i < w->nvars; i++) {
+        wvar *v = &w->vars[i];
+        for (int j = 0; j < v->nparts; j++) {
+            part *p = &v->parts[j];
+            if (p->ps != k)
+                continue;
+            floe__dist__tensor__init(&ts[n]);
+            ts[n].name = p->name;
+            ts[n].dtype = (char *)"f32";
+            dims[n][0] = p->rows;
+            dims[n][1] = v->dims[1];
+            ts[n].dims = dims[n];
+            ts[n].n_dims = (size_t)v->ndim;
+            ts[n].data.data = (uint8_t *)(src[i] + p->row0 * v->row_size);
+            ts[n].data.len = (size_t)(p->rows * v->row_size) * sizeof(float);
+            ptrs[n] = &ts[n];
+            n++;
+        }
+    }
+    return n;
+}
+
+static floe_status rpc(worker *w, int k, const char *method, Floe__Dist__Request *rq,
+                       Floe__Dist__Reply **out, floe__dist_tensor **tensors) {
+    void *req, *resp;
+    size_t req_len, resp_len;
+    floe_status st = floe__dist_pack(&rq->base, &req, &req_len);
+    if (st != FLOE_OK)
+        return st;
+    st = floe_transport_call(w->conn[k], method, req, req_len, &resp, &resp_len, w->timeout_ms);
+    floe_transport_free(req);
+    if (st != FLOE_OK)
+        return st;
+    st = floe__dist_decode_reply(resp, resp_len, out, tensors);
+    floe_transport_free(resp);
+    return st;
+}
+
+/* Sends (Init, values) or (Push, gradients) to server @k.  *@step (out): its step. */
+static floe_status send_parts(worker *w, int k, const char *method, const float *const *src,
+                              int64_t step, int64_t *server_step) {
+    Floe__Dist__Tensor ts[256], *ptrs[256];
+    int64_t dims[256][2];
+    Floe__Dist__Request rq = FLOE__DIST__REQUEST__INIT;
+    Floe__Dist__Reply *r;
+    floe_status st;
+
+    rq.step = step;
+    rq.worker = w->o.task;
+    rq.n_tensors = (size_t)parts_on(w, k, src, ts, ptrs, dims);
+    rq.tensors = ptrs;
+    if ((st = rpc(w, k, method, &rq, &r, NULL)) != FLOE_OK)
+        return st;
+    if (server_step)
+        *server_step = r->step;
+    floe__dist_reply_free(r);
+    return FLOE_OK;
+}
+
+/* Pulls every part into the full values; *@steps[k] (out): each server's step. */
+static floe_status pull_all(worker *w, int64_t *steps) {
+    for (int k = 0; k < w->nps; k++) {
+        Floe__Dist__Request rq = FLOE__DIST__REQUEST__INIT;
+        Floe__Dist__Reply *r;
+        floe__dist_tensor *t;
+        const char *names[256];
+        int n = 0;
+        floe_status st;
+
+        for (int i = 0; i < w->nvars; i++)
+            for (int j = 0; j < w->vars[i].nparts; j++)
+                if (w->vars[i].parts[j].ps == k)
+                    names[n++] = w->vars[i].parts[j].name;
+        rq.names = (char **)names;
+        rq.n_names = (size_t)n;
+        if ((st = rpc(w, k, "Pull", &rq, &r, &t)) != FLOE_OK)
+            return st;
+        if (r->n_tensors != (size_t)n)
+            st = floe_set_error(FLOE_DATA_LOSS, "Pull: server %d sent %zu tensors for %d names",
+                                k, r->n_tensors, n);
+        for (int i = 0, m = 0; i < w->nvars && st == FLOE_OK; i++) {
+            wvar *v = &w->vars[i];
+            for (int j = 0; j < v->nparts && st == FLOE_OK; j++) {
+                part *p = &v->parts[j];
+                if (p->ps != k)
+                    continue;
+                size_t want = (size_t)(p->rows * v->row_size) * sizeof(float);
+                if (strcmp(t[m].name, p->name) != 0 || t[m].dtype != FLOE_DTYPE_F32 ||
+                    t[m].nbytes != want)
+                    st = floe_set_error(FLOE_DATA_LOSS, "Pull: server %d sent '%s' unlike "
+                                        "variable part '%s'", k, t[m].name, p->name);
+                else
+                    memcpy(v->value + p->row0 * v->row_size, t[m].data, want);
+                m++;
+            }
+        }
+        steps[k] = r->step;
+        if (r->step > w->last_step)
+            w->last_step = r->step;
+        free(t);
+        floe__dist_reply_free(r);
+        if (st != FLOE_OK)
+            return st;
+    }
+    return FLOE_OK;
+}
+
+/* ---- The training loop ------------------------------------------------------------------ */
+
+static bool retryable_connect(floe_status st) {
+    return st == FLOE_UNAVAILABLE || st == FLOE_DEADLINE_EXCEEDED;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Feeds the current values; runs @plan. */
+static floe_status run_plan(worker *w, floe_plan *plan, floe_tensor *x, floe_tensor *y,
+                            int nfetch, floe_tensor **fetched) {
+    floe_tensor *feeds[2 + 2 * MAX_LAYERS];
+    floe_status st = FLOE_OK;
+    int n = 0;
+
+    feeds[n++] = x;
+    if (y)
+        feeds[n++] = y;
+    for (int i = 0; i < w->nvars && st == FLOE_OK; i++) {
+        wvar *v = &w->vars[i];
+        st = floe_tensor_wrap(FLOE_DTYPE_F32, v->dims, v->ndim, v->value,
+                              (size_t)v->count * sizeof(float), NULL, NULL, &feeds[n]);
+        if (st == FLOE_OK)
+            n++;
+    }
+    if (st == FLOE_OK)
+        st = floe_plan_run(plan, feeds, fetched);
+    for (int i = y ? 2 : 1; i < n; i++)
+        floe_tensor_unref(feeds[i]);
+    (void)nfetch;
+    return st;
+}
+
+static floe_status prepare(worker *w) {
+    floe_output feeds[2 + 2 * MAX_LAYERS], fetch[1 + 2 * MAX_LAYERS];
+    int n = 0;
+    floe_status st;
+
+    feeds[n++] = floe_out(w->x, 0);
+    feeds[n++] = floe_out(w->y, 0);
+    for (int i = 0; i < w->nvars; i++)
+        feeds[n++] = floe_out(w->vars[i].ph, 0);
+    fetch[0] = w->loss;
+    for (int i = 0; i < w->nvars; i++)
+        fetch[1 + i] = w->vars[i].grad;
+    st = floe_session_prepare(w->s, feeds, n, fetch, 1 + w->nvars, NULL, 0, &w->train_plan);
+    if (st != FLOE_OK)
+        return st;
+    /* Evaluation: x and the parameters, no labels. */
+    feeds[1] = feeds[0];
+    return floe_session_prepare(w->s, feeds + 1, n - 1, &w->logits, 1, NULL, 0, &w->eval_plan);
+}
+
+static floe_status evaluate(worker *w, const floe_dataset *test, double *acc) {
+    int64_t n = floe_dataset_size(test), correct = 0, bs = 500;
+    floe_status st = FLOE_OK;
+
+    for (int64_t first = 0; first < n && st == FLOE_OK; first += bs) {
+        int64_t cnt = n - first < bs ? n - first : bs, xd[2] = {cnt, w->n_in};
+        floe_tensor *x = NULL, *logits = NULL;
+        if ((st = floe_tensor_new(FLOE_DTYPE_F32, xd, 2, &x)) == FLOE_OK &&
+            (st = floe_dataset_batch(test, NULL, first, cnt, x, NULL)) == FLOE_OK &&
+            (st = run_plan(w, w->eval_plan, x, NULL, 1, &logits)) == FLOE_OK) {
+            const float *l = floe_tensor_data(logits);
+            for (int64_t i = 0; i < cnt; i++) {
+                int64_t best = 0;
+                for (int64_t c = 1; c < w->classes; c++)
+                    if (l[i * w->classes + c] > l[i * w->classes + best])
+                        best = c;
+                correct += best == floe_dataset_label(test, first + i);
+            }
+        }
+        floe_tensor_unref(x);
+        floe_tensor_unref(logits);
+    }
+    *acc = n > 0 ? (double)correct / (double)n : -1;
+    return st;
+}
+
+/* Connects to every server, retrying while they come up (bounded by @give_up_s). */
+static floe_status connect_all(worker *w, const floe_dist_options *dopts, double give_up_s) {
+    floe_transport *t;
+    floe_status st = floe__dist_transport(w->ctx, dopts, &t);
+    double start = now_s();
+
+    for (int k = 0; k < w->nps && st == FLOE_OK; k++) {
+        const char *addr = floe_cluster_task(w->c, "ps", k);
+        while ((st = floe_transport_connect(t, addr, w->timeout_ms / 4 + 1, &w->conn[k])) !=
+                   FLOE_OK &&
+               retryable_connect(st) && now_s() - start < give_up_s)
+            sleep_ms(100);
+    }
+    return st;
+}
+
+/* One step: pull, gradients, push.  *@done when the job reached its steps. */
+static floe_status step_once(worker *w, const floe_dataset *train, const int64_t *shard,
+                             int64_t nshard, int64_t *cursor, floe_tensor *x, floe_tensor *y,
+                             double *loss, bool *done, int64_t *gstep) {
+    int64_t steps[64], bs = w->o.batch_size, idx[4096];
+    floe_tensor *out[1 + 2 * MAX_LAYERS] = {0};
+    const float *grads[2 * MAX_LAYERS];
+    floe_status st;
+
+    if ((st = pull_all(w, steps)) != FLOE_OK)
+        return st;
+    *gstep = steps[0];
+    if (steps[0] >= w->o.steps) {
+        *done = true;
+        return FLOE_OK;
+    }
+    for (int64_t i = 0; i < bs; i++)
+        idx[i] = shard[(*cursor + i) % nshard];
+    if ((st = floe_dataset_batch(train, idx, 0, bs, x, y)) != FLOE_OK ||
+        (st = run_plan(w, w->train_plan, x, y, 1 + w->nvars, out)) != FLOE_OK)
+        return st;
+    *loss = *(const float *)floe_tensor_data(out[0]);
+    for (int i = 0; i < w->nvars; i++)
+        grads[i] = floe_tensor_data(out[1 + i]);
+    for (int k = 0; k < w->nps && st == FLOE_OK; k++)
+        st = send_parts(w, k, "Push", grads, steps[k], NULL);
+    for (int i = 0; i < 1 + w->nvars; i++)
+        floe_tensor_unref(out[i]);
+    if (st == FLOE_OK)
+        *cursor += bs;
+    return st;
+}
+
+static bool retryable(floe_status st) {
+    return st == FLOE_UNAVAILABLE || st == FLOE_DEADLINE_EXCEEDED || st == FLOE_ABORTED ||
+           st == FLOE_CANCELLED;
+}
+
+/* Shuffled indices of this worker's examples (i % workers == task). */
+static int64_t *make_shard(const worker *w, const floe_dataset *train, int64_t *n) {
+    int64_t total = floe_dataset_size(train), m = 0;
+    int64_t *idx = malloc(sizeof(int64_t) * (size_t)(total / w->nworkers + 1));
+    uint64_t rng = w->o.seed * 31 + (uint64_t)w->o.task + 1;
+    if (idx == NULL)
+        return NULL;
+    for (int64_t i = w->o.task; i < total; i += w->nworkers)
+        idx[m++] = i;
+    for (int64_t i = m - 1; i > 0; i--) {
+        int64_t j = (int64_t)(rng_next(&rng) % (uint64_t)(i + 1)), t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+    *n = m;
+    return idx;
+}
+
+/* Chief: sends the initial values to every server (kept when it has some already). */
+static floe_status init_servers(worker *w) {
+    const float *vals[2 * MAX_LAYERS];
+    floe_status st = FLOE_OK;
+    for (int i = 0; i < w->nvars; i++)
+        vals[i] = w->vars[i].value;
+    for (int k = 0; k < w->nps && st == FLOE_OK; k++)
+        st = send_parts(w, k, "Init", vals, w->last_step, NULL);
+    return st;
+}
+
+static floe_status train_loop(worker *w, const floe_dataset *train, floe_dist_result *res) {
+    int64_t nshard = 0, cursor = 0, bs = w->o.batch_size, xd[2] = {bs, w->n_in}, yd[1] = {bs};
+    int64_t *shard = make_shard(w, train, &nshard), gstep = 0, last_report = -1;
+    floe_tensor *x = NULL, *y = NULL;
+    double give_up = 6.0 * (double)w->timeout_ms / 1000.0, progress = now_s(), loss = 0;
+    double loss_sum = 0;
+    int loss_n = 0;
+    bool done = false, need_init = w->o.task == 0;
+    floe_status st;
+    FILE *out = w->o.out ? w->o.out : stderr;
+
+    if (shard == NULL || nshard == 0) {
+        free(shard);
+        return floe_set_error(nshard ? FLOE_RESOURCE_EXHAUSTED : FLOE_INVALID_ARGUMENT,
+                              "worker %d: no training examples in its shard", w->o.task);
+    }
+    if ((st = floe_tensor_new(FLOE_DTYPE_F32, xd, 2, &x)) != FLOE_OK ||
+        (st = floe_tensor_new(FLOE_DTYPE_I32, yd, 1, &y)) != FLOE_OK)
+        goto out;
+    while (!done) {
+        if (need_init && (st = init_servers(w)) != FLOE_OK)
+            goto check;
+        need_init = false;
+        st = step_once(w, train, shard, nshard, &cursor, x, y, &loss, &done, &gstep);
+        if (st == FLOE_OK && !done) {
+            res->steps++;
+            progress = now_s();
+            loss_sum += loss, loss_n++;
+            if (loss_n == 100) {
+                res->loss = loss_sum / loss_n;
+                loss_sum = 0, loss_n = 0;
+            }
+            if (w->o.on_step != NULL &&
+                (st = w->o.on_step(w->o.on_step_arg, gstep + 1, loss)) != FLOE_OK)
+                goto out;
+            if (w->o.verbose && gstep / 100 != last_report) {
+                last_report = gstep / 100;
+                fprintf(out, "worker %d: step %lld loss %.4f\n", w->o.task, (long long)gstep,
+                        loss);
+            }
+        }
+    check:
+        if (st != FLOE_OK) {
+            need_init = w->o.task == 0;   /* a restarted server comes back empty */
+            if (!retryable(st) || now_s() - progress > give_up)
+                goto out;
+            res->retries++;
+            sleep_ms(st == FLOE_UNAVAILABLE ? 200 : 20);
+        }
+    }
+    if (loss_n > 0 && res->loss == 0)
+        res->loss = loss_sum / loss_n;
+    res->global_step = gstep;
+    st = FLOE_OK;
+out:
+    floe_tensor_unref(x);
+    floe_tensor_unref(y);
+    free(shard);
+    return st;
+}
+
+void floe_dist_train_options_init(floe_dist_train_options *o) {
+    memset(o, 0, sizeof(*o));
+    o->struct_size = sizeof(*o);
+    o->batch_size = 64;
+    o->steps = 1000;
+    o->seed = 42;
+}
+
+static floe_status check_args(worker *w, const floe_dataset *train) {
+    int64_t dims[FLOE_MAX_DIMS];
+    int nd = floe_dataset_x_shape(train, dims);
+    w->n_in = 1;
+    for (int i = 0; i < nd; i++)
+        w->n_in *= dims[i];
+    w->classes = 0;
+    for (int64_t i = 0; i < floe_dataset_size(train); i++)
+        if (floe_dataset_label(train, i) + 1 > w->classes)
+            w->classes = floe_dataset_label(train, i) + 1;
+    if (nd < 0 || w->classes < 2 || floe_dataset_y_dtype(train) != FLOE_DTYPE_I32)
+        return floe_set_error(FLOE_INVALID_ARGUMENT, "floe_dist_train: the training set needs "
+                              "features and i32 class ids of at least 2 classes");
+    if (w->nps < 1 || w->nps > 64 || w->nworkers < 1 || w->o.task < 0 ||
+        w->o.task >= w->nworkers)
+        return floe_set_error(FLOE_INVALID_ARGUMENT, "floe_dist_train: task %d is not a "
+                              "worker of the cluster (%d workers, %d ps)", w->o.task,
+                              w->nworkers, w->nps);
+    if (w->o.batch_size < 1 || w->o.batch_size > 4096 || w->o.steps < 0 ||
+        (w->o.hidden && (w->o.num_hidden < 0 || w->o.num_hidden > MAX_LAYERS - 1)))
+        return floe_set_error(FLOE_INVALID_ARGUMENT, "floe_dist_train: batch_size 1..4096, "
+                              "steps >= 0, up to %d hidden layers", MAX_LAYERS - 1);
+    for (int i = 0; w->o.hidden && i < w->o.num_hidden; i++)
+        if (w->o.hidden[i] < 1 || w->o.hidden[i] > 65536)
+            return floe_set_error(FLOE_INVALID_ARGUMENT, "floe_dist_train: hidden width %lld",
+                                  (long long)w->o.hidden[i]);
+    return FLOE_OK;
+}
+
+floe_status floe_dist_train(floe_context *ctx, const floe_cluster *c,
+                            const floe_dist_options *dopts, const floe_dist_train_options *o,
+                            const floe_dataset *train, const floe_dataset *test,
+                            floe_dist_result *res) {
+    worker *w;
+    floe_status st;
+    double t0 = now_s();
+
+    if (res == NULL)
+        return floe_set_error(FLOE_INVALID_ARGUMENT, "floe_dist_train: NULL result");
+    memset(res, 0, sizeof(*res));
+    res->accuracy = -1;
+    if (ctx == NULL || c == NULL || o == NULL || train == NULL)
+        return floe_set_error(FLOE_INVALID_ARGUMENT, "floe_dist_train: NULL argument");
+    if ((w = calloc(1, sizeof(*w))) == NULL)
+        return floe_set_error(FLOE_RESOURCE_EXHAUSTED, "out of memory");
+    w->ctx = ctx;
+    w->c = c;
+    floe_dist_train_options_init(&w->o);
+    memcpy(&w->o, o, o->struct_size < sizeof(w->o) ? o->struct_size : sizeof(w->o));
+    w->timeout_ms = dopts && dopts->rpc_timeout_ms > 0 ? dopts->rpc_timeout_ms : 10000;
+    w->nps = floe_cluster_num_tasks(c, "ps");
+    w->nworkers = floe_cluster_num_tasks(c, "worker");
+    if ((st = check_args(w, train)) != FLOE_OK || (st = build_graph(w)) != FLOE_OK ||
+        (st = prepare(w)) != FLOE_OK)
+        goto out;
+    place(w);
+    if ((st = connect_all(w, dopts, 6.0 * (double)w->timeout_ms / 1000.0)) != FLOE_OK ||
+        (st = train_loop(w, train, res)) != FLOE_OK)
+        goto out;
+    if (w->o.task == 0 && test != NULL) {
+        int64_t steps[64];
+        if ((st = pull_all(w, steps)) == FLOE_OK)
+            st = evaluate(w, test, &res->accuracy);
+    }
+out:
+    res->seconds = now_s() - t0;
+    for (int k = 0; k < w->nps && k < 64; k++)
+        floe_transport_disconnect(w->conn[k]);
+    for (int i = 0; i < w->nvars; i++)
+        free(w->vars[i].value);
+    floe_session_free(w->s);
+    floe_graph_free(w->g);
+    free(w);
+    return st;
+}

@@ -775,8 +775,10 @@ floe_status floe_event_decode(const void *data, size_t size, floe_event **out) {
 
 struct floe_event_reader {
     floe_tfrecord_reader *rec;
-    floe_event *ev;   /* the last event returned */
+    floe_event *ev;       /* the last event returned */
     char *name;
+    floe_status sticky;   /* a record that was no Event: every later read fails so */
+    char *sticky_msg;
 };
 
 static floe_status reader_wrap(floe_tfrecord_reader *rec, const char *name,
@@ -835,12 +837,18 @@ floe_status floe_event_reader_next(floe_event_reader *r, const floe_event **ev) 
                               "NULL");
     floe_event_free(r->ev);
     r->ev = NULL;
+    if (r->sticky != FLOE_OK)
+        return floe_set_error(r->sticky, "%s", r->sticky_msg != NULL ? r->sticky_msg : "");
     uint64_t off = floe_tfrecord_reader_offset(r->rec);
     if ((st = floe_tfrecord_read(r->rec, &data, &n)) != FLOE_OK)
         return st;
-    if ((st = floe_event_decode(data, n, &r->ev)) != FLOE_OK)
-        return floe_set_error(st, "%s: record at offset %" PRIu64 ": %s", r->name, off,
-                              floe_last_error());
+    if ((st = floe_event_decode(data, n, &r->ev)) != FLOE_OK) {
+        floe_set_error(st, "%s: record at offset %" PRIu64 ": %s", r->name, off,
+                       floe_last_error());
+        r->sticky = st;
+        r->sticky_msg = strdup(floe_last_error()); /* NULL: an empty message later */
+        return st;
+    }
     *ev = r->ev;
     return FLOE_OK;
 }
@@ -850,6 +858,7 @@ void floe_event_reader_close(floe_event_reader *r) {
         return;
     floe_event_free(r->ev);
     floe_tfrecord_reader_close(r->rec);
+    free(r->sticky_msg);
     free(r->name);
     free(r);
 }

@@ -610,6 +610,58 @@ static void decode_refuses_garbage(void **state) {
     floe_event_free(NULL);
 }
 
+/* TensorFlow 2's forms (tensors with plugin metadata, written here with TensorBoard's
+ * own protos by tests/fuzz/gen_event_corpus.py) and a session log. */
+static void reader_decodes_tensorflow2_forms(void **state) {
+    floe_context *ctx = *state;
+    const char *root = getenv("FLOE_SOURCE_ROOT");
+    char path[1024];
+    floe_event_reader *r = NULL;
+    const floe_event *ev;
+
+    if (root == NULL)
+        skip();
+    snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/fuzz_event/tf2_forms", root);
+    ok(floe_event_reader_open(ctx, path, &r), "open");
+    ok(floe_event_reader_next(r, &ev), "version");
+    assert_int_equal(ev->kind, FLOE_EVENT_FILE_VERSION);
+    ok(floe_event_reader_next(r, &ev), "float scalar tensor");
+    assert_int_equal(ev->step, 1);
+    assert_int_equal(ev->values[0].kind, FLOE_SUMMARY_SCALAR);
+    assert_string_equal(ev->values[0].plugin_name, "scalars");
+    assert_true(ev->values[0].scalar == 0.25);
+    ok(floe_event_reader_next(r, &ev), "double scalar tensor");
+    assert_int_equal(ev->values[0].kind, FLOE_SUMMARY_SCALAR);
+    assert_true(ev->values[0].scalar == 0.5);
+    ok(floe_event_reader_next(r, &ev), "histogram tensor");
+    assert_int_equal(ev->values[0].kind, FLOE_SUMMARY_OTHER);
+    assert_string_equal(ev->values[0].plugin_name, "histograms");
+    ok(floe_event_reader_next(r, &ev), "image tensor");
+    assert_int_equal(ev->values[0].kind, FLOE_SUMMARY_OTHER);
+    assert_string_equal(ev->values[0].tag, "img");
+    assert_int_equal(floe_event_reader_next(r, &ev), FLOE_OUT_OF_RANGE);
+    floe_event_reader_close(r);
+
+    snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/fuzz_event/session_log", root);
+    ok(floe_event_reader_open(ctx, path, &r), "open");
+    ok(floe_event_reader_next(r, &ev), "version");
+    ok(floe_event_reader_next(r, &ev), "session log");
+    assert_int_equal(ev->kind, FLOE_EVENT_SESSION_LOG);
+    assert_int_equal(ev->session_status, 1);
+    assert_int_equal(ev->step, 7);
+    floe_event_reader_close(r);
+
+    /* A record that is no Event ends the file with DATA_LOSS, and stays so. */
+    snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/fuzz_event/bad_histogram", root);
+    ok(floe_event_reader_open(ctx, path, &r), "open");
+    ok(floe_event_reader_next(r, &ev), "version");
+    assert_int_equal(floe_event_reader_next(r, &ev), FLOE_DATA_LOSS);
+    tc_assert_error_contains("record at offset 40");
+    assert_int_equal(floe_event_reader_next(r, &ev), FLOE_DATA_LOSS);
+    tc_assert_error_contains("2 bucket limits but 1 buckets");
+    floe_event_reader_close(r);
+}
+
 static void bad_arguments_are_refused(void **state) {
     floe_context *ctx = *state;
     floe_summary_writer *w = (floe_summary_writer *)state;
@@ -661,6 +713,7 @@ int main(void) {
         cmocka_unit_test(failed_flush_is_sticky_and_leaves_whole_records),
         cmocka_unit_test(every_corruption_and_truncation_is_data_loss_or_exact),
         cmocka_unit_test(decode_refuses_garbage),
+        cmocka_unit_test(reader_decodes_tensorflow2_forms),
         cmocka_unit_test(bad_arguments_are_refused),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);

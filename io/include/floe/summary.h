@@ -169,7 +169,8 @@ FLOE_IO_API floe_status floe_event_reader_open_memory(const void *data, size_t s
 /*
  * The next event: *@ev (transfer none) stays valid until the next call on @r.
  * FLOE_OUT_OF_RANGE at the clean end of the file, FLOE_DATA_LOSS for a corrupt record
- * or event (the message names the file and the offset).
+ * or event (the message names the file and the offset).  Both are sticky: later calls
+ * return them again.
  */
 FLOE_IO_API floe_status floe_event_reader_next(floe_event_reader *r, const floe_event **ev);
 FLOE_IO_API void floe_event_reader_close(floe_event_reader *r); /* NULL-safe */

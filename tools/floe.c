@@ -21,6 +21,7 @@
 
 #include "conformance-cmd.h"
 #include "run-cmd.h"
+#include "server-cmd.h"
 #include "train-cmd.h"
 
 #include <floe/checkpoint.h>
@@ -53,6 +54,7 @@ static const char usage_main[] =
     "  train          train a model on Fashion-MNIST (`floe train --help`)\n"
     "  predict        classify test images with a trained checkpoint\n"
     "  run MODEL.pb   run a TensorFlow frozen graph on .npy inputs (`floe run --help`)\n"
+    "  server         a task of a distributed job (`floe server --help`)\n"
     "  conformance PLUGIN.so  certify a plugin: descriptor, registrations, kernels against\n"
     "                 the reference, device battery (`floe conformance --help`)\n"
     "\n"
@@ -281,6 +283,10 @@ static int cmd_run(const global_opts *g, int argc, char **argv) {
     return floe_tool_run(g->plugin_path, g->no_system, argc, argv);
 }
 
+static int cmd_server(const global_opts *g, int argc, char **argv) {
+    return floe_tool_server(g->plugin_path, g->no_system, argc, argv);
+}
+
 static int cmd_conformance(const global_opts *g, int argc, char **argv) {
     return floe_tool_conformance(g->plugin_path, g->no_system, argc, argv);
 }
@@ -366,6 +372,7 @@ static const struct {
     {"predict", cmd_predict},
     {"run", cmd_run},
     {"conformance", cmd_conformance},
+    {"server", cmd_server},
 };
 
 int main(int argc, char **argv) {

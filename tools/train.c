@@ -17,6 +17,7 @@
  * Exit status as the other commands: 0 success, 1 runtime error, 2 usage error.
  */
 #include "train-cmd.h"
+#include "server-cmd.h"
 
 #include <floe/checkpoint.h>
 #include <floe/data.h>
@@ -200,9 +201,12 @@ int floe_tool_train(const char *plugin_path, int no_system, int argc, char **arg
     char dir[512];
     double loss, acc;
     floe_status st;
-    int rc = parse_args(argc, argv, 0, &a);
+    int rc;
 
-    if (rc >= 0)
+    for (int i = 1; i < argc; i++)   /* a worker of a distributed job: server.c */
+        if (strcmp(argv[i], "--cluster") == 0)
+            return floe_tool_dist_train(plugin_path, no_system, argc, argv);
+    if ((rc = parse_args(argc, argv, 0, &a)) >= 0)
         return rc;
     if ((rc = open_context(plugin_path, no_system, &ctx)) != EXIT_OK)
         return rc;

@@ -18,6 +18,7 @@
 
 #include <floe/checkpoint.h>
 #include <floe/keras.h>
+#include <floe/pipeline.h>
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -935,4 +936,276 @@ floe_status floe_model_predict(floe_model *m, const floe_dataset *data, int64_t 
         done += cnt;
     }
     return st;
+}
+
+/* ---- Fit on a pipeline (floe/pipeline.h) ------------------------------------------------ */
+
+/* One pipeline element (x, y, ...) as the plan's feeds: @x reshaped to [rows, input...],
+ * @y to [rows] (i64 class ids narrowed to i32) or [rows, output...].  (transfer full) */
+static floe_status pipeline_feeds(const floe_model *m, floe_tensor *const *t, int n,
+                                  floe_tensor **x, floe_tensor **y, int64_t *rows,
+                                  const char *what) {
+    int64_t shape[FLOE_MAX_DIMS], ie = 1;
+    floe_dtype ydt = n >= 2 ? floe_tensor_dtype(t[1]) : FLOE_DTYPE_INVALID;
+    floe_status st;
+
+    *x = *y = NULL;
+    if (n < 2 || floe_tensor_ndim(t[0]) < 1)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "%s: pipeline elements must be batches "
+                                "(x, y), got %d tensors", what, n);
+    *rows = floe_tensor_dim(t[0], 0);
+    for (int i = 0; i < m->input_ndim; i++)
+        ie *= m->input_shape[i];
+    if (floe_tensor_dtype(t[0]) != m->x_dtype || floe_tensor_num_elements(t[0]) != *rows * ie)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "%s: x is %s with %lld elements a row; "
+                                "the model takes %s rows of %lld", what,
+                                floe_dtype_name(floe_tensor_dtype(t[0])),
+                                (long long)(*rows ? floe_tensor_num_elements(t[0]) / *rows : 0),
+                                floe_dtype_name(m->x_dtype), (long long)ie);
+    int64_t ye = m->y_dtype == FLOE_DTYPE_I32 ? 1 : m->out_elems;
+    int ids = m->y_dtype == FLOE_DTYPE_I32 && (ydt == FLOE_DTYPE_I32 || ydt == FLOE_DTYPE_I64);
+    if ((!ids && ydt != m->y_dtype) || floe_tensor_num_elements(t[1]) != *rows * ye)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "%s: y is %s with %lld elements for %lld "
+                                "rows; the loss wants %s, %lld a row", what,
+                                floe_dtype_name(ydt), (long long)floe_tensor_num_elements(t[1]),
+                                (long long)*rows, floe_dtype_name(m->y_dtype), (long long)ye);
+    shape[0] = *rows;
+    memcpy(shape + 1, m->input_shape, (size_t)m->input_ndim * sizeof(int64_t));
+    st = floe_tensor_reshape(t[0], shape, m->input_ndim + 1, x);
+    int nd = m->y_dtype == FLOE_DTYPE_I32 ? 0 : m->out_shape.ndim;
+    memcpy(shape + 1, m->out_shape.dims, (size_t)nd * sizeof(int64_t));
+    if (st == FLOE_OK && ydt == FLOE_DTYPE_I64) {
+        st = floe_tensor_new(FLOE_DTYPE_I32, shape, 1, y);
+        const int64_t *src = floe_tensor_data(t[1]);
+        for (int64_t i = 0; st == FLOE_OK && i < *rows; i++) {
+            if (src[i] < INT32_MIN || src[i] > INT32_MAX)
+                st = floe__keras_fail(FLOE_OUT_OF_RANGE, "%s: class id %lld does not fit int32",
+                                      what, (long long)src[i]);
+            else
+                ((int32_t *)floe_tensor_data(*y))[i] = (int32_t)src[i];
+        }
+    } else if (st == FLOE_OK) {
+        st = floe_tensor_reshape(t[1], shape, nd + 1, y);
+    }
+    if (st != FLOE_OK) {
+        floe_tensor_unref(*x);
+        floe_tensor_unref(*y);
+        *x = *y = NULL;
+        return floe__keras_fail(st, "%s: %s", what, floe_last_error());
+    }
+    return FLOE_OK;
+}
+
+/* A pass over @p (at most @steps batches, 0: to its end), like run_pass. */
+static floe_status run_pipeline_pass(floe_model *m, floe_plan *plan, floe_pipeline *p,
+                                     int64_t steps, floe__progress *prog, const char *what,
+                                     pass_result *r, int64_t *steps_done) {
+    floe_status st = FLOE_OK;
+    int64_t step = 0;
+
+    memset(r, 0, sizeof(*r));
+    for (; steps == 0 || step < steps; step++) {
+        floe_tensor *t[FLOE_PIPELINE_MAX_TUPLE], *feeds[2], *fetch[2] = {NULL, NULL};
+        int n;
+        int64_t rows = 0;
+        st = floe_pipeline_next(p, t, &n);
+        if (st == FLOE_OUT_OF_RANGE) {
+            st = FLOE_OK;
+            break;
+        }
+        if (st != FLOE_OK) {
+            st = floe__keras_fail(st, "%s: input pipeline: %s", what, floe_last_error());
+            break;
+        }
+        st = pipeline_feeds(m, t, n, &feeds[0], &feeds[1], &rows, what);
+        for (int i = 0; i < n; i++)
+            floe_tensor_unref(t[i]);
+        if (st != FLOE_OK)
+            break;
+        st = floe_plan_run(plan, feeds, fetch);
+        floe_tensor_unref(feeds[0]);
+        floe_tensor_unref(feeds[1]);
+        if (st != FLOE_OK) {
+            st = floe__keras_fail(st, "%s: step %lld: %s", what, (long long)step + 1,
+                                  floe_last_error());
+            break;
+        }
+        r->loss_sum += (double)*(const float *)floe_tensor_data(fetch[0]) * (double)rows;
+        if (fetch[1] != NULL)
+            r->correct += (double)*(const float *)floe_tensor_data(fetch[1]);
+        r->examples += rows;
+        floe_tensor_unref(fetch[0]);
+        floe_tensor_unref(fetch[1]);
+        if (prog != NULL)
+            floe__progress_update(prog, step + 1, r->loss_sum / (double)r->examples,
+                                  m->has_accuracy ? r->correct / (double)r->examples : -1,
+                                  r->examples);
+    }
+    *steps_done = step;
+    if (st == FLOE_OK && r->examples == 0)
+        st = floe__keras_fail(FLOE_OUT_OF_RANGE, "%s: the input pipeline gave no batch", what);
+    return st;
+}
+
+floe_status floe_model_evaluate_pipeline(floe_model *m, floe_pipeline *data, double *loss,
+                                         double *accuracy) {
+    pass_result r;
+    int64_t steps;
+    floe_status st;
+
+    if (loss != NULL)
+        *loss = -1;
+    if (accuracy != NULL)
+        *accuracy = -1;
+    if (m == NULL || !m->compiled || data == NULL)
+        return floe__keras_fail(m && data ? FLOE_FAILED_PRECONDITION : FLOE_INVALID_ARGUMENT,
+                                "evaluate: %s", m && data ? "compile first" : "NULL argument");
+    st = run_pipeline_pass(m, m->eval_plan, data, 0, NULL, "evaluate", &r, &steps);
+    if (st != FLOE_OK)
+        return st;
+    if (loss != NULL)
+        *loss = r.loss_sum / (double)r.examples;
+    if (accuracy != NULL && m->has_accuracy)
+        *accuracy = r.correct / (double)r.examples;
+    return FLOE_OK;
+}
+
+/* One epoch on a pipeline: fit_epoch's steps, logs, validation and checkpoint. */
+static floe_status fit_pipeline_epoch(floe_model *m, floe_pipeline *train, int64_t steps,
+                                      floe_pipeline *val, const floe_fit_options *o, int epoch,
+                                      int64_t *last_steps, floe_epoch_logs *logs) {
+    floe__progress prog;
+    pass_result r;
+    int64_t done;
+    floe_status st = FLOE_OK;
+
+    if (epoch > 1 && steps == 0)
+        st = floe_pipeline_reset(train);
+    if (st == FLOE_OK && val != NULL && epoch > 1)
+        st = floe_pipeline_reset(val);
+    if (st != FLOE_OK)
+        return floe__keras_fail(st, "fit: restarting the input pipeline: %s", floe_last_error());
+    floe__progress_begin(&prog, o->out != NULL ? o->out : stdout, o->verbose, epoch, o->epochs,
+                         steps > 0 ? steps : *last_steps);
+    double t0 = floe__now();
+    st = run_pipeline_pass(m, m->train_plan, train, steps, &prog, "fit", &r, &done);
+    if (st != FLOE_OK) {
+        if (prog.tty)
+            fputc('\n', prog.f);
+        return st;
+    }
+    *last_steps = prog.steps = done;
+    memset(logs, 0, sizeof(*logs));
+    logs->seconds = floe__now() - t0;
+    logs->epoch = epoch;
+    logs->epochs = o->epochs;
+    logs->examples = r.examples;
+    logs->loss = r.loss_sum / (double)r.examples;
+    logs->accuracy = m->has_accuracy ? r.correct / (double)r.examples : -1;
+    logs->val_loss = logs->val_accuracy = -1;
+    m->steps_done += done;
+    if (val != NULL)
+        st = floe_model_evaluate_pipeline(m, val, &logs->val_loss, &logs->val_accuracy);
+    if (st == FLOE_OK && o->checkpoint_dir != NULL &&
+        (epoch % (o->checkpoint_every > 0 ? o->checkpoint_every : 1) == 0 ||
+         epoch == o->epochs)) {
+        st = floe_checkpoint_save(m->g, m->s, o->checkpoint_dir, m->steps_done, o->keep_last,
+                                  m->checkpoint, sizeof(m->checkpoint));
+        logs->checkpoint = m->checkpoint;
+    }
+    if (st == FLOE_OK)
+        floe__progress_end(&prog, logs);
+    return st;
+}
+
+floe_status floe_model_fit_pipeline(floe_model *m, floe_pipeline *train, int64_t steps_per_epoch,
+                                    floe_pipeline *validation, const floe_fit_options *opts,
+                                    floe_epoch_logs *last) {
+    floe_fit_options o;
+    floe_epoch_logs logs;
+    floe__tensorboard *tb = NULL;
+    int64_t last_steps = steps_per_epoch;
+    floe_status st = FLOE_OK;
+
+    if (last != NULL)
+        memset(last, 0, sizeof(*last));
+    floe_fit_options_init(&o);
+    if (opts != NULL)
+        memcpy(&o, opts, opts->struct_size < sizeof(o) ? opts->struct_size : sizeof(o));
+    if (m == NULL || train == NULL)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "fit: NULL model or pipeline");
+    if (!m->compiled)
+        return floe__keras_fail(FLOE_FAILED_PRECONDITION, "fit: compile first");
+    if (o.epochs < 0 || steps_per_epoch < 0)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "fit: need epochs >= 0 and "
+                                "steps_per_epoch >= 0 (got %d, %lld)", o.epochs,
+                                (long long)steps_per_epoch);
+    if (o.logdir != NULL)
+        st = fit_logdir_open(m, o.logdir, validation != NULL, &tb);
+    for (int e = 1; e <= o.epochs && st == FLOE_OK; e++) {
+        st = fit_pipeline_epoch(m, train, steps_per_epoch, validation, &o, e, &last_steps, &logs);
+        if (st == FLOE_OK && last != NULL)
+            *last = logs;
+        if (st == FLOE_OK && tb != NULL)
+            st = floe__tensorboard_epoch(tb, m->s, &logs);
+        if (st == FLOE_OK && o.on_epoch_end != NULL)
+            st = o.on_epoch_end(o.arg, m, &logs);
+    }
+    floe_status cst = floe__tensorboard_close(tb);
+    if (st == FLOE_OK)
+        st = cst;
+    return st;
+}
+
+/* from_dataset: a generator over a floe_dataset's examples. */
+typedef struct dataset_source {
+    const floe_dataset *ds;
+    int64_t pos;
+} dataset_source;
+
+static floe_status dataset_source_next(void *arg, floe_tensor **out, int *n) {
+    dataset_source *s = arg;
+    int64_t xd[FLOE_MAX_DIMS + 1], yd[FLOE_MAX_DIMS + 1];
+    if (s->pos >= floe_dataset_size(s->ds))
+        return floe_set_error(FLOE_OUT_OF_RANGE, "end of the data set");
+    int xn = floe_dataset_x_shape(s->ds, xd + 1), yn = floe_dataset_y_shape(s->ds, yd + 1);
+    floe_dtype ydt = floe_dataset_y_dtype(s->ds);
+    floe_tensor *x = NULL, *y = NULL;
+    xd[0] = yd[0] = 1;
+    floe_status st = floe_tensor_new(floe_dataset_x_dtype(s->ds) == FLOE_DTYPE_I32
+                                         ? FLOE_DTYPE_I32 : FLOE_DTYPE_F32, xd, xn + 1, &x);
+    if (st == FLOE_OK && ydt != FLOE_DTYPE_INVALID)
+        st = floe_tensor_new(ydt, yd, yn + 1, &y);
+    if (st == FLOE_OK)
+        st = floe_dataset_batch(s->ds, NULL, s->pos, 1, x, y);
+    if (st == FLOE_OK)
+        st = floe_tensor_reshape(x, xd + 1, xn, &out[0]);
+    if (st == FLOE_OK && y != NULL && (st = floe_tensor_reshape(y, yd + 1, yn, &out[1])) != FLOE_OK)
+        floe_tensor_unref(out[0]);
+    floe_tensor_unref(x);
+    floe_tensor_unref(y);
+    if (st != FLOE_OK)
+        return floe_set_error(st, "from_dataset: example %lld: %s", (long long)s->pos,
+                              floe_keras_last_error());
+    *n = y != NULL ? 2 : 1;
+    s->pos++;
+    return FLOE_OK;
+}
+
+static floe_status dataset_source_reset(void *arg) {
+    ((dataset_source *)arg)->pos = 0;
+    return FLOE_OK;
+}
+
+floe_status floe_pipeline_from_dataset(const floe_dataset *ds, floe_pipeline **out) {
+    if (out != NULL)
+        *out = NULL;
+    if (ds == NULL || out == NULL)
+        return floe_set_error(FLOE_INVALID_ARGUMENT, "floe_pipeline_from_dataset: NULL argument");
+    dataset_source *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return floe_set_error(FLOE_RESOURCE_EXHAUSTED, "floe_pipeline_from_dataset: out of memory");
+    s->ds = ds;
+    floe_pipeline_source src = {dataset_source_next, dataset_source_reset, free, s};
+    return floe_pipeline_from_source(&src, out);
 }

@@ -195,6 +195,45 @@ FLOE_KERAS_API int64_t floe_model_num_params(const floe_model *m);
 FLOE_KERAS_API floe_graph *floe_model_graph(const floe_model *m);
 FLOE_KERAS_API floe_session *floe_model_session(const floe_model *m);
 
+/* ---- Training on an input pipeline (floe/pipeline.h) ------------------------------------ */
+
+typedef struct floe_pipeline floe_pipeline;
+
+/*
+ * floe_model_fit_pipeline: fit on batches from @train, a floe_pipeline whose elements
+ * are (x, y, ...): x of the model's input dtype with [rows, input shape...] (any shape
+ * of rows * input elements), y as the loss wants (i32 or i64 class ids, [rows]; or f32
+ * targets, rows * output elements); further tensors are ignored.  The pipeline decides
+ * batching and shuffling (opts->batch_size and opts->shuffle are not used); the rest of
+ * @opts (epochs, verbose, callback, checkpoints, logdir) as for floe_model_fit.
+ * @steps_per_epoch: 0: an epoch is one pass, to the pipeline's end, and @train is reset
+ * between epochs (floe_pipeline_reset); > 0: that many batches per epoch, the pipeline
+ * running on (use floe_pipeline_repeat(-1) for an endless one).  @validation
+ * (nullable): evaluated to its end after each epoch, reset before the next.  The
+ * pipelines stay the caller's (transfer none); fit uses them from the calling thread.
+ * Errors: the input pipeline's own error (its message quoted), or fit's.
+ */
+FLOE_KERAS_API floe_status floe_model_fit_pipeline(floe_model *m, floe_pipeline *train,
+                                                   int64_t steps_per_epoch,
+                                                   floe_pipeline *validation,
+                                                   const floe_fit_options *opts,
+                                                   floe_epoch_logs *last);
+
+/* Mean loss and accuracy (-1 without an accuracy metric) over the batches of @data, to
+ * its end (reset it first to evaluate again).  Outputs nullable. */
+FLOE_KERAS_API floe_status floe_model_evaluate_pipeline(floe_model *m, floe_pipeline *data,
+                                                        double *loss, double *accuracy);
+
+/*
+ * floe_pipeline_from_dataset: a pipeline over the examples of an in-memory data set
+ * (floe/data.h): elements (x, y) with x f32 (features times the data set's scale; i32
+ * features stay i32) of one example's shape and y an i32 scalar class id or f32 targets
+ * (x alone when the data set has no targets).  @ds is borrowed: it must outlive the
+ * pipeline.  Reset rewinds it.  (transfer full)
+ */
+FLOE_KERAS_API floe_status floe_pipeline_from_dataset(const floe_dataset *ds,
+                                                      floe_pipeline **out);
+
 #ifdef __cplusplus
 }
 #endif

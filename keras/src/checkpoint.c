@@ -8,7 +8,9 @@
  * builds the header and index in memory, then streams header, index and each tensor's
  * bytes into one floe_file_open_write() file, committed by floe_file_close() (write
  * aside, fsync, atomic rename on the local filesystem) or discarded by
- * floe_file_abort() on any error.  The reader (struct floe_checkpoint) reads the header
+ * floe_file_abort() on any error; on a filesystem without atomic rename (s3://) the
+ * save reads the committed file's header and index back before writing the pointer.
+ * The reader (struct floe_checkpoint) reads the header
  * and index with pread, checks both checksums, then parses the index with a bounds-
  * checked cursor: lengths against what is left, dtypes by name against the fixed-size
  * numeric ones, extents >= 0 with overflow-checked products, data ranges inside the
@@ -857,6 +859,16 @@ FLOE_KERAS_API floe_status floe_checkpoint_save(floe_graph *g, floe_session *s, 
     /* 1. The checkpoint itself, committed atomically. */
     if ((st = floe_checkpoint_write(g, s, file)) != FLOE_OK)
         goto done;
+    /* 1b. Without atomic rename (object stores: s3://) the commit is the store's own (a PUT
+     * or CompleteMultipartUpload) and nothing is renamed: read the new file's header and
+     * index back (checksums, extents against the size served) before the pointer names it. */
+    uint32_t caps = 0;
+    if (floe_fs_caps(ctx, file, &caps) == FLOE_OK && !(caps & FLOE_FS_CAP_ATOMIC_RENAME)) {
+        floe_checkpoint *check = NULL;
+        if ((st = floe_checkpoint_open(ctx, file, &check)) != FLOE_OK)
+            goto done;
+        floe_checkpoint_close(check);
+    }
     /* 2. The pointer file: the kept names (the new one last), written atomically. */
     for (int i = 0; i < old.count && st == FLOE_OK; i++)
         if (strcmp(old.names[i], name) != 0)

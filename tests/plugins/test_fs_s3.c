@@ -799,6 +799,15 @@ static void checkpoint_interrupted_save_keeps_previous(void **state) {
     OK(server_cmd(&srv, "clear"));
     OK(floe_checkpoint_latest(ctx, dir, path, sizeof(path)));
     assert_int_equal(ckpt_number(path), 1);
+    /* The store serves the new data object damaged: the read-back before the pointer
+     * catches it, "latest" stays 1. */
+    OK(server_cmd(&srv, "fault GET ckpt-4.floeckpt flip 1"));
+    assert_int_equal(floe_checkpoint_save(floe_model_graph(m), floe_model_session(m), dir, 4, 3,
+                                          path, sizeof(path)),
+                     FLOE_DATA_LOSS);
+    OK(server_cmd(&srv, "clear"));
+    OK(floe_checkpoint_latest(ctx, dir, path, sizeof(path)));
+    assert_int_equal(ckpt_number(path), 1);
     OK(floe_checkpoint_restore_latest(floe_model_graph(m), floe_model_session(m), dir, NULL, 0));
     floe_model_free(m);
     floe_dataset_free(ds);

@@ -21,7 +21,9 @@ then reads commands from stdin, one per line, answering "ok" (or "error: why"):
                                           an HTTP status (500, 503, 429, ...) with an S3
                                           error body, "hang:SECONDS" (read the request,
                                           answer nothing for SECONDS, then close), or
-                                          "drop" (close the connection at once)
+                                          "drop" (close the connection at once) or
+                                          "flip" (forward, flipping a bit of byte
+                                          20 of the answer's body)
     clear                                 removes every rule
     count METHOD SUBSTRING                answers "ok N": requests seen by the proxy
     mkbucket NAME                         creates bucket NAME (through boto3, to moto)
@@ -69,6 +71,11 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
             return
+        if action == "flip":     # forward, but flip one bit of byte 20 of the answer
+            action = None
+            flip = True
+        else:
+            flip = False
         if action is not None and action.startswith("hang:"):
             time.sleep(float(action[5:]))
             self.close_connection = True
@@ -93,6 +100,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                      headers=headers)
         resp = conn.getresponse()
         data = resp.read()
+        if flip and len(data) > 20:
+            data = data[:20] + bytes([data[20] ^ 1]) + data[21:]
         self.send_response(resp.status, resp.reason)
         for k, v in resp.getheaders():
             if k.lower() not in ("connection", "transfer-encoding", "content-length",

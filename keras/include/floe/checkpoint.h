@@ -33,6 +33,15 @@
  * incomplete file, and only then deletes the checkpoints beyond the newest @keep_last.
  * An interrupted save leaves the previous checkpoint and pointer untouched.
  *
+ * On filesystems without atomic rename (floe_fs_caps() lacks FLOE_FS_CAP_ATOMIC_RENAME:
+ * object stores such as s3://) nothing is renamed: each object is committed whole by the
+ * store at floe_file_close() (an S3 PUT or CompleteMultipartUpload; a failed upload is
+ * aborted and never appears), in the same order, data first and the pointer last, and
+ * before writing the pointer the save reads the new checkpoint's header and index back
+ * (checksums, extents against the size the store serves), so "latest" only ever names a
+ * checkpoint the store serves whole.  A save killed at any point leaves the previous
+ * "latest" valid; at worst an unreferenced ckpt-N object stays behind.
+ *
  * The pointer file is text: a line "latest: NAME" then one "all: NAME" line per kept
  * checkpoint, oldest first; names are relative to the directory ("ckpt-120.floeckpt").
  *

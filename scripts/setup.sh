@@ -25,7 +25,7 @@ packages=(
     libxml2-dev
     libssl-dev openssl
     # debian/ packaging (dpkg-buildpackage)
-    debhelper dpkg-dev fakeroot
+    debhelper dpkg-dev fakeroot lintian
     # benchmarks: the optional numpy peer
     python3 python3-numpy python3-pip
 )

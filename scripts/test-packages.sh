@@ -6,8 +6,8 @@
 #   --keep DIR    also copy the built .deb files (and the .changes) to DIR
 #   --no-lintian  skip lintian (it fails the test on an error, not on warnings)
 #
-# 1. Build: the committed tree (HEAD of this repository) is cloned into a temporary
-#    directory and built there with `dpkg-buildpackage -b -uc -us` (DEB_BUILD_OPTIONS
+# 1. Build: the committed tree (HEAD of this repository; the tree itself when it is no git
+#    checkout) is cloned into a temporary directory and built there with `dpkg-buildpackage -b -uc -us` (DEB_BUILD_OPTIONS
 #    nocheck noddebs: scripts/test.sh runs the test suite itself).  The shared working
 #    tree is never touched; uncommitted changes are not part of the build.
 # 2. lintian over the .changes, when lintian is installed.
@@ -143,6 +143,33 @@ in_root() {
     floe predict --checkpoint "$work/ckpt" --data "$share/data" --count 3 >"$work/predict.log" 2>&1 ||
         { cat "$work/predict.log"; fail "floe predict on the trained checkpoint"; }
     cat "$work/predict.log"
+
+    # Every other plugin package that was built (grpc, s3, cuda): installed, it adds its
+    # plugin and changes nothing else; removed, it takes only that plugin away.
+    local extra so name state
+    for extra in $(ls "$debs" | sed -n 's/^\(floe-plugin-[a-z0-9-]*\)_.*\.deb$/\1/p' | grep -v -- '-dbgsym$' | sort -u); do
+        case " ${CORE_PKGS[*]} " in *" $extra "*) continue ;; esac
+        so=$(dpkg-deb -c "$(deb "$extra")" | awk '{print $NF}' | grep '/floe_[a-z0-9_]*\.so$' || true)
+        [ "$(wc -l <<<"$so")" -eq 1 ] && [ -n "$so" ] || fail "$extra should hold one plugin, holds: $so"
+        name=$(basename "$so" .so)
+        name=${name#floe_}
+        say "$extra: install, floe plugins lists $name, remove"
+        dpkg -i "$(deb "$extra")" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i $extra"; }
+        out=$(floe plugins)
+        state=$(awk -v n="$name" '$2 == n {print $1}' <<<"$out")
+        grep -A5 -E "^[a-z]+ +$name " <<<"$out" | sed '/^[a-z]/{1!Q}' || true
+        case $state in
+            loaded) check_plugins "$out" "$(printf '%s\n' dev_cpu ops_math ops_nn "$name" | sort | tr '\n' ' ' | sed 's/ $//')" "$pluginsdir" ;;
+            skipped) ;;  # e.g. dev_cuda on a machine without a GPU: the note says why
+            *) echo "$out"; fail "floe plugins shows $name as '$state' after installing $extra" ;;
+        esac
+        ops_list | cmp -s - "$work/ops-before" || [ "$state" = loaded ] ||
+            fail "$extra changed the op list although $name did not load"
+        dpkg -P "$extra" >/dev/null
+        [ ! -e "/$so" ] || fail "/$so is left after purging $extra"
+        check_plugins "$(floe plugins)" "dev_cpu ops_math ops_nn" "$pluginsdir"
+        ops_list | cmp -s - "$work/ops-before" || fail "the op list differs after purging $extra"
+    done
 
     say "libfloe-dev: an out-of-tree plugin and an application built with pkg-config"
     dpkg -i "$(deb libfloe-dev)" >/dev/null
@@ -288,12 +315,23 @@ main() {
     local t0 t1 t2 t3
     t0=$(date +%s.%N)
     if [ -z "$debs_in" ]; then
-        say "dpkg-buildpackage -b -uc -us of $(git -C "$repo" rev-parse --short HEAD)"
-        git clone --quiet "$repo" "$tmp/src/floe"
+        if git -C "$repo" rev-parse --verify -q HEAD >/dev/null 2>&1; then
+            local head
+            head=$(git -C "$repo" rev-parse HEAD)
+            say "dpkg-buildpackage -b -uc -us of commit ${head:0:12}"
+            git clone --quiet --no-checkout "$repo" "$tmp/src/floe"
+            git -C "$tmp/src/floe" checkout --quiet --detach "$head"
+        else
+            # Not a git checkout (an unpacked tarball): the tree as it is, less build dirs.
+            say "dpkg-buildpackage -b -uc -us of $repo (not a git checkout: copied)"
+            mkdir -p "$tmp/src/floe"
+            tar -C "$repo" --exclude='./build*' --exclude='./obj-*' --exclude='./debian/.debhelper' \
+                -cf - . | tar -C "$tmp/src/floe" -xf -
+        fi
         (cd "$tmp/src/floe" &&
          DEB_BUILD_OPTIONS="nocheck noddebs parallel=${JOBS:-$(nproc)}" \
              dpkg-buildpackage -b -uc -us >"$tmp/build.log" 2>&1) ||
-            { tail -n 60 "$tmp/build.log"; fail "dpkg-buildpackage (log above)"; }
+            { grep -v "^\[[0-9]*/[0-9]*\]" "$tmp/build.log" | tail -n 25; fail "dpkg-buildpackage (log above)"; }
         grep -E '^dpkg-deb: building package' "$tmp/build.log" | sed 's/^/  /'
         debs_in=$tmp/src
     fi

@@ -1,0 +1,7 @@
+
+
+pPlaceholder*
+dtype0
+
+pPlaceholder*
+dtype0

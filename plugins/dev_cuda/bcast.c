@@ -1,0 +1,165 @@
+/*
+ * bcast.c - index plans for the CUDA kernels, computed on the host (no CUDA call):
+ * broadcasting of binary elementwise ops, reductions over a set of axes, transposes.
+ * Each plan collapses adjacent dimensions that behave alike, so most launches index
+ * in one or two dimensions.  Unit-tested in test_dev_cuda_host.
+ */
+#include "dev_cuda-impl.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static floe_status bad(char *err, size_t errlen, const char *msg, int a, int b) {
+    if (errlen > 0)
+        snprintf(err, errlen, msg, a, b);
+    return FLOE_INVALID_ARGUMENT;
+}
+
+/* ---- Broadcasting -------------------------------------------------------------------- */
+
+floe_status dev_cuda__bcast_plan(const int64_t *xd, int xn, const int64_t *yd, int yn,
+                                 dev_cuda__bcast *out, char *err, size_t errlen) {
+    int nd = xn > yn ? xn : yn;
+    int64_t dims[DEV_CUDA__MAX_DIMS], xs[DEV_CUDA__MAX_DIMS], ys[DEV_CUDA__MAX_DIMS];
+    int64_t xstr = 1, ystr = 1;
+    int k = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (xn < 0 || yn < 0 || nd > DEV_CUDA__MAX_DIMS)
+        return bad(err, errlen, "ranks %d and %d: at most 8 dimensions", xn, yn);
+    out->n = 1;
+    out->out_ndim = nd;
+    /* Walk from the innermost dimension outwards. */
+    for (int i = 0; i < nd; i++) {
+        int64_t a = i < xn ? xd[xn - 1 - i] : 1, b = i < yn ? yd[yn - 1 - i] : 1, d;
+        if (a != b && a != 1 && b != 1) {
+            if (errlen > 0)
+                snprintf(err, errlen,
+                         "incompatible shapes for broadcasting: dimension %d from the end is "
+                         "%lld in x and %lld in y",
+                         i, (long long)a, (long long)b);
+            return FLOE_INVALID_ARGUMENT;
+        }
+        d = a == 1 ? b : a;
+        out->out_dims[nd - 1 - i] = d;
+        out->n *= d;
+        dims[i] = d;
+        xs[i] = a == 1 ? 0 : xstr;
+        ys[i] = b == 1 ? 0 : ystr;
+        xstr *= a;
+        ystr *= b;
+    }
+    /* Collapse runs where x and y keep the same broadcast pattern (inner first). */
+    for (int i = 0; i < nd; i++) {
+        if (dims[i] == 1)
+            continue;
+        if (k > 0 && (xs[i] == 0) == (out->xstride[k - 1] == 0) &&
+            (ys[i] == 0) == (out->ystride[k - 1] == 0) &&
+            (xs[i] == 0 || xs[i] == out->xstride[k - 1] * out->dims[k - 1]) &&
+            (ys[i] == 0 || ys[i] == out->ystride[k - 1] * out->dims[k - 1])) {
+            out->dims[k - 1] *= dims[i];
+            continue;
+        }
+        out->dims[k] = dims[i];
+        out->xstride[k] = xs[i];
+        out->ystride[k] = ys[i];
+        k++;
+    }
+    /* Stored inner-first above; the kernels want outer-first. */
+    for (int i = 0; i < k / 2; i++) {
+        int j = k - 1 - i;
+        int64_t t = out->dims[i]; out->dims[i] = out->dims[j]; out->dims[j] = t;
+        t = out->xstride[i]; out->xstride[i] = out->xstride[j]; out->xstride[j] = t;
+        t = out->ystride[i]; out->ystride[i] = out->ystride[j]; out->ystride[j] = t;
+    }
+    out->ndim = k;
+    out->x_scalar = xstr == 1;
+    out->y_scalar = ystr == 1;
+    out->same = xstr == out->n && ystr == out->n && xn == yn;
+    return FLOE_OK;
+}
+
+/* ---- Reductions ------------------------------------------------------------------------ */
+
+floe_status dev_cuda__reduce_plan(const int64_t *dims, int ndim, const int64_t *axes,
+                                  int naxes, bool keep_dims, dev_cuda__reduce *out, char *err,
+                                  size_t errlen) {
+    bool red[DEV_CUDA__MAX_DIMS] = {false};
+    int64_t stride[DEV_CUDA__MAX_DIMS], s = 1;
+
+    memset(out, 0, sizeof(*out));
+    if (ndim < 0 || ndim > DEV_CUDA__MAX_DIMS)
+        return bad(err, errlen, "rank %d: at most %d dimensions", ndim, DEV_CUDA__MAX_DIMS);
+    for (int i = 0; i < naxes; i++) {
+        int64_t a = axes[i];
+        if (a < -ndim || a >= ndim || (ndim == 0 && a != 0 && a != -1))
+            return bad(err, errlen, "reduction axis %d out of range for rank %d", (int)a, ndim);
+        if (ndim > 0)
+            red[a < 0 ? a + ndim : a] = true;
+    }
+    for (int i = ndim - 1; i >= 0; i--) {
+        stride[i] = s;
+        s *= dims[i];
+    }
+    out->nout = 1;
+    out->nred = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (red[i]) {
+            out->nred *= dims[i];
+            if (keep_dims)
+                out->out_dims[out->out_ndim++] = 1;
+            if (dims[i] == 1)
+                continue;
+            /* merge with the previous reduced dim when contiguous */
+            if (out->nred_dims > 0 &&
+                out->red_stride[out->nred_dims - 1] == stride[i] * dims[i]) {
+                out->red_dims[out->nred_dims - 1] *= dims[i];
+                out->red_stride[out->nred_dims - 1] = stride[i];
+            } else {
+                out->red_dims[out->nred_dims] = dims[i];
+                out->red_stride[out->nred_dims++] = stride[i];
+            }
+        } else {
+            out->nout *= dims[i];
+            out->out_dims[out->out_ndim++] = dims[i];
+            if (dims[i] == 1)
+                continue;
+            if (out->nkeep > 0 && out->keep_stride[out->nkeep - 1] == stride[i] * dims[i]) {
+                out->keep_dims[out->nkeep - 1] *= dims[i];
+                out->keep_stride[out->nkeep - 1] = stride[i];
+            } else {
+                out->keep_dims[out->nkeep] = dims[i];
+                out->keep_stride[out->nkeep++] = stride[i];
+            }
+        }
+    }
+    return FLOE_OK;
+}
+
+/* ---- Transpose ---------------------------------------------------------------------- */
+
+floe_status dev_cuda__transpose_plan(const int64_t *dims, int ndim, const int64_t *perm,
+                                     int nperm, dev_cuda__transpose *out, char *err,
+                                     size_t errlen) {
+    int64_t stride[DEV_CUDA__MAX_DIMS], s = 1;
+    bool seen[DEV_CUDA__MAX_DIMS] = {false};
+
+    memset(out, 0, sizeof(*out));
+    if (ndim < 0 || ndim > DEV_CUDA__MAX_DIMS || nperm != ndim)
+        return bad(err, errlen, "perm has %d entries for rank %d", nperm, ndim);
+    for (int i = ndim - 1; i >= 0; i--) {
+        stride[i] = s;
+        s *= dims[i];
+    }
+    out->ndim = ndim;
+    out->n = s;
+    for (int i = 0; i < ndim; i++) {
+        int64_t p = perm[i];
+        if (p < 0 || p >= ndim || seen[p])
+            return bad(err, errlen, "perm[%d] = %d is out of range or repeated", i, (int)p);
+        seen[p] = true;
+        out->out_dims[i] = dims[p];
+        out->in_stride[i] = stride[p];
+    }
+    return FLOE_OK;
+}

@@ -1,0 +1,521 @@
+/*
+ * dnn.c - Conv2D and its two backprops, Softmax and LogSoftmax through cuDNN 9 (f32,
+ * NHWC).
+ *
+ * TensorFlow's filters are [height, width, in, out]; cuDNN's NHWC filters are
+ * [out, height, width, in], so the filter is transposed into a scratch buffer (and the
+ * filter gradient back) by Floe's transpose kernel.  cuDNN pads symmetrically: SAME
+ * and EXPLICIT paddings that are not are handled by padding the input (forward, filter
+ * gradient) or cropping the input gradient, with Floe's pad and crop kernels.  The
+ * algorithm is cuDNN's first heuristic choice whose workspace the allocator can give.
+ * TF32 math is allowed only with FLOE_CUDA_ALLOW_TF32=1 (CUDNN_FMA_MATH otherwise).
+ *
+ * Sections: geometry; descriptors; Conv2D and backprops; softmax; registration.
+ */
+#include "gpu-impl.h"
+#include "kernels-impl.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- Geometry --------------------------------------------------------------------------- */
+
+typedef struct conv_geom {
+    int64_t n, h, w, c;              /* input, NHWC */
+    int64_t kh, kw, k;               /* filter extents and output channels */
+    int64_t oh, ow;
+    int64_t sh, sw, dh, dw;
+    int64_t pt, pb, pl, pr;          /* padding */
+} conv_geom;
+
+static floe_status pad_dim(int64_t in, int64_t k, int64_t s, int64_t dil, const char *pad,
+                           size_t plen, const int64_t *explicit_pad, int64_t *out, int64_t *lo,
+                           int64_t *hi) {
+    int64_t eff = (k - 1) * dil + 1;
+    if (plen == 4 && memcmp(pad, "SAME", 4) == 0) {
+        *out = (in + s - 1) / s;
+        int64_t total = (*out - 1) * s + eff - in;
+        total = total > 0 ? total : 0;
+        *lo = total / 2;
+        *hi = total - *lo;
+        return FLOE_OK;
+    }
+    if (plen == 5 && memcmp(pad, "VALID", 5) == 0) {
+        *lo = *hi = 0;
+    } else if (plen == 8 && memcmp(pad, "EXPLICIT", 8) == 0 && explicit_pad != NULL) {
+        *lo = explicit_pad[0];
+        *hi = explicit_pad[1];
+        if (*lo < 0 || *hi < 0)
+            return floe_fail(FLOE_INVALID_ARGUMENT, "explicit paddings must be >= 0");
+    } else {
+        return floe_fail(FLOE_INVALID_ARGUMENT, "padding must be SAME, VALID or EXPLICIT");
+    }
+    int64_t span = in + *lo + *hi;
+    *out = span >= eff ? (span - eff) / s + 1 : 0;
+    return FLOE_OK;
+}
+
+/* Reads strides, dilations and padding for input dims @in and filter dims @f (HWIO). */
+static floe_status conv_geometry(floe_kernel_ctx *kc, const int64_t *in, const int64_t *f,
+                                 conv_geom *g) {
+    const floe_attrs *a = floe_kernel_attrs(kc);
+    const int64_t *s = NULL, *dl = NULL, *ep = NULL;
+    int ns = 0, nd = 0, nep = 0;
+    const char *pad = "", *fmt = "NHWC";
+    size_t plen = 0, flen = 4;
+    floe_status st;
+
+    floe_attrs_get_int_list(a, "strides", &s, &ns);
+    floe_attrs_get_string(a, "padding", &pad, &plen);
+    floe_attrs_get_string(a, "data_format", &fmt, &flen);
+    if (floe_attrs_get_int_list(a, "dilations", &dl, &nd) != FLOE_OK)
+        nd = 0;
+    if (floe_attrs_get_int_list(a, "explicit_paddings", &ep, &nep) != FLOE_OK)
+        nep = 0;
+    if (flen != 4 || memcmp(fmt, "NHWC", 4) != 0)
+        return floe_fail(FLOE_UNIMPLEMENTED, "GPU convolutions support data_format NHWC only");
+    if (ns != 4 || s[0] != 1 || s[3] != 1 || s[1] <= 0 || s[2] <= 0)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "strides must be [1, sh, sw, 1] with sh, sw > 0");
+    if (nd != 0 && (nd != 4 || dl[0] != 1 || dl[3] != 1 || dl[1] <= 0 || dl[2] <= 0))
+        return floe_fail(FLOE_INVALID_ARGUMENT, "dilations must be [1, dh, dw, 1] with dh, dw > 0");
+    if (plen == 8 && nep != 8)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "EXPLICIT padding needs 8 explicit_paddings");
+    if (f[2] != in[3])
+        return floe_fail(FLOE_INVALID_ARGUMENT,
+                         "filter has %lld input channels, the input %lld", (long long)f[2],
+                         (long long)in[3]);
+    if (f[0] <= 0 || f[1] <= 0)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "filter extents must be positive");
+    memset(g, 0, sizeof(*g));
+    g->n = in[0], g->h = in[1], g->w = in[2], g->c = in[3];
+    g->kh = f[0], g->kw = f[1], g->k = f[3];
+    g->sh = s[1], g->sw = s[2];
+    g->dh = nd ? dl[1] : 1, g->dw = nd ? dl[2] : 1;
+    if ((st = pad_dim(g->h, g->kh, g->sh, g->dh, pad, plen, nep ? ep + 2 : NULL, &g->oh, &g->pt,
+                      &g->pb)) != FLOE_OK ||
+        (st = pad_dim(g->w, g->kw, g->sw, g->dw, pad, plen, nep ? ep + 4 : NULL, &g->ow, &g->pl,
+                      &g->pr)) != FLOE_OK)
+        return st;
+    if (g->n > INT32_MAX || g->h > INT32_MAX || g->w > INT32_MAX || g->c > INT32_MAX ||
+        g->k > INT32_MAX)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "tensor extents exceed cuDNN's int range");
+    return FLOE_OK;
+}
+
+static bool symmetric(const conv_geom *g) {
+    return g->pt == g->pb && g->pl == g->pr;
+}
+
+/* ---- Descriptors --------------------------------------------------------------------------- */
+
+typedef struct conv_desc {
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
+} conv_desc;
+
+static void desc_free(conv_desc *cd) {
+    const dev_cuda__dnn_lib *L = &dev_cuda__dnn;
+    if (cd->x) L->cudnnDestroyTensorDescriptor(cd->x);
+    if (cd->y) L->cudnnDestroyTensorDescriptor(cd->y);
+    if (cd->w) L->cudnnDestroyFilterDescriptor(cd->w);
+    if (cd->conv) L->cudnnDestroyConvolutionDescriptor(cd->conv);
+}
+
+/* Descriptors for input [n, xh, xw, c] (already padded when @pad is false). */
+static floe_status desc_new(const dev_cuda__device *d, const conv_geom *g, int64_t xh,
+                            int64_t xw, bool pad, conv_desc *cd) {
+    const dev_cuda__dnn_lib *L = &dev_cuda__dnn;
+    int st;
+
+    memset(cd, 0, sizeof(*cd));
+    st = L->cudnnCreateTensorDescriptor(&cd->x);
+    if (!st) st = L->cudnnCreateTensorDescriptor(&cd->y);
+    if (!st) st = L->cudnnCreateFilterDescriptor(&cd->w);
+    if (!st) st = L->cudnnCreateConvolutionDescriptor(&cd->conv);
+    if (!st) st = L->cudnnSetTensor4dDescriptor(cd->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT,
+                                                (int)g->n, (int)g->c, (int)xh, (int)xw);
+    if (!st) st = L->cudnnSetTensor4dDescriptor(cd->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT,
+                                                (int)g->n, (int)g->k, (int)g->oh, (int)g->ow);
+    if (!st) st = L->cudnnSetFilter4dDescriptor(cd->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC,
+                                                (int)g->k, (int)g->c, (int)g->kh, (int)g->kw);
+    if (!st) st = L->cudnnSetConvolution2dDescriptor(
+                 cd->conv, pad ? (int)g->pt : 0, pad ? (int)g->pl : 0, (int)g->sh, (int)g->sw,
+                 (int)g->dh, (int)g->dw, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT);
+    if (!st) st = L->cudnnSetConvolutionMathType(
+                 cd->conv, d->opts.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH);
+    if (st) {
+        desc_free(cd);
+        return dev_cuda__fail_cudnn(st, "cuDNN descriptors");
+    }
+    return FLOE_OK;
+}
+
+/* Filter HWIO -> OHWI (to) or back (from), through Floe's transpose kernel. */
+static floe_status filter_layout(dev_cuda__device *d, const conv_geom *g, bool to_ohwi,
+                                 const void *src, void *dst) {
+    int64_t hwio[4] = {g->kh, g->kw, g->c, g->k}, ohwi[4] = {g->k, g->kh, g->kw, g->c};
+    static const int64_t p_to[4] = {3, 0, 1, 2}, p_from[4] = {1, 2, 3, 0};
+    dev_cuda__transpose p;
+    char err[64];
+
+    if (dev_cuda__transpose_plan(to_ohwi ? hwio : ohwi, 4, to_ohwi ? p_to : p_from, 4, &p, err,
+                                 sizeof(err)) != FLOE_OK)
+        return floe_fail(FLOE_INTERNAL, "filter transpose: %s", err);
+    return dev_cuda__fail_cuda(dev_cuda__k_transpose(d->stream, sizeof(float), &p, src, dst),
+                               "filter transpose");
+}
+
+/* ---- Conv2D and backprops ------------------------------------------------------------------ */
+
+/* Scratch buffers of one call, freed together (stream order makes that safe). */
+typedef struct scratch {
+    void *p[4];
+    int n;
+} scratch;
+
+static floe_status scratch_get(dev_cuda__device *d, scratch *s, size_t n, void **out) {
+    floe_status st = dev_cuda__scratch(d, n, out);
+    if (st == FLOE_OK && *out != NULL)
+        s->p[s->n++] = *out;
+    return st;
+}
+
+static void scratch_release(dev_cuda__device *d, scratch *s) {
+    for (int i = 0; i < s->n; i++)
+        dev_cuda__scratch_free(d, s->p[i]);
+}
+
+static size_t nbytes4(int64_t a, int64_t b, int64_t c, int64_t e) {
+    return (size_t)(a * b * c * e) * sizeof(float);
+}
+
+static floe_status conv2d_compute(floe_kernel_ctx *kc, void *state) {
+    dev_cuda__device *d = dev_cuda__kernel_gpu(kc);
+    const floe_tensor *x = floe_kernel_input(kc, 0), *f = floe_kernel_input(kc, 1);
+    const dev_cuda__dnn_lib *L = &dev_cuda__dnn;
+    scratch sc = {{NULL}, 0};
+    const void *xin;
+    void *w, *ws = NULL;
+    conv_geom g;
+    conv_desc cd;
+    floe_tensor *y;
+    cudnnConvolutionFwdAlgoPerf_t perf[8];
+    int nperf = 0;
+    size_t wsz = 0;
+    floe_status st;
+
+    if (d == NULL)
+        return FLOE_INTERNAL;
+    if (floe_tensor_ndim(x) != 4 || floe_tensor_ndim(f) != 4)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "Conv2D needs 4-D input and filter");
+    if ((st = conv_geometry(kc, floe_tensor_shape(x), floe_tensor_shape(f), &g)) != FLOE_OK)
+        return st;
+    int64_t od[4] = {g.n, g.oh, g.ow, g.k};
+    if ((st = floe_kernel_alloc_output(kc, 0, od, 4, &y)) != FLOE_OK)
+        return st;
+    if (floe_tensor_num_elements(y) == 0)
+        return FLOE_OK;
+    if (g.c == 0 || floe_tensor_num_elements(x) == 0)
+        return dev_cuda__fail_cuda(cudaMemsetAsync(floe_tensor_device_data(y), 0,
+                                                   floe_tensor_nbytes(y), d->stream), "Conv2D");
+    xin = floe_tensor_device_data(x);
+    st = scratch_get(d, &sc, floe_tensor_nbytes(f), &w);
+    if (st == FLOE_OK)
+        st = filter_layout(d, &g, true, floe_tensor_device_data(f), w);
+    if (st == FLOE_OK && !symmetric(&g)) {
+        void *xp;
+        st = scratch_get(d, &sc, nbytes4(g.n, g.h + g.pt + g.pb, g.w + g.pl + g.pr, g.c), &xp);
+        if (st == FLOE_OK)
+            st = dev_cuda__fail_cuda(dev_cuda__k_pad_nhwc(d->stream, g.n, g.h, g.w, g.c, g.pt, g.pb,
+                                                          g.pl, g.pr, xin, xp), "Conv2D padding");
+        xin = xp;
+    }
+    if (st != FLOE_OK) {
+        scratch_release(d, &sc);
+        return st;
+    }
+    bool sym = symmetric(&g);
+    st = desc_new(d, &g, sym ? g.h : g.h + g.pt + g.pb, sym ? g.w : g.w + g.pl + g.pr, sym, &cd);
+    if (st == FLOE_OK) {
+        const float one = 1.0f, zero = 0.0f;
+        pthread_mutex_lock(&d->lib_lock);
+        int s = L->cudnnGetConvolutionForwardAlgorithm_v7(d->dnn, cd.x, cd.w, cd.conv, cd.y, 8,
+                                                          &nperf, perf);
+        if (!s && nperf > 0)
+            s = L->cudnnGetConvolutionForwardWorkspaceSize(d->dnn, cd.x, cd.w, cd.conv, cd.y,
+                                                           perf[0].algo, &wsz);
+        if (!s && wsz > 0 && scratch_get(d, &sc, wsz, &ws) != FLOE_OK)
+            s = CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+        if (!s)
+            s = L->cudnnConvolutionForward(d->dnn, &one, cd.x, xin, cd.w, w, cd.conv, perf[0].algo,
+                                           ws, wsz, &zero, cd.y, floe_tensor_device_data(y));
+        pthread_mutex_unlock(&d->lib_lock);
+        st = dev_cuda__fail_cudnn(s, "Conv2D (cudnnConvolutionForward)");
+        desc_free(&cd);
+    }
+    scratch_release(d, &sc);
+    return st;
+}
+
+static floe_status read_sizes(floe_kernel_ctx *kc, int i, const char *what, int64_t *dims) {
+    const floe_tensor *t = floe_kernel_input(kc, i);
+    const int32_t *p = floe_tensor_data(t);
+    if (floe_tensor_ndim(t) != 1 || floe_tensor_dim(t, 0) != 4 || p == NULL)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "%s must be a 4-vector in host memory", what);
+    for (int k = 0; k < 4; k++) {
+        if (p[k] < 0)
+            return floe_fail(FLOE_INVALID_ARGUMENT, "%s[%d] = %d is negative", what, k, p[k]);
+        dims[k] = p[k];
+    }
+    return FLOE_OK;
+}
+
+static floe_status check_dy(const conv_geom *g, const floe_tensor *dy) {
+    if (floe_tensor_ndim(dy) != 4 || floe_tensor_dim(dy, 0) != g->n ||
+        floe_tensor_dim(dy, 1) != g->oh || floe_tensor_dim(dy, 2) != g->ow ||
+        floe_tensor_dim(dy, 3) != g->k)
+        return floe_fail(FLOE_INVALID_ARGUMENT,
+                         "out_backprop must be [%lld, %lld, %lld, %lld]", (long long)g->n,
+                         (long long)g->oh, (long long)g->ow, (long long)g->k);
+    return FLOE_OK;
+}
+
+static floe_status conv_backprop_input_compute(floe_kernel_ctx *kc, void *state) {
+    dev_cuda__device *d = dev_cuda__kernel_gpu(kc);
+    const floe_tensor *f = floe_kernel_input(kc, 1), *dy = floe_kernel_input(kc, 2);
+    const dev_cuda__dnn_lib *L = &dev_cuda__dnn;
+    scratch sc = {{NULL}, 0};
+    int64_t in[4];
+    void *w = NULL, *ws = NULL, *dx_p;
+    conv_geom g;
+    conv_desc cd;
+    floe_tensor *dx;
+    cudnnConvolutionBwdDataAlgoPerf_t perf[8];
+    int nperf = 0;
+    size_t wsz = 0;
+    floe_status st;
+
+    if (d == NULL)
+        return FLOE_INTERNAL;
+    if ((st = read_sizes(kc, 0, "input_sizes", in)) != FLOE_OK)
+        return st;
+    if (floe_tensor_ndim(f) != 4)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "filter must be 4-D");
+    if ((st = conv_geometry(kc, in, floe_tensor_shape(f), &g)) != FLOE_OK ||
+        (st = check_dy(&g, dy)) != FLOE_OK)
+        return st;
+    if ((st = floe_kernel_alloc_output(kc, 0, in, 4, &dx)) != FLOE_OK)
+        return st;
+    if (floe_tensor_num_elements(dx) == 0)
+        return FLOE_OK;
+    if (floe_tensor_num_elements(dy) == 0 || g.k == 0)
+        return dev_cuda__fail_cuda(cudaMemsetAsync(floe_tensor_device_data(dx), 0,
+                                                   floe_tensor_nbytes(dx), d->stream),
+                                   "Conv2DBackpropInput");
+    bool sym = symmetric(&g);
+    int64_t ph = sym ? g.h : g.h + g.pt + g.pb, pw = sym ? g.w : g.w + g.pl + g.pr;
+    dx_p = floe_tensor_device_data(dx);
+    st = scratch_get(d, &sc, floe_tensor_nbytes(f), &w);
+    if (st == FLOE_OK)
+        st = filter_layout(d, &g, true, floe_tensor_device_data(f), w);
+    if (st == FLOE_OK && !sym)
+        st = scratch_get(d, &sc, nbytes4(g.n, ph, pw, g.c), &dx_p);
+    if (st == FLOE_OK)
+        st = desc_new(d, &g, ph, pw, sym, &cd);
+    if (st != FLOE_OK) {
+        scratch_release(d, &sc);
+        return st;
+    }
+    {
+        const float one = 1.0f, zero = 0.0f;
+        pthread_mutex_lock(&d->lib_lock);
+        int s = L->cudnnGetConvolutionBackwardDataAlgorithm_v7(d->dnn, cd.w, cd.y, cd.conv, cd.x, 8,
+                                                               &nperf, perf);
+        if (!s && nperf > 0)
+            s = L->cudnnGetConvolutionBackwardDataWorkspaceSize(d->dnn, cd.w, cd.y, cd.conv, cd.x,
+                                                                perf[0].algo, &wsz);
+        if (!s && wsz > 0 && scratch_get(d, &sc, wsz, &ws) != FLOE_OK)
+            s = CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+        if (!s)
+            s = L->cudnnConvolutionBackwardData(d->dnn, &one, cd.w, w, cd.y,
+                                                floe_tensor_device_data(dy), cd.conv, perf[0].algo,
+                                                ws, wsz, &zero, cd.x, dx_p);
+        pthread_mutex_unlock(&d->lib_lock);
+        st = dev_cuda__fail_cudnn(s, "Conv2DBackpropInput (cudnnConvolutionBackwardData)");
+    }
+    desc_free(&cd);
+    if (st == FLOE_OK && !sym)
+        st = dev_cuda__fail_cuda(dev_cuda__k_crop_nhwc(d->stream, g.n, g.h, g.w, g.c, g.pt, g.pb,
+                                                       g.pl, g.pr, dx_p,
+                                                       floe_tensor_device_data(dx)),
+                                 "Conv2DBackpropInput crop");
+    scratch_release(d, &sc);
+    return st;
+}
+
+static floe_status conv_backprop_filter_compute(floe_kernel_ctx *kc, void *state) {
+    dev_cuda__device *d = dev_cuda__kernel_gpu(kc);
+    const floe_tensor *x = floe_kernel_input(kc, 0), *dy = floe_kernel_input(kc, 2);
+    const dev_cuda__dnn_lib *L = &dev_cuda__dnn;
+    scratch sc = {{NULL}, 0};
+    int64_t fs[4];
+    const void *xin;
+    void *dw_ohwi = NULL, *ws = NULL;
+    conv_geom g;
+    conv_desc cd;
+    floe_tensor *dw;
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[8];
+    int nperf = 0;
+    size_t wsz = 0;
+    floe_status st;
+
+    if (d == NULL)
+        return FLOE_INTERNAL;
+    if ((st = read_sizes(kc, 1, "filter_sizes", fs)) != FLOE_OK)
+        return st;
+    if (floe_tensor_ndim(x) != 4)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "input must be 4-D");
+    if ((st = conv_geometry(kc, floe_tensor_shape(x), fs, &g)) != FLOE_OK ||
+        (st = check_dy(&g, dy)) != FLOE_OK)
+        return st;
+    if ((st = floe_kernel_alloc_output(kc, 0, fs, 4, &dw)) != FLOE_OK)
+        return st;
+    if (floe_tensor_num_elements(dw) == 0)
+        return FLOE_OK;
+    if (floe_tensor_num_elements(dy) == 0 || floe_tensor_num_elements(x) == 0)
+        return dev_cuda__fail_cuda(cudaMemsetAsync(floe_tensor_device_data(dw), 0,
+                                                   floe_tensor_nbytes(dw), d->stream),
+                                   "Conv2DBackpropFilter");
+    bool sym = symmetric(&g);
+    int64_t ph = sym ? g.h : g.h + g.pt + g.pb, pw = sym ? g.w : g.w + g.pl + g.pr;
+    xin = floe_tensor_device_data(x);
+    st = scratch_get(d, &sc, floe_tensor_nbytes(dw), &dw_ohwi);
+    if (st == FLOE_OK && !sym) {
+        void *xp;
+        st = scratch_get(d, &sc, nbytes4(g.n, ph, pw, g.c), &xp);
+        if (st == FLOE_OK)
+            st = dev_cuda__fail_cuda(dev_cuda__k_pad_nhwc(d->stream, g.n, g.h, g.w, g.c, g.pt, g.pb,
+                                                          g.pl, g.pr, xin, xp),
+                                     "Conv2DBackpropFilter padding");
+        xin = xp;
+    }
+    if (st == FLOE_OK)
+        st = desc_new(d, &g, ph, pw, sym, &cd);
+    if (st != FLOE_OK) {
+        scratch_release(d, &sc);
+        return st;
+    }
+    {
+        const float one = 1.0f, zero = 0.0f;
+        pthread_mutex_lock(&d->lib_lock);
+        int s = L->cudnnGetConvolutionBackwardFilterAlgorithm_v7(d->dnn, cd.x, cd.y, cd.conv, cd.w,
+                                                                 8, &nperf, perf);
+        if (!s && nperf > 0)
+            s = L->cudnnGetConvolutionBackwardFilterWorkspaceSize(d->dnn, cd.x, cd.y, cd.conv, cd.w,
+                                                                  perf[0].algo, &wsz);
+        if (!s && wsz > 0 && scratch_get(d, &sc, wsz, &ws) != FLOE_OK)
+            s = CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+        if (!s)
+            s = L->cudnnConvolutionBackwardFilter(d->dnn, &one, cd.x, xin, cd.y,
+                                                  floe_tensor_device_data(dy), cd.conv,
+                                                  perf[0].algo, ws, wsz, &zero, cd.w, dw_ohwi);
+        pthread_mutex_unlock(&d->lib_lock);
+        st = dev_cuda__fail_cudnn(s, "Conv2DBackpropFilter (cudnnConvolutionBackwardFilter)");
+    }
+    desc_free(&cd);
+    if (st == FLOE_OK)
+        st = filter_layout(d, &g, false, dw_ohwi, floe_tensor_device_data(dw));
+    scratch_release(d, &sc);
+    return st;
+}
+
+/* ---- Softmax ------------------------------------------------------------------------------- */
+
+static floe_status softmax_run(floe_kernel_ctx *kc, cudnnSoftmaxAlgorithm_t algo) {
+    dev_cuda__device *d = dev_cuda__kernel_gpu(kc);
+    const floe_tensor *x = floe_kernel_input(kc, 0);
+    const dev_cuda__dnn_lib *L = &dev_cuda__dnn;
+    floe_dtype dt = floe_tensor_dtype(x);
+    cudnnDataType_t ct = dt == FLOE_DTYPE_F32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
+    cudnnTensorDescriptor_t desc = NULL;
+    int nd = floe_tensor_ndim(x);
+    int64_t rows = 1, classes;
+    floe_tensor *y;
+    floe_status st;
+    int s;
+
+    if (d == NULL)
+        return FLOE_INTERNAL;
+    if (nd < 1)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "logits must have rank >= 1");
+    classes = floe_tensor_dim(x, nd - 1);
+    for (int i = 0; i < nd - 1; i++)
+        rows *= floe_tensor_dim(x, i);
+    if (rows > INT32_MAX || classes > INT32_MAX)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "logits exceed cuDNN's int range");
+    if ((st = floe_kernel_forward_or_alloc(kc, 0, 0, floe_tensor_shape(x), nd, &y)) != FLOE_OK)
+        return st;
+    if (rows == 0 || classes == 0)
+        return FLOE_OK;
+    pthread_mutex_lock(&d->lib_lock);
+    s = L->cudnnCreateTensorDescriptor(&desc);
+    if (!s)
+        s = L->cudnnSetTensor4dDescriptor(desc, CUDNN_TENSOR_NCHW, ct, (int)rows, (int)classes, 1, 1);
+    if (!s) {
+        const double one_d = 1.0, zero_d = 0.0;
+        const float one_f = 1.0f, zero_f = 0.0f;
+        const void *one = dt == FLOE_DTYPE_F32 ? (const void *)&one_f : (const void *)&one_d;
+        const void *zero = dt == FLOE_DTYPE_F32 ? (const void *)&zero_f : (const void *)&zero_d;
+        s = L->cudnnSoftmaxForward(d->dnn, algo, CUDNN_SOFTMAX_MODE_CHANNEL, one, desc,
+                                   floe_tensor_device_data(x), zero, desc,
+                                   floe_tensor_device_data(y));
+    }
+    if (desc != NULL)
+        L->cudnnDestroyTensorDescriptor(desc);
+    pthread_mutex_unlock(&d->lib_lock);
+    return dev_cuda__fail_cudnn(s, "cudnnSoftmaxForward");
+}
+
+static floe_status softmax_compute(floe_kernel_ctx *kc, void *state) {
+    return softmax_run(kc, CUDNN_SOFTMAX_ACCURATE);
+}
+
+static floe_status log_softmax_compute(floe_kernel_ctx *kc, void *state) {
+    return softmax_run(kc, CUDNN_SOFTMAX_LOG);
+}
+
+/* ---- Registration ------------------------------------------------------------------------- */
+
+floe_status dev_cuda__register_dnn(floe_plugin *self) {
+    static const char *const T_F32[] = {"T: {f32}", NULL};
+    static const char *const T_FLOAT[] = {"T: {f32, f64}", NULL};
+    static const char *const IN_SIZES[] = {"input_sizes", NULL};
+    static const char *const F_SIZES[] = {"filter_sizes", NULL};
+    static const struct {
+        const char *op;
+        floe_status (*compute)(floe_kernel_ctx *, void *);
+        const char *const *constraints, *const *host_memory;
+    } k[] = {
+        {"Conv2D", conv2d_compute, T_F32, NULL},
+        {"Conv2DBackpropInput", conv_backprop_input_compute, T_F32, IN_SIZES},
+        {"Conv2DBackpropFilter", conv_backprop_filter_compute, T_F32, F_SIZES},
+        {"Softmax", softmax_compute, T_FLOAT, NULL},
+        {"LogSoftmax", log_softmax_compute, T_FLOAT, NULL},
+    };
+
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+        floe_kernel_def def;
+        floe_status st;
+        memset(&def, 0, sizeof(def));
+        def.struct_size = sizeof(def);
+        def.op = k[i].op;
+        def.device_type = "GPU";
+        def.constraints = k[i].constraints;
+        def.host_memory = k[i].host_memory;
+        def.compute = k[i].compute;
+        if ((st = floe_register_kernel(self, &def)) != FLOE_OK)
+            return st;
+    }
+    return FLOE_OK;
+}

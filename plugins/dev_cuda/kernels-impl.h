@@ -1,0 +1,90 @@
+/*
+ * kernels-impl.h - the launchers of Floe's own CUDA kernels (kernels.cu), callable from
+ * C.  Each queues its work on @s and returns the launch's cudaError_t as an int (0 on
+ * success); shapes and arguments are validated by the callers in ops.c, so the kernels
+ * trust them.  Dtypes are floe_dtype values; each launcher lists those it supports and
+ * returns cudaErrorInvalidValue for others.
+ */
+#ifndef FLOE_DEV_CUDA_KERNELS_IMPL_H
+#define FLOE_DEV_CUDA_KERNELS_IMPL_H
+
+#include "dev_cuda-impl.h"
+
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Binary elementwise ops, with broadcasting. */
+typedef enum dev_cuda__binop {
+    DC_ADD, DC_SUB, DC_MUL, DC_DIV, DC_MAX, DC_MIN, DC_SQDIFF,
+    DC_RELU_GRAD,      /* g * (x > 0) */
+    DC_RELU6_GRAD,     /* g * (0 < x < 6) */
+    DC_NBINOPS
+} dev_cuda__binop;
+
+/* Unary elementwise ops. */
+typedef enum dev_cuda__unop {
+    DC_NEG, DC_ABS, DC_EXP, DC_LOG, DC_SQRT, DC_RSQRT, DC_SQUARE, DC_RELU, DC_RELU6,
+    DC_SIGMOID, DC_TANH, DC_SIGN, DC_SIN, DC_COS, DC_LOG1P, DC_SOFTPLUS, DC_NUNOPS
+} dev_cuda__unop;
+
+typedef enum dev_cuda__redop { DC_SUM, DC_MEAN, DC_PROD, DC_RMAX, DC_RMIN } dev_cuda__redop;
+
+/* f32, f64, i32, i64 (arithmetic ops; the *_GRAD ops f32/f64 only). */
+int dev_cuda__k_binary(cudaStream_t s, int op, int dtype, const dev_cuda__bcast *p,
+                       const void *x, const void *y, void *z);
+/* f32, f64 (NEG, ABS, SQUARE, SIGN also i32, i64). */
+int dev_cuda__k_unary(cudaStream_t s, int op, int dtype, int64_t n, const void *x, void *y);
+/* f32, f64, i32, i64. */
+int dev_cuda__k_reduce(cudaStream_t s, int op, int dtype, const dev_cuda__reduce *p,
+                       const void *x, void *y);
+/* y[i] = x[i] + b[(i / inner) % c]: NHWC has inner 1. f32, f64, i32, i64. */
+int dev_cuda__k_bias_add(cudaStream_t s, int dtype, int64_t n, int64_t c, int64_t inner,
+                         const void *x, const void *b, void *y);
+/* Between f32, f64, i32, i64, u8, bool, with Cast's rules (floats to ints truncate and
+ * saturate, NaN gives 0; to bool: != 0). */
+int dev_cuda__k_cast(cudaStream_t s, int src, int dst, int64_t n, const void *x, void *y);
+/* Every element of @y (elements of @elem_size bytes: 1, 2, 4 or 8) set to *@value. */
+int dev_cuda__k_fill(cudaStream_t s, size_t elem_size, int64_t n, const void *value, void *y);
+int dev_cuda__k_transpose(cudaStream_t s, size_t elem_size, const dev_cuda__transpose *p,
+                          const void *x, void *y);
+/* Per row of [batch, classes] logits: loss and backprop = softmax - one_hot(label).
+ * A label out of range gives NaN loss and backprop for that row (TensorFlow's GPU
+ * behaviour).  f32, f64 logits; i32 or i64 labels. */
+int dev_cuda__k_sparse_xent(cudaStream_t s, int dtype, int64_t batch, int64_t classes,
+                            const void *logits, const void *labels, int label_i64, void *loss,
+                            void *backprop);
+
+/* Optimizers: the formulas of ops_nn/optimizers.c; scalars in op order. f32, f64. */
+typedef enum dev_cuda__opt {
+    DC_OPT_SGD, DC_OPT_MOMENTUM, DC_OPT_ADAM, DC_OPT_ADAGRAD, DC_OPT_RMSPROP
+} dev_cuda__opt;
+int dev_cuda__k_apply(cudaStream_t s, int kind, int dtype, int64_t n, void *const *slots,
+                      const void *grad, const double *scalars, int flag);
+
+/* NHWC pooling, f32.  pad_top/left may be negative-free; windows clipped to the input;
+ * avg divides by the number of elements inside the input (TensorFlow's SAME). */
+typedef struct dev_cuda__pool {
+    int64_t n, h, w, c, oh, ow;
+    int64_t kh, kw, sh, sw, pt, pl;
+} dev_cuda__pool;
+int dev_cuda__k_maxpool(cudaStream_t s, const dev_cuda__pool *p, const float *x, float *y);
+/* dx (zeroed here) += g at each window's first maximum. */
+int dev_cuda__k_maxpool_grad(cudaStream_t s, const dev_cuda__pool *p, const float *x,
+                             const float *g, float *dx);
+int dev_cuda__k_avgpool(cudaStream_t s, const dev_cuda__pool *p, const float *x, float *y);
+int dev_cuda__k_avgpool_grad(cudaStream_t s, const dev_cuda__pool *p, const float *g, float *dx);
+
+/* NHWC zero padding: y [n, h+pt+pb, w+pl+pr, c] from x [n, h, w, c]; and the inverse
+ * crop (x from y).  f32. */
+int dev_cuda__k_pad_nhwc(cudaStream_t s, int64_t n, int64_t h, int64_t w, int64_t c, int64_t pt,
+                         int64_t pb, int64_t pl, int64_t pr, const float *x, float *y);
+int dev_cuda__k_crop_nhwc(cudaStream_t s, int64_t n, int64_t h, int64_t w, int64_t c, int64_t pt,
+                          int64_t pb, int64_t pl, int64_t pr, const float *y, float *x);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FLOE_DEV_CUDA_KERNELS_IMPL_H */

@@ -7,8 +7,9 @@
  * every node, input and attr matches); import of unsorted, hand-built GraphDefs through
  * protobuf-c; errors (unknown op, unknown attr, cycles, bad inputs, duplicate names,
  * limits, malformed bytes, truncation at every offset, every byte corrupted), each
- * leaving the target graph unchanged; load/save through the filesystem ABI; and
- * tf.compat.v1.import_graph_def on the export (skipped without TensorFlow).
+ * leaving the target graph unchanged; load/save through the filesystem ABI;
+ * tf.compat.v1.import_graph_def on the export, and proto/ against TensorFlow's
+ * descriptors (both skipped without TensorFlow).
  */
 #include "test_common.h"
 
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- Building ------------------------------------------------------------------- */
@@ -759,6 +761,25 @@ static void graphdef_tensorflow_accepts_export(void **state) {
     assert_int_equal(WEXITSTATUS(rc), 0);
 }
 
+/* The files of proto/ against TensorFlow's own descriptors (tests/fixtures/tf/check_protos.py):
+ * every field number, type and label, every DataType value. */
+static void graphdef_protos_match_tensorflow(void **state) {
+    (void)state;
+    const char *root = getenv("FLOE_SOURCE_ROOT");
+    if (root == NULL)
+        skip();
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd), "python3 %s/tests/fixtures/tf/check_protos.py %s/proto", root,
+             root);
+    int rc = system(cmd);
+    if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) {
+        printf("SKIP: TensorFlow or protoc is not installed (proto field check)\n");
+        skip();
+    }
+    assert_true(WIFEXITED(rc));
+    assert_int_equal(WEXITSTATUS(rc), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(graphdef_roundtrip_is_lossless),
@@ -772,6 +793,7 @@ int main(void) {
         cmocka_unit_test(graphdef_every_byte_corrupted),
         cmocka_unit_test(graphdef_save_and_load),
         cmocka_unit_test(graphdef_tensorflow_accepts_export),
+        cmocka_unit_test(graphdef_protos_match_tensorflow),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);
 }

@@ -201,6 +201,12 @@ static void old_minor_plugin_conforms(void **state) {
     if (r->status != 0)
         fail_msg("fx_old_minor: exit %d\n%s", r->status, r->out);
     expect_line(r->out, "PASS", "loaded by libfloe", NULL);
+    /* And one compiled against the frozen 1.0 headers, with a device and kernels on it. */
+    r = run(fixture("fx_prev_minor"));
+    if (r->status != 0)
+        fail_msg("fx_prev_minor: exit %d\n%s", r->status, r->out);
+    expect_line(r->out, "PASS", "FxPrevAxpy on FXPREV", "against the op on CPU:0");
+    expect_line(r->out, "PASS", "64 MiB round trip", NULL);
 }
 
 static void usage_errors(void **state) {

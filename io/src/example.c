@@ -399,8 +399,9 @@ static floe_status feature_count(const floe_feature_spec *s, const slot *sl, con
 static floe_status fill_row(const floe_feature_spec *s, const slot *sl, const char *pre,
                             floe_tensor *t, int64_t row_base, int64_t n) {
     size_t es = floe_dtype_size(s->dtype);
-    void *row = s->dtype == FLOE_DTYPE_STRING ? NULL
-                                              : (char *)floe_tensor_data(t) + (size_t)row_base * es;
+    char *base = floe_tensor_data(t); /* NULL for a tensor without elements */
+    void *row = s->dtype == FLOE_DTYPE_STRING || base == NULL ? NULL
+                                                              : base + (size_t)row_base * es;
     int kind;
     const uint8_t *start;
     int64_t count;

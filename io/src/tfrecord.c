@@ -43,6 +43,9 @@ struct floe_tfrecord_reader {
     z_stream zs;
     bool zs_live;
     bool z_end;             /* the last stream ended (Z_STREAM_END) and no input follows */
+    uint8_t *zout;          /* inflated bytes zout[zpos, zlen) not yet read */
+    size_t zpos, zlen;
+    char zwhat[160];        /* damage found by inflate, reported after the bytes before it */
     /* framing */
     uint64_t offset;        /* offset of the next record in the (inflated) stream */
     uint8_t *rec;
@@ -134,8 +137,10 @@ static floe_status z_more_input(floe_tfrecord_reader *r, bool *any) {
     return FLOE_OK;
 }
 
-/* Reads up to @n inflated bytes; *@got < @n only at the clean end of the last stream. */
-static floe_status z_read(floe_tfrecord_reader *r, uint8_t *dst, size_t n, size_t *got) {
+/* Inflates up to @n bytes into @dst; *@got < @n only at the clean end of the last stream
+ * or at damage, which is then described in r->zwhat (reported by z_read once the bytes
+ * before it are used up, so the records before damage are still read). */
+static floe_status z_inflate(floe_tfrecord_reader *r, uint8_t *dst, size_t n, size_t *got) {
     *got = 0;
     while (n > 0 && !r->z_end) {
         bool any;
@@ -162,27 +167,63 @@ static floe_status z_read(floe_tfrecord_reader *r, uint8_t *dst, size_t n, size_
                 r->z_end = true;
                 break;
             }
-            if (r->comp != FLOE_COMPRESSION_GZIP)
-                return reader_fail(r, FLOE_DATA_LOSS, "bytes after the end of the ZLIB stream",
-                                   r->offset);
+            if (r->comp != FLOE_COMPRESSION_GZIP) {
+                snprintf(r->zwhat, sizeof r->zwhat, "bytes after the end of the ZLIB stream");
+                break;
+            }
             inflateReset(&r->zs);
             continue;
         }
-        if (zr == Z_BUF_ERROR && !any && out == 0 && r->zs.total_in == 0 && r->offset == 0) {
+        if (zr == Z_BUF_ERROR && !any && out == 0 && r->zs.total_in == 0 && r->offset == 0 &&
+            *got == 0) {
             r->z_end = true; /* an empty file: no stream, no records */
             break;
         }
-        if (zr == Z_BUF_ERROR && !any && out == 0)
-            return reader_fail(r, FLOE_DATA_LOSS, "compressed stream cut short", r->offset);
         if (zr != Z_OK && zr != Z_BUF_ERROR) {
-            char what[160];
-            snprintf(what, sizeof what, "corrupt %s stream (%s)",
+            snprintf(r->zwhat, sizeof r->zwhat, "corrupt %s stream (%s)",
                      r->comp == FLOE_COMPRESSION_GZIP ? "GZIP" : "ZLIB",
                      r->zs.msg ? r->zs.msg : "inflate failed");
-            return reader_fail(r, FLOE_DATA_LOSS, what, r->offset);
+            break;
         }
-        if (!any && out == 0)
-            return reader_fail(r, FLOE_DATA_LOSS, "compressed stream cut short", r->offset);
+        if (!any && out == 0) {
+            snprintf(r->zwhat, sizeof r->zwhat, "compressed stream cut short");
+            break;
+        }
+    }
+    return FLOE_OK;
+}
+
+/* Reads up to @n inflated bytes through zout[]; *@got < @n only at the clean end. */
+static floe_status z_read(floe_tfrecord_reader *r, uint8_t *dst, size_t n, size_t *got) {
+    *got = 0;
+    while (n > 0) {
+        if (r->zpos < r->zlen) {
+            size_t k = r->zlen - r->zpos < n ? r->zlen - r->zpos : n;
+            memcpy(dst, r->zout + r->zpos, k);
+            r->zpos += k;
+            dst += k;
+            n -= k;
+            *got += k;
+            continue;
+        }
+        if (r->zwhat[0])
+            return reader_fail(r, FLOE_DATA_LOSS, r->zwhat, r->offset);
+        if (r->z_end)
+            break;
+        size_t k;
+        floe_status st;
+        if (n >= RAW_CAP) {
+            /* a long record: inflate straight into place */
+            if ((st = z_inflate(r, dst, n, &k)) != FLOE_OK)
+                return st;
+            dst += k;
+            n -= k;
+            *got += k;
+            continue;
+        }
+        r->zpos = 0;
+        if ((st = z_inflate(r, r->zout, RAW_CAP, &r->zlen)) != FLOE_OK)
+            return st;
     }
     return FLOE_OK;
 }
@@ -282,6 +323,10 @@ static floe_status reader_new(const char *name, floe_compression compression,
             return floe_set_error(FLOE_RESOURCE_EXHAUSTED, "%s: inflateInit failed", name);
         }
         r->zs_live = true;
+        if ((r->zout = malloc(RAW_CAP)) == NULL) {
+            floe_tfrecord_reader_close(r);
+            return floe_set_error(FLOE_RESOURCE_EXHAUSTED, "%s: out of memory", name);
+        }
     }
     *out = r;
     return FLOE_OK;
@@ -356,6 +401,7 @@ void floe_tfrecord_reader_close(floe_tfrecord_reader *r) {
     if (r->mem == NULL)
         free(r->raw);
     free(r->rec);
+    free(r->zout);
     free(r->sticky_msg);
     free(r->name);
     free(r);

@@ -186,9 +186,13 @@ static void tfrecord_corrupt_and_truncate_sweep(void **state) {
         for (int i = 0; i < n; i++)
             ends[i + 1] = ends[i] + 16 + lens[i];
         floe_status last;
+        int prev_k = 0;
         /* Truncate at every offset. */
         for (size_t cut = 0; cut <= size; cut++) {
             int k = read_prefix(bytes, cut, comps[c], lens, n, &last);
+            /* a longer prefix of the file never yields fewer records */
+            assert_true(k >= prev_k);
+            prev_k = k;
             if (comps[c] == FLOE_COMPRESSION_NONE) {
                 int whole = 0;
                 while (whole < n && ends[whole + 1] <= cut)

@@ -9,8 +9,8 @@
  * input and compared element-wise within 1e-5 relative (absolute floor 1e-7 for values
  * near zero); then exported and re-imported (same outputs again: the export of an
  * imported TensorFlow graph is itself importable and complete).  Edited copies check the
- * errors a user meets: an op Floe lacks, an attribute value Floe does not support
- * (data_format NCHW), a truncated file.
+ * errors a user meets: an op Floe lacks (op and node named), an attribute that does not
+ * fit the data (data_format NCHW on NHWC tensors: the node, op and layout named).
  */
 #include "test_common.h"
 

@@ -185,13 +185,14 @@ static floe_status knob(const char *name, int64_t lo, int64_t hi, int sizes, int
 }
 
 static floe_status load_knobs(s3_config *cfg) {
-    int64_t part = 8 << 20, ra = 8 << 20, deadline = 300000, connect = 10000, stall = 30,
+    int64_t part = 8 << 20, ra = 8 << 20, ra_max = 64 << 20, deadline = 300000, connect = 10000, stall = 30,
             attempts = 10, base = 50, cap = 5000, keys = 1000, verbose = 0, force = -1;
     floe_status st;
 
     if ((st = knob("FLOE_S3_PART_SIZE", (int64_t)S3_MIN_PART_SIZE, (int64_t)S3_MAX_PART_SIZE,
                    1, &part)) != FLOE_OK ||
         (st = knob("FLOE_S3_READAHEAD", 0, (int64_t)1 << 30, 1, &ra)) != FLOE_OK ||
+        (st = knob("FLOE_S3_READAHEAD_MAX", 0, (int64_t)1 << 30, 1, &ra_max)) != FLOE_OK ||
         (st = knob("FLOE_S3_DEADLINE_MS", 1, (int64_t)1 << 40, 0, &deadline)) != FLOE_OK ||
         (st = knob("FLOE_S3_CONNECT_TIMEOUT_MS", 1, (int64_t)1 << 31, 0, &connect)) != FLOE_OK ||
         (st = knob("FLOE_S3_STALL_SECONDS", 1, 86400, 0, &stall)) != FLOE_OK ||
@@ -204,6 +205,7 @@ static floe_status load_knobs(s3_config *cfg) {
         return st;
     cfg->part_size = (size_t)part;
     cfg->readahead = (size_t)ra;
+    cfg->readahead_max = (size_t)(ra_max > ra ? ra_max : ra);
     cfg->deadline_ms = deadline;
     cfg->connect_timeout_ms = connect;
     cfg->stall_seconds = (long)stall;

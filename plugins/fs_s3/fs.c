@@ -175,6 +175,18 @@ static floe_status s3_pread(void *file, uint64_t offset, void *buf, size_t n, si
             done += want;
             continue;
         }
+        /* Sequential reading (this miss starts where the window ended) doubles the
+         * window up to FLOE_S3_READAHEAD_MAX: fewer, larger GETs for a streaming reader,
+         * small ones for random access. */
+        if (f->ra_len > 0 && at == f->ra_off + f->ra_len && f->ra_cap < f->fs->cfg.readahead_max) {
+            size_t grown = f->ra_cap * 2 < f->fs->cfg.readahead_max ? f->ra_cap * 2
+                                                                    : f->fs->cfg.readahead_max;
+            uint8_t *b = realloc(f->ra, grown);
+            if (b != NULL) {
+                f->ra = b;
+                f->ra_cap = grown;
+            }
+        }
         if (f->ra == NULL && (f->ra = malloc(f->ra_cap)) == NULL)
             return oom(f->uri);
         size_t fill = f->size - at < f->ra_cap ? (size_t)(f->size - at) : f->ra_cap;

@@ -37,6 +37,7 @@ typedef struct s3_config {
     int path_style;          /* 1 forced, 0 virtual-hosted unless a bucket needs path style */
     size_t part_size;        /* multipart part size, [5 MiB, 5 GiB] */
     size_t readahead;        /* bytes fetched per ranged GET for small reads */
+    size_t readahead_max;    /* the window grows to this while reads are sequential */
     int64_t deadline_ms;     /* all attempts of one request */
     int64_t connect_timeout_ms;
     long stall_seconds;      /* an attempt slower than 1 byte/s for this long fails */

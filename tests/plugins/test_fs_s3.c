@@ -345,6 +345,17 @@ static void ranged_reads_at_odd_offsets(void **state) {
         assert_int_equal(got, expect);
         assert_memory_equal(buf, want + cases[i].off, expect);
     }
+    /* A sequential scan in small reads: the window doubles from 1000 bytes (1000, 2000,
+     * ..., 64000: 7 GETs, not 1001). */
+    floe_file_close(f);
+    OK(floe_file_open_read(ctx, "s3://floe-test/ranged", &f));
+    long gets = server_cmd(&srv, "count GET /floe-test/ranged");
+    for (size_t off = 0; off < n; off += 100) {
+        OK(floe_file_pread(f, off, buf, 100, &got));
+        assert_int_equal(got, off + 100 <= n ? 100 : n - off);
+        assert_memory_equal(buf, want + off, got);
+    }
+    assert_int_equal(server_cmd(&srv, "count GET /floe-test/ranged") - gets, 7);
     OK(floe_file_pread(f, n, buf, 10, &got));        /* at the end */
     assert_int_equal(got, 0);
     OK(floe_file_pread(f, n + 500, buf, 10, &got));  /* past the end */

@@ -198,13 +198,16 @@ static floe_status writer_name(floe_summary_writer *w) {
                  w->logdir[strlen(w->logdir) - 1] == '/' ? "" : "/",
                  (long long)time(NULL), host, (long)getpid(),
                  atomic_fetch_add(&file_counter, 1));
-        if (floe_fs_stat(w->ctx, path, &info) == FLOE_NOT_FOUND) {
+        floe_status st = floe_fs_stat(w->ctx, path, &info);
+        if (st == FLOE_NOT_FOUND) {
             free(w->path);
             w->path = path;
             floe_set_error(FLOE_OK, "%s", "");
             return FLOE_OK;
         }
         free(path);
+        if (st != FLOE_OK)
+            return st; /* the filesystem's message names the path */
     }
     return floe_set_error(FLOE_ALREADY_EXISTS, "summary writer: no free event file name in '%s'",
                           w->logdir);
@@ -572,9 +575,6 @@ floe_status floe_summary_image(floe_summary_writer *w, const char *tag,
     return st;
 }
 
-/* graphdef.c may be built later than this file (issue 4 lands in parts). */
-#pragma weak floe_graphdef_export
-
 floe_status floe_summary_graph(floe_summary_writer *w, const floe_graph *g) {
     Floe__Tf__Event ev = FLOE__TF__EVENT__INIT;
     void *data = NULL;
@@ -587,9 +587,6 @@ floe_status floe_summary_graph(floe_summary_writer *w, const floe_graph *g) {
     if (w->sticky != FLOE_OK)
         return floe_set_error(w->sticky, "summary writer '%s': an earlier flush failed",
                               w->path);
-    if (floe_graphdef_export == NULL)
-        return floe_set_error(FLOE_UNIMPLEMENTED, "summary graph: GraphDef export is not "
-                              "built into libfloe_io");
     if ((st = floe_graphdef_export(g, &data, &size)) != FLOE_OK)
         return floe_set_error(st, "summary graph: %s", floe_last_error());
     ev.wall_time = now_realtime();

@@ -19,9 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* libfloe_io's GraphDef export may be built in a later commit (issue 4 lands in parts). */
-#pragma weak floe_graphdef_export
-
 static int check(floe_status st, const char *what) {
     if (st != FLOE_OK) {
         fprintf(stderr, "tb_sample: %s: %s: %s %s\n", what, floe_status_str(st),
@@ -85,7 +82,7 @@ static int write_sample(floe_context *ctx, const char *dir) {
     floe_node *in[2] = {floe_graph_find(g, "x"), node(g, "Const", "w", NULL, 0, 0, wt)};
     node(g, "MatMul", "y", in, 2, FLOE_DTYPE_INVALID, NULL);
     floe_tensor_unref(wt);
-    if (floe_graphdef_export != NULL && floe_summary_graph(w, g) == FLOE_OK)
+    if (floe_summary_graph(w, g) == FLOE_OK)
         graph = 1;
     floe_graph_free(g);
     check(floe_summary_writer_close(w), "close");

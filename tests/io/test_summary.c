@@ -24,10 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* libfloe_io's GraphDef export may be built in a later commit (issue 4 lands in parts). */
-#pragma weak floe_graphdef_export
-#pragma weak floe_graphdef_import
-
 /* ---- Helpers ------------------------------------------------------------------------ */
 
 static void ok(floe_status st, const char *what) {
@@ -387,17 +383,9 @@ static void graph_event_holds_the_exported_graphdef(void **state) {
     floe_node *in[2] = {x, c}, *mm = NULL;
     assert_non_null(x);
     ok(tc_g_node(g, "MatMul", in, 2, 0, NULL, &mm), "matmul");
-    floe_status st = floe_graphdef_export == NULL ? FLOE_UNIMPLEMENTED
-                                                  : floe_graphdef_export(g, &gd, &gd_size);
+    floe_status st = floe_graphdef_export(g, &gd, &gd_size);
     tmpdir(dir, sizeof(dir));
     ok(floe_summary_writer_new(ctx, dir, -1, &w), "writer");
-    if (st == FLOE_UNIMPLEMENTED) {
-        assert_int_equal(floe_summary_graph(w, g), FLOE_UNIMPLEMENTED);
-        ok(floe_summary_writer_close(w), "close");
-        floe_graph_free(g);
-        rm_rf(dir);
-        skip();
-    }
     ok(st, "export");
     ok(floe_summary_graph(w, g), "graph event");
     snprintf(path, sizeof(path), "%s", floe_summary_writer_path(w));

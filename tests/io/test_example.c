@@ -392,6 +392,48 @@ static void example_damaged_bytes_never_crash(void **state) {
         free(rec[i]);
 }
 
+/* TensorFlow parses what the builder writes (tests/io/check_example_tf.py); skipped
+ * without the tensorflow package. */
+static void example_tensorflow_parses_builder_output(void **state) {
+    (void)state;
+    if (system("python3 -c 'import tensorflow' >/dev/null 2>&1") != 0) {
+        printf("SKIP: the tensorflow Python package is not installed\n");
+        skip();
+    }
+    char dir[64], path[128], cmd[512];
+    snprintf(dir, sizeof dir, "/tmp/floe-example-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/floe_examples.tfrecord", dir);
+    floe_tfrecord_writer *w;
+    assert_int_equal(floe_tfrecord_writer_open(NULL, path, FLOE_COMPRESSION_NONE, 0, &w), FLOE_OK);
+    floe_example_builder *b = floe_example_builder_new();
+    for (int i = 0; i < 20; i++) {
+        float f[3] = {(float)i, -i * 0.5f, 1e-3f};
+        int64_t v[3] = {i, -i, (INT64_C(1) << 40) + i};
+        char s0[16];
+        snprintf(s0, sizeof s0, "s%d", i);
+        const void *sv[2] = {s0, ""};
+        size_t sl[2] = {strlen(s0), 0};
+        floe_example_builder_clear(b);
+        assert_int_equal(floe_example_builder_add_floats(b, "f", f, 3), FLOE_OK);
+        assert_int_equal(floe_example_builder_add_int64s(b, "i", v, 3), FLOE_OK);
+        assert_int_equal(floe_example_builder_add_bytes(b, "s", sv, sl, 2), FLOE_OK);
+        assert_int_equal(floe_example_builder_add_floats(b, "empty", NULL, 0), FLOE_OK);
+        const void *d;
+        size_t n;
+        assert_int_equal(floe_example_builder_serialize(b, &d, &n), FLOE_OK);
+        assert_int_equal(floe_tfrecord_write(w, d, n), FLOE_OK);
+    }
+    floe_example_builder_free(b);
+    assert_int_equal(floe_tfrecord_writer_close(w), FLOE_OK);
+    snprintf(cmd, sizeof cmd, "TF_CPP_MIN_LOG_LEVEL=3 python3 '%s/tests/io/check_example_tf.py' "
+             "'%s'", getenv("FLOE_SOURCE_ROOT"), path);
+    int rc = system(cmd);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(rc, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(example_parses_tensorflow_examples),
@@ -400,6 +442,7 @@ int main(void) {
         cmocka_unit_test(example_parses_unpacked_and_merged),
         cmocka_unit_test(example_errors_name_the_feature),
         cmocka_unit_test(example_damaged_bytes_never_crash),
+        cmocka_unit_test(example_tensorflow_parses_builder_output),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -372,30 +372,41 @@ static floe_status fill_default(const floe_feature_spec *s, floe_tensor *t, void
     return FLOE_OK;
 }
 
-/* The number of values of feature @s in slot @sl (0 when missing); kind checked. */
-static floe_status feature_count(const floe_feature_spec *s, const slot *sl, const char *pre,
-                                 int64_t *count, int *kind, const uint8_t **start) {
-    *count = 0;
+/* The kind of feature @s in slot @sl (KIND_NONE when missing), checked against the spec,
+ * and where its list fields start. */
+static floe_status feature_find(const floe_feature_spec *s, const slot *sl, const char *pre,
+                                int *kind, const uint8_t **start) {
     *kind = KIND_NONE;
     if (!sl->found)
         return FLOE_OK;
     if (!feature_kind(sl, kind, start))
         return floe_set_error(FLOE_DATA_LOSS, "%sfeature '%s': malformed Feature", pre, s->key);
-    if (*kind == KIND_NONE)
-        return FLOE_OK;
-    if (*kind != want_kind(s->dtype))
+    if (*kind != KIND_NONE && *kind != want_kind(s->dtype))
         return floe_set_error(FLOE_INVALID_ARGUMENT, "%sfeature '%s' holds a %s, not the %s a %s "
                               "spec needs", pre, s->key, kind_name(*kind),
                               kind_name(want_kind(s->dtype)), floe_dtype_name(s->dtype));
+    return FLOE_OK;
+}
+
+/* The number of values of feature @s in slot @sl (0 when missing); kind checked. */
+static floe_status feature_count(const floe_feature_spec *s, const slot *sl, const char *pre,
+                                 int64_t *count) {
+    int kind;
+    const uint8_t *start;
+    *count = 0;
+    floe_status st = feature_find(s, sl, pre, &kind, &start);
+    if (st != FLOE_OK || kind == KIND_NONE)
+        return st;
     sink k = {.dtype = s->dtype};
-    if (!walk_list(sl, *start, *kind, &k))
+    if (!walk_list(sl, start, kind, &k))
         return floe_set_error(FLOE_DATA_LOSS, "%sfeature '%s': malformed %s", pre, s->key,
-                              kind_name(*kind));
+                              kind_name(kind));
     *count = k.count;
     return FLOE_OK;
 }
 
-/* Fills one row (@n values, elements from @row_base of @t) of feature @s. */
+/* Fills one row (@n values, elements from @row_base of @t) of feature @s, in one walk
+ * over its list. */
 static floe_status fill_row(const floe_feature_spec *s, const slot *sl, const char *pre,
                             floe_tensor *t, int64_t row_base, int64_t n) {
     size_t es = floe_dtype_size(s->dtype);
@@ -404,8 +415,7 @@ static floe_status fill_row(const floe_feature_spec *s, const slot *sl, const ch
                                                               : base + (size_t)row_base * es;
     int kind;
     const uint8_t *start;
-    int64_t count;
-    floe_status st = feature_count(s, sl, pre, &count, &kind, &start);
+    floe_status st = feature_find(s, sl, pre, &kind, &start);
     if (st != FLOE_OK)
         return st;
     if (kind == KIND_NONE) {
@@ -414,23 +424,23 @@ static floe_status fill_row(const floe_feature_spec *s, const slot *sl, const ch
                                   "default", pre, s->key);
         return fill_default(s, t, row, row_base, 0, n);
     }
-    if (!s->var_len && count != n)
-        return floe_set_error(FLOE_INVALID_ARGUMENT, "%sfeature '%s' has %" PRId64 " values; "
-                              "its shape needs %" PRId64, pre, s->key, count, n);
-    if (count > n)
-        return floe_set_error(FLOE_INTERNAL, "%sfeature '%s': count changed", pre, s->key);
-    sink k = {.dtype = s->dtype, .dst = row ? row : (void *)1, .str = t, .str_base = row_base,
+    /* dst only marks "store" for strings, which go through str */
+    sink k = {.dtype = s->dtype, .dst = row ? row : (void *)t, .str = t, .str_base = row_base,
               .cap = n};
     if (!walk_list(sl, start, kind, &k))
         return floe_set_error(FLOE_DATA_LOSS, "%sfeature '%s': malformed %s", pre, s->key,
                               kind_name(kind));
+    if (k.count != n && (!s->var_len || k.count > n))
+        return floe_set_error(s->var_len ? FLOE_INTERNAL : FLOE_INVALID_ARGUMENT,
+                              "%sfeature '%s' has %" PRId64 " values; its shape needs %" PRId64,
+                              pre, s->key, k.count, n);
     if (k.oom)
         return floe_set_error(FLOE_RESOURCE_EXHAUSTED, "%sfeature '%s': out of memory", pre,
                               s->key);
     if (k.range_error)
         return floe_set_error(FLOE_OUT_OF_RANGE, "%sfeature '%s': an int64 value does not fit "
                               "int32", pre, s->key);
-    return fill_default(s, t, row, row_base, count, n);
+    return fill_default(s, t, row, row_base, k.count, n);
 }
 
 static floe_status parse_impl(const void *const *data, const size_t *sizes, int64_t batch,
@@ -462,11 +472,9 @@ static floe_status parse_impl(const void *const *data, const size_t *sizes, int6
     for (int j = 0; j < nspecs; j++) {
         width[j] = specs[j].var_len ? 0 : spec_elems(&specs[j]);
         for (int64_t b = 0; specs[j].var_len && b < batch; b++) {
-            int kind;
-            const uint8_t *start;
             int64_t c;
             prefix(pre, sizeof pre, batched, b);
-            if ((st = feature_count(&specs[j], &slots[b * nspecs + j], pre, &c, &kind, &start)))
+            if ((st = feature_count(&specs[j], &slots[b * nspecs + j], pre, &c)) != FLOE_OK)
                 goto done;
             width[j] = c > width[j] ? c : width[j];
         }

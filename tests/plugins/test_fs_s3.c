@@ -11,15 +11,18 @@
  * keys and buckets, bad credentials against a moto that checks SigV4 signatures through
  * IAM, retried faults (503, 429, 500, dropped connections, a stalled answer), retries
  * exhausted and the abort of the multipart upload (no object appears), a deadline, an
- * unreachable server, bad configuration, and a training run that checkpoints to S3, is
- * killed with SIGKILL and resumes from S3.
+ * unreachable server, bad configuration, a training run that checkpoints to S3, is
+ * killed with SIGKILL and resumes from S3, checkpoint saves interrupted or read back
+ * damaged, and the libraries and tools on s3:// URIs: TFRecord files (plain and gzip,
+ * multipart), a TensorBoard event file (flushed by rewriting: no append on S3), and
+ * `floe run` with its model, input and output on S3.
  *
  * Skips (exit 77) when python3 or moto's server is missing.  The server process is
  * stopped at the end, and exits by itself when this process dies (its stdin closes) or
  * after 600 s; every wait here is bounded.
  *
  * Sections: the server, contexts, objects, listing and directories, errors, faults,
- * checkpoints and a killed training run, main.
+ * checkpoints and a killed training run, libraries and tools on s3://, main.
  */
 #include "test_common.h"
 
@@ -27,10 +30,13 @@
 #include <floe/data.h>
 #include <floe/fs.h>
 #include <floe/keras.h>
+#include <floe/summary.h>
+#include <floe/tfrecord.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -874,6 +880,123 @@ static void training_killed_and_resumed_from_s3(void **state) {
     floe_context_free(ctx);
 }
 
+/* ---- Libraries and tools on s3:// -------------------------------------------------------------- */
+
+static void tfrecord_file_on_s3(void **state) {
+    (void)state;
+    floe_context *ctx = ctx_for(&srv, EXTRA("FLOE_S3_PART_SIZE=5M", "FLOE_S3_READAHEAD=64K"));
+    static const floe_compression kinds[] = {FLOE_COMPRESSION_NONE, FLOE_COMPRESSION_GZIP};
+    uint8_t rec[3000];
+
+    for (int k = 0; k < 2; k++) {
+        const char *uri = k == 0 ? "s3://floe-test/io/data.tfrecord" : "s3://floe-test/io/data.tfrecord.gz";
+        floe_tfrecord_writer *w;
+        floe_tfrecord_reader *r;
+        /* ~6 MiB uncompressed: a multipart upload for the plain file. */
+        OK(floe_tfrecord_writer_open(ctx, uri, kinds[k], 0, &w));
+        for (int i = 0; i < 2000; i++) {
+            fill_pattern(rec, sizeof(rec), (uint64_t)i + 100);
+            OK(floe_tfrecord_write(w, rec, 1 + (size_t)(i * 7919) % sizeof(rec)));
+        }
+        OK(floe_tfrecord_writer_close(w));
+        OK(floe_tfrecord_reader_open(ctx, uri, kinds[k], &r));
+        const void *data;
+        size_t n;
+        int i = 0;
+        floe_status st;
+        while ((st = floe_tfrecord_read(r, &data, &n)) == FLOE_OK) {
+            fill_pattern(rec, sizeof(rec), (uint64_t)i + 100);
+            assert_int_equal(n, 1 + (size_t)(i * 7919) % sizeof(rec));
+            assert_memory_equal(data, rec, n);
+            i++;
+        }
+        expect_status(st, FLOE_OUT_OF_RANGE, NULL);
+        assert_int_equal(i, 2000);
+        floe_tfrecord_reader_close(r);
+    }
+    floe_context_free(ctx);
+}
+
+static void event_file_on_s3(void **state) {
+    (void)state;
+    floe_context *ctx = ctx_for(&srv, NULL);
+    floe_summary_writer *w;
+    floe_event_reader *r;
+    const floe_event *ev;
+    char path[1024];
+
+    OK(floe_summary_writer_new(ctx, "s3://floe-test/io/logs/run1", -1, &w));
+    for (int step = 0; step < 50; step++) {
+        OK(floe_summary_scalar(w, "loss", 1.0 / (step + 1), step));
+        if (step == 20)
+            OK(floe_summary_flush(w));      /* no append on S3: the object is rewritten */
+    }
+    snprintf(path, sizeof(path), "%s", floe_summary_writer_path(w));
+    assert_true(strncmp(path, "s3://floe-test/io/logs/run1/", 28) == 0);
+    OK(floe_summary_writer_close(w));
+    OK(floe_event_reader_open(ctx, path, &r));
+    int scalars = 0;
+    while (floe_event_reader_next(r, &ev) == FLOE_OK)
+        if (ev->kind == FLOE_EVENT_SUMMARY && ev->nvalues == 1 &&
+            strcmp(ev->values[0].tag, "loss") == 0) {
+            assert_true(fabs(ev->values[0].scalar - 1.0 / (ev->step + 1)) < 1e-6);
+            scalars++;
+        }
+    floe_event_reader_close(r);
+    assert_int_equal(scalars, 50);
+    floe_context_free(ctx);
+}
+
+/* Copies local file @from to @to (any URI). */
+static void copy_file(floe_context *ctx, const char *from, const char *to) {
+    void *data;
+    size_t size;
+    OK(floe_fs_read_all(ctx, from, 0, &data, &size));
+    OK(floe_fs_write_all(ctx, to, data, size));
+    free(data);
+}
+
+static void floe_run_model_on_s3(void **state) {
+    (void)state;
+    const char *root = getenv("FLOE_SOURCE_ROOT"), *build = getenv("FLOE_BUILD_ROOT");
+    char src[2048], cmd[8192], local_out[] = "/tmp/floe-s3-run-XXXXXX";
+    floe_context *ctx = ctx_for(&srv, NULL);
+
+    assert_non_null(root);
+    assert_non_null(build);
+    snprintf(src, sizeof(src), "%s/tests/fixtures/tf/mlp.pb", root);
+    copy_file(ctx, src, "s3://floe-test/models/mlp.pb");
+    snprintf(src, sizeof(src), "%s/tests/fixtures/tf/mlp_x.npy", root);
+    copy_file(ctx, src, "s3://floe-test/models/mlp_x.npy");
+    int fd = mkstemp(local_out);
+    assert_true(fd >= 0);
+    close(fd);
+    /* The same model run from local files and from S3 (output written to S3). */
+    snprintf(cmd, sizeof(cmd),
+             "'%s/tools/floe' run '%s/tests/fixtures/tf/mlp.pb' --input x='%s' "
+             "--output-file Identity='%s' >/dev/null && "
+             "'%s/tools/floe' run s3://floe-test/models/mlp.pb "
+             "--input x=s3://floe-test/models/mlp_x.npy "
+             "--output-file Identity=s3://floe-test/models/out.npy",
+             build, root, src, local_out, build);
+    int rc = system(cmd);
+    assert_int_equal(rc, 0);
+    void *a, *b;
+    size_t na, nb;
+    OK(floe_fs_read_all(ctx, local_out, 0, &a, &na));
+    OK(floe_fs_read_all(ctx, "s3://floe-test/models/out.npy", 0, &b, &nb));
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    free(a);
+    free(b);
+    unlink(local_out);
+    /* A missing model on S3: the tool fails and names it. */
+    snprintf(cmd, sizeof(cmd), "'%s/tools/floe' run s3://floe-test/models/none.pb --input x=%s "
+             "--output Identity 2>&1 | grep -q 's3://floe-test/models/none.pb'", build, src);
+    assert_int_equal(system(cmd), 0);
+    floe_context_free(ctx);
+}
+
 /* ---- Main ---------------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -907,6 +1030,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(deadline_bounds_retries),
         cmocka_unit_test(checkpoint_interrupted_save_keeps_previous),
         cmocka_unit_test(training_killed_and_resumed_from_s3),
+        cmocka_unit_test(tfrecord_file_on_s3),
+        cmocka_unit_test(event_file_on_s3),
+        cmocka_unit_test(floe_run_model_on_s3),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     server_stop(&auth_srv);

@@ -188,6 +188,18 @@ def check_fit(d, epochs):
     check(int(round(kernel[:, 2].sum())) == 8 * 8, "dense/kernel histogram counts 64 weights")
 
 
+def parse_sample_output(text):
+    """tb_sample's stdout: ({epoch: {key: value}}, graph written 0/1)."""
+    epochs, graph = {}, 0
+    for line in text.splitlines():
+        f = line.split()
+        if f and f[0] == "epoch":
+            epochs[int(f[1])] = {f[i]: float(f[i + 1]) for i in range(2, len(f), 2)}
+        elif f and f[0] == "graph":
+            graph = int(f[1])
+    return epochs, graph
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -197,13 +209,7 @@ def main():
         if out.returncode != 0:
             print(out.stdout, out.stderr)
             return 1
-        epochs, graph = {}, 0
-        for line in out.stdout.splitlines():
-            f = line.split()
-            if f[0] == "epoch":
-                epochs[int(f[1])] = {f[i]: float(f[i + 1]) for i in range(2, len(f), 2)}
-            elif f[0] == "graph":
-                graph = int(f[1])
+        epochs, graph = parse_sample_output(out.stdout)
         check_sample(os.path.join(d, "sample"), graph)
         check_fit(os.path.join(d, "fit"), epochs)
     if FAILURES:

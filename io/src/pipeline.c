@@ -1215,3 +1215,187 @@ floe_status floe_pipeline_cache(floe_pipeline *input, floe_pipeline **out) {
         return st;
     return node_new(&cache_ops, input, calloc(1, sizeof(cacher)), cacher_free, out);
 }
+
+/* ---- Cache in a file ---------------------------------------------------------------------
+ *
+ * Each element is one TFRecord record (so the file has CRCs): "FLEC", u32 tensor count,
+ * then per tensor u32 dtype, u32 rank, i64 extents, and the data (STRING: u64 length
+ * and bytes per element).  The file is written during the first complete pass and
+ * committed at its end (floe/fs.h: visible only then), so an existing file is always
+ * complete and is read instead of running the input. */
+
+typedef struct fcache {
+    floe_context *ctx;
+    char *uri;
+    int mode;               /* 0: undecided, 1: writing, 2: reading, 3: written, at the end */
+    floe_tfrecord_writer *w;
+    floe_tfrecord_reader *r;
+    uint8_t *buf;
+    size_t len, cap;
+} fcache;
+
+static bool fc_put(fcache *c, const void *p, size_t n) {
+    if (c->len + n > c->cap) {
+        size_t cap = c->cap ? c->cap : 4096;
+        while (cap < c->len + n)
+            cap *= 2;
+        uint8_t *nb = realloc(c->buf, cap);
+        if (nb == NULL)
+            return false;
+        c->buf = nb;
+        c->cap = cap;
+    }
+    if (n)
+        memcpy(c->buf + c->len, p, n);
+    c->len += n;
+    return true;
+}
+
+static floe_status fc_encode(fcache *c, const elem *e) {
+    uint32_t head[2] = {0x43454c46u, (uint32_t)e->n};
+    bool ok = true;
+    c->len = 0;
+    ok = fc_put(c, head, sizeof head);
+    for (int i = 0; ok && i < e->n; i++) {
+        floe_tensor *t = e->t[i];
+        uint32_t h[2] = {(uint32_t)floe_tensor_dtype(t), (uint32_t)floe_tensor_ndim(t)};
+        ok = fc_put(c, h, sizeof h) &&
+             fc_put(c, floe_tensor_shape(t), (size_t)h[1] * sizeof(int64_t));
+        if (h[0] != FLOE_DTYPE_STRING) {
+            ok = ok && fc_put(c, floe_tensor_data(t), floe_tensor_nbytes(t));
+            continue;
+        }
+        for (int64_t k = 0; ok && k < floe_tensor_num_elements(t); k++) {
+            const char *b;
+            size_t n;
+            uint64_t n64;
+            ok = floe_tensor_get_string(t, k, &b, &n) == FLOE_OK;
+            n64 = n;
+            ok = ok && fc_put(c, &n64, sizeof n64) && fc_put(c, b, n);
+        }
+    }
+    return ok ? FLOE_OK : oom("cache");
+}
+
+static bool fc_take(const uint8_t **p, const uint8_t *end, void *dst, size_t n) {
+    if ((size_t)(end - *p) < n)
+        return false;
+    memcpy(dst, *p, n);
+    *p += n;
+    return true;
+}
+
+static floe_status fc_decode(fcache *c, const uint8_t *p, size_t size, elem *e) {
+    const uint8_t *end = p + size;
+    uint32_t head[2];
+    if (!fc_take(&p, end, head, sizeof head) || head[0] != 0x43454c46u || head[1] < 1 ||
+        head[1] > FLOE_PIPELINE_MAX_TUPLE)
+        goto bad;
+    for (uint32_t i = 0; i < head[1]; i++) {
+        uint32_t h[2];
+        int64_t shape[FLOE_MAX_DIMS];
+        if (!fc_take(&p, end, h, sizeof h) || h[1] > FLOE_MAX_DIMS ||
+            !fc_take(&p, end, shape, (size_t)h[1] * sizeof(int64_t)))
+            goto bad;
+        floe_tensor *t;
+        if (floe_tensor_new((floe_dtype)h[0], shape, (int)h[1], &t) != FLOE_OK)
+            goto bad;
+        e->t[e->n++] = t;
+        if (h[0] != FLOE_DTYPE_STRING) {
+            if (!fc_take(&p, end, floe_tensor_data(t), floe_tensor_nbytes(t)))
+                goto bad;
+            continue;
+        }
+        for (int64_t k = 0; k < floe_tensor_num_elements(t); k++) {
+            uint64_t n;
+            if (!fc_take(&p, end, &n, sizeof n) || n > (uint64_t)(end - p) ||
+                floe_tensor_set_string(t, k, p, (size_t)n) != FLOE_OK)
+                goto bad;
+            p += n;
+        }
+    }
+    if (p == end)
+        return FLOE_OK;
+bad:
+    return floe_set_error(FLOE_DATA_LOSS, "cache file %s: a damaged element at offset %" PRIu64,
+                          c->uri, floe_tfrecord_reader_offset(c->r));
+}
+
+static floe_status fcache_next(floe_pipeline *p, elem *e) {
+    fcache *c = p->state;
+    floe_status st;
+    if (c->mode == 3)
+        return floe_set_error(FLOE_OUT_OF_RANGE, "end of input");
+    if (c->mode == 0) {
+        floe_file_info info = {.struct_size = sizeof info};
+        if (floe_fs_stat(c->ctx, c->uri, &info) == FLOE_OK) {
+            st = floe_tfrecord_reader_open(c->ctx, c->uri, FLOE_COMPRESSION_NONE, &c->r);
+            c->mode = 2;
+        } else {
+            st = floe_tfrecord_writer_open(c->ctx, c->uri, FLOE_COMPRESSION_NONE, 0, &c->w);
+            c->mode = 1;
+        }
+        if (st != FLOE_OK) {
+            c->mode = 0;
+            return st;
+        }
+    }
+    if (c->mode == 2) {
+        const void *data;
+        size_t n;
+        if ((st = floe_tfrecord_read(c->r, &data, &n)) != FLOE_OK)
+            return st;
+        return fc_decode(c, data, n, e);
+    }
+    st = pull(p->input, e);
+    if (st == FLOE_OUT_OF_RANGE) {
+        floe_status cst = floe_tfrecord_writer_close(c->w);
+        c->w = NULL;
+        c->mode = 3;
+        return cst != FLOE_OK ? cst : floe_set_error(FLOE_OUT_OF_RANGE, "end of input");
+    }
+    if (st == FLOE_OK && (st = fc_encode(c, e)) == FLOE_OK)
+        st = floe_tfrecord_write(c->w, c->buf, c->len);
+    return st;
+}
+
+static floe_status fcache_reset(floe_pipeline *p) {
+    fcache *c = p->state;
+    floe_tfrecord_writer_abort(c->w); /* a partial pass is not kept */
+    floe_tfrecord_reader_close(c->r);
+    c->w = NULL;
+    c->r = NULL;
+    bool was_writing = c->mode == 1;
+    c->mode = 0;
+    return was_writing ? reset_input(p) : FLOE_OK;
+}
+
+static void fcache_free(void *state) {
+    fcache *c = state;
+    floe_tfrecord_writer_abort(c->w);
+    floe_tfrecord_reader_close(c->r);
+    free(c->uri);
+    free(c->buf);
+    free(c);
+}
+
+static void fcache_destroy(floe_pipeline *p) {
+    fcache_free(p->state);
+}
+
+static const node_ops fcache_ops = {"cache_file", fcache_next, fcache_reset, fcache_destroy};
+
+floe_status floe_pipeline_cache_file(floe_pipeline *input, floe_context *ctx, const char *uri,
+                                     floe_pipeline **out) {
+    floe_status st = check_input(input, out, uri != NULL, "floe_pipeline_cache_file (a URI)");
+    if (st != FLOE_OK)
+        return st;
+    fcache *c = calloc(1, sizeof *c);
+    if (c != NULL && (c->uri = strdup(uri)) == NULL) {
+        free(c);
+        c = NULL;
+    }
+    if (c != NULL)
+        c->ctx = ctx;
+    return node_new(&fcache_ops, input, c, fcache_free, out);
+}

@@ -6,7 +6,9 @@
  * pass, buffer 1 = no shuffle), map (sequential and on the shared pool in order, a
  * failing callback's message reaching next()), interleaved TFRecord files parsed as
  * Examples, repeat/take/skip, prefetch (the same stream, errors through the thread,
- * freeing mid-stream), cache (the source runs once), and argument errors.
+ * freeing mid-stream), cache in memory and in a file (the source runs once; a file is
+ * reused by a later pipeline, a partial pass leaves none, damage is DATA_LOSS), and
+ * argument errors.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -440,6 +442,88 @@ static void pipeline_cache_runs_source_once(void **state) {
     floe_pipeline_free(p);
 }
 
+static void pipeline_cache_file_is_reused(void **state) {
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/cache.bin", g_dir);
+    counting c = {0, 0, 10};
+    floe_pipeline_source src = {count_next, count_reset, NULL, &c};
+    floe_pipeline *p;
+    /* a pass stopped early leaves no file */
+    assert_int_equal(floe_pipeline_from_source(&src, &p), FLOE_OK);
+    assert_int_equal(floe_pipeline_cache_file(p, NULL, path, &p), FLOE_OK);
+    floe_tensor *t[FLOE_PIPELINE_MAX_TUPLE];
+    int n;
+    assert_int_equal(floe_pipeline_next(p, t, &n), FLOE_OK);
+    tc_unref_all(t, n);
+    assert_int_equal(floe_pipeline_reset(p), FLOE_OK);
+    floe_file_info info = {.struct_size = sizeof info};
+    assert_int_not_equal(floe_fs_stat(NULL, path, &info), FLOE_OK);
+    /* a complete pass writes it; the next passes read it without running the source */
+    floe_pipeline_free(p);
+    c.next_calls = 0;
+    c.pos = 0;
+    assert_int_equal(floe_pipeline_from_source(&src, &p), FLOE_OK);
+    assert_int_equal(floe_pipeline_cache_file(p, NULL, path, &p), FLOE_OK);
+    assert_int_equal(floe_pipeline_repeat(p, 3, &p), FLOE_OK);
+    int32_t ys[64];
+    assert_int_equal(drain_y(p, ys, 64), 30);
+    assert_int_equal(c.next_calls, 11);
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(ys[i], i % 10);
+    floe_pipeline_free(p);
+    assert_int_equal(floe_fs_stat(NULL, path, &info), FLOE_OK);
+    /* another pipeline over the same file: the source never runs */
+    c.next_calls = 0;
+    assert_int_equal(floe_pipeline_from_source(&src, &p), FLOE_OK);
+    assert_int_equal(floe_pipeline_cache_file(p, NULL, path, &p), FLOE_OK);
+    assert_int_equal(drain_y(p, ys, 64), 10);
+    assert_int_equal(c.next_calls, 0);
+    floe_pipeline_free(p);
+    /* strings and shapes survive; a damaged file is DATA_LOSS */
+    const char *files[1];
+    char rec[128];
+    snprintf(rec, sizeof rec, "%s/strings.tfrecord", g_dir);
+    floe_tfrecord_writer *w;
+    assert_int_equal(floe_tfrecord_writer_open(NULL, rec, FLOE_COMPRESSION_NONE, 0, &w), FLOE_OK);
+    assert_int_equal(floe_tfrecord_write(w, "alpha", 5), FLOE_OK);
+    assert_int_equal(floe_tfrecord_write(w, "", 0), FLOE_OK);
+    assert_int_equal(floe_tfrecord_writer_close(w), FLOE_OK);
+    files[0] = rec;
+    snprintf(path, sizeof path, "%s/cache2.bin", g_dir);
+    for (int pass = 0; pass < 2; pass++) {
+        assert_int_equal(floe_pipeline_from_tfrecord(NULL, files, 1, FLOE_COMPRESSION_NONE, 1, &p),
+                         FLOE_OK);
+        assert_int_equal(floe_pipeline_batch(p, 2, 0, &p), FLOE_OK);
+        assert_int_equal(floe_pipeline_cache_file(p, NULL, path, &p), FLOE_OK);
+        assert_int_equal(floe_pipeline_next(p, t, &n), FLOE_OK);
+        int64_t two = 2;
+        tc_assert_shape(t[0], FLOE_DTYPE_STRING, &two, 1);
+        const char *b;
+        size_t len;
+        assert_int_equal(floe_tensor_get_string(t[0], 0, &b, &len), FLOE_OK);
+        assert_int_equal(len, 5);
+        assert_memory_equal(b, "alpha", 5);
+        assert_int_equal(floe_tensor_get_string(t[0], 1, &b, &len), FLOE_OK);
+        assert_int_equal(len, 0);
+        tc_unref_all(t, n);
+        assert_int_equal(floe_pipeline_next(p, t, &n), FLOE_OUT_OF_RANGE);
+        floe_pipeline_free(p);
+    }
+    void *bytes;
+    size_t size;
+    assert_int_equal(floe_fs_read_all(NULL, path, 0, &bytes, &size), FLOE_OK);
+    ((uint8_t *)bytes)[size - 6] ^= 1;
+    assert_int_equal(floe_fs_write_all(NULL, path, bytes, size), FLOE_OK);
+    free(bytes);
+    assert_int_equal(floe_pipeline_from_tfrecord(NULL, files, 1, FLOE_COMPRESSION_NONE, 1, &p),
+                     FLOE_OK);
+    assert_int_equal(floe_pipeline_cache_file(p, NULL, path, &p), FLOE_OK);
+    assert_int_equal(floe_pipeline_next(p, t, &n), FLOE_DATA_LOSS);
+    tc_assert_error_contains("cache2.bin");
+    floe_pipeline_free(p);
+}
+
 static floe_status ragged(void *arg, floe_tensor *const *in, int nin, floe_tensor **out,
                           int *nout) {
     (void)arg;
@@ -501,6 +585,7 @@ int main(void) {
         cmocka_unit_test(pipeline_repeat_take_skip),
         cmocka_unit_test(pipeline_prefetch_same_stream_and_free_midway),
         cmocka_unit_test(pipeline_cache_runs_source_once),
+        cmocka_unit_test(pipeline_cache_file_is_reused),
         cmocka_unit_test(pipeline_bad_arguments),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

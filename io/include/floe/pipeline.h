@@ -164,6 +164,17 @@ FLOE_IO_API floe_status floe_pipeline_prefetch(floe_pipeline *input, int depth,
  * passes instead of running @input again. */
 FLOE_IO_API floe_status floe_pipeline_cache(floe_pipeline *input, floe_pipeline **out);
 
+/*
+ * floe_pipeline_cache_file: cache in the file @uri (through the filesystem ABI; @ctx may
+ * be NULL for local paths) instead of memory.  The first complete pass writes it and
+ * commits it at its end; when @uri exists, it is read instead of running @input at all,
+ * also by a later process (delete the file when the input changes).  A pass stopped
+ * early (reset) leaves no file.  Element tensors must be in host memory.  A damaged
+ * file ends the pipeline with FLOE_DATA_LOSS.
+ */
+FLOE_IO_API floe_status floe_pipeline_cache_file(floe_pipeline *input, floe_context *ctx,
+                                                 const char *uri, floe_pipeline **out);
+
 /* The first @count elements / all but the first @count. */
 FLOE_IO_API floe_status floe_pipeline_take(floe_pipeline *input, int64_t count,
                                            floe_pipeline **out);

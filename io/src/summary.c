@@ -80,10 +80,12 @@ static floe_status check_tag(const char *what, const char *tag) {
 #define MAX_LIMITS 1600
 static double bucket_limits[MAX_LIMITS];
 static size_t num_limits;
+static double pos_limits[MAX_LIMITS / 2]; /* the positive half: 1e-12 ... DBL_MAX */
+static size_t num_pos;
 static pthread_once_t limits_once = PTHREAD_ONCE_INIT;
 
 static void limits_init(void) {
-    double pos[MAX_LIMITS / 2];
+    double *pos = pos_limits;
     size_t np = 0, k = 0;
 
     for (double v = 1.0e-12; v < 1.0e20 && np < MAX_LIMITS / 2 - 1; v *= 1.1)
@@ -95,19 +97,39 @@ static void limits_init(void) {
     for (size_t i = 0; i < np; i++)
         bucket_limits[k++] = pos[i];
     num_limits = k;
+    num_pos = np;
 }
 
-/* Index of the first limit > @v (std::upper_bound). */
-static size_t bucket_of(double v) {
-    size_t lo = 0, hi = num_limits;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (bucket_limits[mid] > v)
-            hi = mid;
-        else
-            lo = mid + 1;
+/* Index of the first positive limit > @a (@ge 0) or >= @a (@ge 1), for a finite a >= 0.
+ * The limits grow by 1.1, so log_1.1(a / 1e-12) lands within a step or two of the
+ * answer; the loops correct the guess against the table itself (the table was built
+ * by repeated multiplication, which drifts from the closed form), so the result is
+ * exactly a binary search's, in a few operations instead of eleven probes. */
+static size_t pos_search(double a, int ge) {
+    size_t j = 0;
+    if (a > 1.0e-12) {
+        double g = floor(log(a / 1.0e-12) / log(1.1)) + 1;
+        j = g < 0 ? 0 : g > (double)(num_pos - 1) ? num_pos - 1 : (size_t)g;
     }
-    return lo < num_limits ? lo : num_limits - 1;
+    /* Move to the first j whose limit passes a (>, or >= with @ge). */
+    while (j > 0 && (ge ? pos_limits[j - 1] >= a : pos_limits[j - 1] > a))
+        j--;
+    while (j < num_pos - 1 && (ge ? pos_limits[j] < a : pos_limits[j] <= a))
+        j++;
+    return j;
+}
+
+/* Index of the first limit > @v (std::upper_bound over bucket_limits), @v finite. */
+static size_t bucket_of(double v) {
+    size_t np = num_pos;
+    if (v >= 0)
+        return np + 1 + pos_search(v, 0);
+    /* limits[i] = -pos[np - 1 - i] > v  <=>  pos[np - 1 - i] < -v: the first such i
+     * comes from the last pos index below -v; none below: the limit 0. */
+    size_t j = pos_search(-v, 1); /* first pos >= -v */
+    if (j == 0)
+        return np;
+    return np - 1 - (j - 1);
 }
 
 typedef struct histo_acc {

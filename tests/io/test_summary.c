@@ -231,6 +231,23 @@ static void histograms_use_tensorflow_buckets(void **state) {
     ok(floe_summary_histogram(w, "ints", t, 5), "i32");
     floe_tensor_unref(t);
     ok(floe_summary_histogram_f64(w, "empty", NULL, 0, 6), "empty");
+    /* Every limit, its neighbours and its negation: each lands in [previous, limit). */
+    static double edges[8000];
+    int ne = 0;
+    for (double v = 1e-12; v < 1e20; v *= 1.1) {
+        double e[4] = {v, nextafter(v, 0), nextafter(v, INFINITY), v * 1.05};
+        for (int k = 0; k < 4; k++) {
+            edges[ne++] = e[k];
+            edges[ne++] = -e[k];
+        }
+    }
+    edges[ne++] = 1e25; /* beyond the last power: the DBL_MAX bucket */
+    edges[ne++] = -1e25;
+    edges[ne++] = -0.0;
+    edges[ne++] = 5e-324;
+    edges[ne++] = -5e-324;
+    assert_true(ne <= 8000);
+    ok(floe_summary_histogram_f64(w, "edges", edges, (size_t)ne, 8), "edges");
     /* Non-finite elements and non-real dtypes are refused, naming the tag. */
     xf[17] = NAN;
     t = tc_f32(shape, 2, xf);
@@ -276,6 +293,9 @@ static void histograms_use_tensorflow_buckets(void **state) {
     assert_true(ev->values[0].bucket_limit[0] == DBL_MAX);
     assert_true(ev->values[0].bucket[0] == 0);
     assert_true(ev->values[0].num == 0);
+    ok(floe_event_reader_next(r, &ev), "edges");
+    assert_string_equal(ev->values[0].tag, "edges");
+    check_histogram(&ev->values[0], edges, ne);
     assert_int_equal(floe_event_reader_next(r, &ev), FLOE_OUT_OF_RANGE);
     floe_event_reader_close(r);
     rm_rf(dir);

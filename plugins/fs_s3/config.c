@@ -186,7 +186,7 @@ static floe_status knob(const char *name, int64_t lo, int64_t hi, int sizes, int
 
 static floe_status load_knobs(s3_config *cfg) {
     int64_t part = 8 << 20, ra = 8 << 20, ra_max = 64 << 20, deadline = 300000, connect = 10000, stall = 30,
-            attempts = 10, base = 50, cap = 5000, keys = 1000, verbose = 0, force = -1;
+            attempts = 10, base = 50, cap = 5000, keys = 1000, threads = 4, verbose = 0, force = -1;
     floe_status st;
 
     if ((st = knob("FLOE_S3_PART_SIZE", (int64_t)S3_MIN_PART_SIZE, (int64_t)S3_MAX_PART_SIZE,
@@ -200,6 +200,7 @@ static floe_status load_knobs(s3_config *cfg) {
         (st = knob("FLOE_S3_RETRY_BASE_MS", 1, 60000, 0, &base)) != FLOE_OK ||
         (st = knob("FLOE_S3_RETRY_CAP_MS", 1, 600000, 0, &cap)) != FLOE_OK ||
         (st = knob("FLOE_S3_MAX_KEYS", 1, 1000, 0, &keys)) != FLOE_OK ||
+        (st = knob("FLOE_S3_UPLOAD_THREADS", 1, 16, 0, &threads)) != FLOE_OK ||
         (st = knob("FLOE_S3_VERBOSE", 0, 1, 0, &verbose)) != FLOE_OK ||
         (st = knob("FLOE_S3_FORCE_PATH_STYLE", 0, 1, 0, &force)) != FLOE_OK)
         return st;
@@ -213,6 +214,7 @@ static floe_status load_knobs(s3_config *cfg) {
     cfg->retry_base_ms = base;
     cfg->retry_cap_ms = cap < base ? base : cap;
     cfg->max_keys = (int)keys;
+    cfg->upload_threads = (int)threads;
     cfg->verbose = (int)verbose;
     /* An endpoint URL (MinIO, moto, Ceph, ...) rarely has wildcard DNS for buckets. */
     cfg->path_style = force >= 0 ? (int)force : cfg->endpoint != NULL;

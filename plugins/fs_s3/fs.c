@@ -202,23 +202,108 @@ static floe_status s3_pread(void *file, uint64_t offset, void *buf, size_t n, si
 
 /* ---- Writing ------------------------------------------------------------------------------ */
 
+#define MAX_UPLOAD_THREADS 16
+
+/* One part being uploaded by a worker thread (or by the caller when no thread starts). */
+typedef struct part_job {
+    struct s3_wfile *f;
+    int number;                  /* 1-based part number */
+    uint8_t *buf;                /* owned by the job while it runs */
+    size_t len;
+    pthread_t tid;
+    int threaded;
+    floe_status st;
+    char etag[256];
+    char msg[1600];
+} part_job;
+
 typedef struct s3_wfile {
     s3_fs *fs;
     char *bucket, *key, *uri;
-    uint8_t *buf;
+    uint8_t *buf;                /* the part being filled */
     size_t len, cap;
+    uint8_t *spare;              /* a finished part's buffer, reused for the next */
     char *upload_id;             /* multipart upload in progress, or NULL */
-    char **etags;                /* per part */
-    int parts;
-    floe_status failed;          /* sticky: an earlier write failed */
+    char **etags;                /* per part number - 1 */
+    int etags_cap;
+    int parts;                   /* parts handed out so far */
+    part_job jobs[MAX_UPLOAD_THREADS];   /* a ring of parts in flight */
+    int job_first, inflight;
+    floe_status failed;          /* sticky: an earlier part or write failed */
+    char fail_msg[1600];
 } s3_wfile;
 
+static floe_status oom_msg(s3_wfile *f, floe_status *st) {
+    snprintf(f->fail_msg, sizeof(f->fail_msg), "s3: '%s': out of memory", f->uri);
+    return *st = FLOE_RESOURCE_EXHAUSTED;
+}
+
+static void *part_worker(void *arg) {
+    part_job *j = arg;
+    s3_wfile *f = j->f;
+    char num[16];
+    s3_req r;
+
+    snprintf(num, sizeof(num), "%d", j->number);
+    const char *kv[] = {"partNumber", num, "uploadId", f->upload_id};
+    char *q = s3_query(2, kv);
+    if (q == NULL) {
+        j->st = FLOE_RESOURCE_EXHAUSTED;
+        snprintf(j->msg, sizeof(j->msg), "s3: UploadPart %d of '%s': out of memory", j->number,
+                 f->uri);
+        return NULL;
+    }
+    req_init(&r, "PUT", f->bucket, f->key, f->uri);
+    r.query = q;
+    r.body = j->buf;
+    r.body_len = j->len;
+    j->st = s3_request_msg(f->fs, &r, j->msg, sizeof(j->msg));
+    if (j->st == FLOE_OK && r.etag[0] == '\0') {
+        j->st = FLOE_DATA_LOSS;
+        snprintf(j->msg, sizeof(j->msg), "s3: UploadPart %d of '%s': no ETag in the answer "
+                 "(request id %s)", j->number, f->uri, r.request_id);
+    }
+    snprintf(j->etag, sizeof(j->etag), "%s", r.etag);
+    s3_req_clear(&r);
+    free(q);
+    return NULL;
+}
+
+/* Waits for the oldest part in flight and records its ETag or failure. */
+static void join_oldest(s3_wfile *f) {
+    part_job *j = &f->jobs[f->job_first];
+    if (j->threaded)
+        pthread_join(j->tid, NULL);
+    if (j->st == FLOE_OK) {
+        f->etags[j->number - 1] = strdup(j->etag);
+        if (f->etags[j->number - 1] == NULL && f->failed == FLOE_OK)
+            oom_msg(f, &f->failed);
+    } else if (f->failed == FLOE_OK) {
+        f->failed = j->st;
+        snprintf(f->fail_msg, sizeof(f->fail_msg), "%s", j->msg);
+    }
+    if (f->spare == NULL)
+        f->spare = j->buf;
+    else
+        free(j->buf);
+    j->buf = NULL;
+    f->job_first = (f->job_first + 1) % MAX_UPLOAD_THREADS;
+    f->inflight--;
+}
+
+static void join_all(s3_wfile *f) {
+    while (f->inflight > 0)
+        join_oldest(f);
+}
+
 static void wfile_free(s3_wfile *f) {
-    for (int i = 0; i < f->parts; i++)
+    join_all(f);
+    for (int i = 0; i < f->parts && f->etags != NULL; i++)
         free(f->etags[i]);
     free(f->etags);
     free(f->upload_id);
     free(f->buf);
+    free(f->spare);
     free(f->bucket);
     free(f->key);
     free(f->uri);
@@ -254,18 +339,20 @@ fail:
     return st;
 }
 
+/* Best effort: parts left by a failed abort are invisible (never an object) and removed
+ * by the bucket's AbortIncompleteMultipartUpload lifecycle rule. */
 static void abort_upload(s3_wfile *f) {
-    char *q = NULL;
+    char msg[1600];
     const char *kv[] = {"uploadId", f->upload_id};
+    join_all(f);
     if (f->upload_id == NULL)
         return;
-    if ((q = s3_query(1, kv)) != NULL) {
+    char *q = s3_query(1, kv);
+    if (q != NULL) {
         s3_req r;
         req_init(&r, "DELETE", f->bucket, f->key, f->uri);
         r.query = q;
-        /* Best effort: parts left by a failed abort are invisible (never an object) and
-         * removed by the bucket's AbortIncompleteMultipartUpload lifecycle rule. */
-        (void)s3_request(f->fs, &r);
+        (void)s3_request_msg(f->fs, &r, msg, sizeof(msg));
         s3_req_clear(&r);
     }
     free(q);
@@ -279,99 +366,106 @@ static floe_status create_upload(s3_wfile *f) {
     req_init(&r, "POST", f->bucket, f->key, f->uri);
     r.query = "uploads=";
     r.headers[0] = "Content-Type: application/octet-stream";
-    floe_status st = s3_request(f->fs, &r);
+    floe_status st = s3_request_msg(f->fs, &r, f->fail_msg, sizeof(f->fail_msg));
     if (st == FLOE_OK) {
         xmlDoc *doc = s3_xml_parse(r.text, r.text_len);
         xmlNode *root = doc != NULL ? xmlDocGetRootElement(doc) : NULL;
-        if (root == NULL || !s3_xml_text(root, "UploadId", id, sizeof(id)) || id[0] == '\0')
-            st = floe_fail(FLOE_DATA_LOSS, "s3: CreateMultipartUpload '%s': no UploadId in the "
-                           "answer (request id %s)", f->uri, r.request_id);
-        else if ((f->upload_id = strdup(id)) == NULL)
-            st = oom(f->uri);
+        if (root == NULL || !s3_xml_text(root, "UploadId", id, sizeof(id)) || id[0] == '\0') {
+            st = FLOE_DATA_LOSS;
+            snprintf(f->fail_msg, sizeof(f->fail_msg), "s3: CreateMultipartUpload '%s': no "
+                     "UploadId in the answer (request id %s)", f->uri, r.request_id);
+        } else if ((f->upload_id = strdup(id)) == NULL) {
+            oom_msg(f, &st);
+        }
         xmlFreeDoc(doc);
     }
     s3_req_clear(&r);
     return st;
 }
 
-static floe_status upload_part(s3_wfile *f) {
-    char num[16];
-    s3_req r;
+/* Hands the filled buffer to a worker as the next part (starting the multipart upload
+ * first), waiting for the oldest part when FLOE_S3_UPLOAD_THREADS are in flight.  The
+ * status is the first failure so far (message in f->fail_msg). */
+static floe_status send_part(s3_wfile *f) {
+    floe_status st;
 
-    if (f->parts >= S3_MAX_PARTS)
-        return floe_fail(FLOE_RESOURCE_EXHAUSTED, "s3: write '%s': more than %d parts of %zu "
-                         "bytes; raise FLOE_S3_PART_SIZE", f->uri, S3_MAX_PARTS,
-                         f->fs->cfg.part_size);
-    char **e = realloc(f->etags, (size_t)(f->parts + 1) * sizeof(char *));
-    if (e == NULL)
-        return oom(f->uri);
-    f->etags = e;
-    snprintf(num, sizeof(num), "%d", f->parts + 1);
-    const char *kv[] = {"partNumber", num, "uploadId", f->upload_id};
-    char *q = s3_query(2, kv);
-    if (q == NULL)
-        return oom(f->uri);
-    req_init(&r, "PUT", f->bucket, f->key, f->uri);
-    r.query = q;
-    r.body = f->buf;
-    r.body_len = f->len;
-    floe_status st = s3_request(f->fs, &r);
-    if (st == FLOE_OK && r.etag[0] == '\0')
-        st = floe_fail(FLOE_DATA_LOSS, "s3: UploadPart %d of '%s': no ETag in the answer",
-                       f->parts + 1, f->uri);
-    if (st == FLOE_OK) {
-        if ((f->etags[f->parts] = strdup(r.etag)) == NULL)
-            st = oom(f->uri);
-        else
-            f->parts++;
+    if (f->upload_id == NULL && (st = create_upload(f)) != FLOE_OK)
+        return st;
+    if (f->parts >= S3_MAX_PARTS) {
+        snprintf(f->fail_msg, sizeof(f->fail_msg), "s3: write '%s': more than %d parts of %zu "
+                 "bytes; raise FLOE_S3_PART_SIZE", f->uri, S3_MAX_PARTS, f->fs->cfg.part_size);
+        return FLOE_RESOURCE_EXHAUSTED;
     }
-    s3_req_clear(&r);
-    free(q);
+    if (f->parts >= f->etags_cap) {
+        int cap = f->etags_cap ? f->etags_cap * 2 : 64;
+        char **e = realloc(f->etags, (size_t)cap * sizeof(char *));
+        if (e == NULL)
+            return oom_msg(f, &st);
+        memset(e + f->etags_cap, 0, (size_t)(cap - f->etags_cap) * sizeof(char *));
+        f->etags = e;
+        f->etags_cap = cap;
+    }
+    int limit = f->fs->cfg.upload_threads;
+    while (f->inflight >= limit)
+        join_oldest(f);
+    if (f->failed != FLOE_OK)
+        return f->failed;
+    part_job *j = &f->jobs[(f->job_first + f->inflight) % MAX_UPLOAD_THREADS];
+    memset(j, 0, sizeof(*j));
+    j->f = f;
+    j->number = ++f->parts;
+    j->buf = f->buf;
+    j->len = f->len;
+    f->buf = f->spare;
+    f->cap = f->buf != NULL ? f->fs->cfg.part_size : 0;
+    f->spare = NULL;
     f->len = 0;
-    return st;
+    f->inflight++;
+    /* With FLOE_S3_UPLOAD_THREADS=1, or when no thread can start, the caller uploads. */
+    j->threaded = limit > 1 && pthread_create(&j->tid, NULL, part_worker, j) == 0;
+    if (!j->threaded)
+        part_worker(j);
+    if (!j->threaded)
+        join_oldest(f);
+    return f->failed;
 }
 
 static floe_status s3_write(void *file, const void *data, size_t n) {
     s3_wfile *f = file;
     size_t part = f->fs->cfg.part_size;
-    floe_status st;
+    floe_status st = FLOE_OK;
 
     if (f->failed != FLOE_OK)
         return floe_fail(FLOE_FAILED_PRECONDITION, "s3: write '%s': an earlier write failed "
                          "and the upload was aborted", f->uri);
     while (n > 0) {
-        if (f->cap < part) {
+        if (f->cap < part && f->len + n > f->cap) {
             size_t cap = f->cap ? f->cap : 65536;
             while (cap < f->len + n && cap < part)
                 cap *= 2;
             cap = cap < part ? cap : part;
-            if (cap > f->cap) {
-                uint8_t *b = realloc(f->buf, cap);
-                if (b == NULL) {
-                    st = oom(f->uri);
-                    goto fail;
-                }
-                f->buf = b;
-                f->cap = cap;
+            uint8_t *b = realloc(f->buf, cap);
+            if (b == NULL) {
+                oom_msg(f, &st);
+                goto fail;
             }
+            f->buf = b;
+            f->cap = cap;
         }
         size_t k = f->cap - f->len < n ? f->cap - f->len : n;
         memcpy(f->buf + f->len, data, k);
         f->len += k;
         data = (const char *)data + k;
         n -= k;
-        if (f->len == part && n > 0) {   /* a full part with more to come */
-            if (f->upload_id == NULL && (st = create_upload(f)) != FLOE_OK)
-                goto fail;
-            if ((st = upload_part(f)) != FLOE_OK)
-                goto fail;
-        }
+        if (f->len == part && n > 0 && (st = send_part(f)) != FLOE_OK)
+            goto fail;
     }
     return FLOE_OK;
 fail:
-    f->failed = st;
+    if (f->failed == FLOE_OK)
+        f->failed = st;
     abort_upload(f);
-    return st;
+    return floe_fail(f->failed, "%s", f->fail_msg);
 }
 
 static floe_status complete_upload(s3_wfile *f) {
@@ -385,7 +479,7 @@ static floe_status complete_upload(s3_wfile *f) {
     if (xml == NULL || q == NULL) {
         free(xml);
         free(q);
-        return oom(f->uri);
+        return oom_msg(f, &st);
     }
     len += (size_t)snprintf(xml, cap, "<CompleteMultipartUpload>");
     for (int i = 0; i < f->parts; i++)
@@ -399,7 +493,7 @@ static floe_status complete_upload(s3_wfile *f) {
     r.body_len = len;
     r.headers[0] = "Content-Type: application/xml";
     r.error_body_ok = 1;
-    st = s3_request(f->fs, &r);
+    st = s3_request_msg(f->fs, &r, f->fail_msg, sizeof(f->fail_msg));
     s3_req_clear(&r);
     free(q);
     free(xml);
@@ -411,6 +505,7 @@ static floe_status close_write(void *file, int commit) {
     floe_status st = FLOE_OK;
 
     if (f->failed != FLOE_OK) {
+        abort_upload(f);
         if (commit)
             st = floe_fail(FLOE_FAILED_PRECONDITION, "s3: close '%s': an earlier write failed; "
                            "nothing was written", f->uri);
@@ -424,14 +519,19 @@ static floe_status close_write(void *file, int commit) {
         st = s3_request(f->fs, &r);
         s3_req_clear(&r);
     } else {
-        /* The last part may be short (S3 allows it) or empty when the data ended on a part
-         * boundary (then the parts sent already are the object). */
-        if (f->len > 0 || f->parts == 0)
-            st = upload_part(f);
+        /* The last part may be short (S3 allows it) or absent when the data ended on a
+         * part boundary (then the parts sent already are the object). */
+        if (f->len > 0)
+            st = send_part(f);
+        join_all(f);
+        if (st == FLOE_OK)
+            st = f->failed;
         if (st == FLOE_OK)
             st = complete_upload(f);
-        if (st != FLOE_OK)
+        if (st != FLOE_OK) {
             abort_upload(f);
+            st = floe_fail(st, "%s", f->fail_msg);
+        }
     }
     wfile_free(f);
     return st;

@@ -45,6 +45,7 @@ typedef struct s3_config {
     int64_t retry_base_ms;   /* first backoff; doubles per attempt, full jitter */
     int64_t retry_cap_ms;
     int max_keys;            /* ListObjectsV2 page size, 1..1000 */
+    int upload_threads;      /* parts of one file uploaded at once, 1..16 */
     int verbose;             /* FLOE_S3_VERBOSE: curl's trace on stderr */
 } s3_config;
 
@@ -98,6 +99,9 @@ typedef struct s3_req {
  * body); else the mapped status with a message naming method, URI, HTTP status, S3
  * error code, message and request id.  Free r->text with s3_req_clear() either way. */
 floe_status s3_request(s3_fs *fs, s3_req *r);
+/* The same without floe_fail(): the message goes to @errmsg (for worker threads, whose
+ * error records the caller never sees). */
+floe_status s3_request_msg(s3_fs *fs, s3_req *r, char *errmsg, size_t errlen);
 void s3_req_clear(s3_req *r);
 
 /* The status a final HTTP answer maps to. */

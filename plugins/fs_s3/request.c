@@ -360,6 +360,12 @@ static const char *status_code_name(long status) {
 }
 
 floe_status s3_request(s3_fs *fs, s3_req *r) {
+    char msg[1600];
+    floe_status st = s3_request_msg(fs, r, msg, sizeof(msg));
+    return st == FLOE_OK ? FLOE_OK : floe_fail(st, "%s", msg);
+}
+
+floe_status s3_request_msg(s3_fs *fs, s3_req *r, char *errmsg, size_t errlen) {
     const s3_config *c = &fs->cfg;
     char code[128], msg[512], last[1024] = "";
     floe_status st = FLOE_UNKNOWN;
@@ -371,7 +377,8 @@ floe_status s3_request(s3_fs *fs, s3_req *r) {
     CURL *h = url != NULL ? handle_get(fs) : NULL;
     if (h == NULL) {
         free(url);
-        return floe_fail(FLOE_RESOURCE_EXHAUSTED, "s3: %s '%s': out of memory", r->method, r->uri);
+        snprintf(errmsg, errlen, "s3: %s '%s': out of memory", r->method, r->uri);
+        return FLOE_RESOURCE_EXHAUSTED;
     }
     for (;;) {
         int overflow = 0, retry = 0;
@@ -419,9 +426,10 @@ floe_status s3_request(s3_fs *fs, s3_req *r) {
     handle_put(fs, h);
     free(url);
     if (st != FLOE_OK)
-        return floe_fail(st, "s3: %s '%s': %s; %d attempt%s in %lld ms", r->method, r->uri, last,
-                         r->attempts, r->attempts == 1 ? "" : "s", (long long)(now_ms() - start));
-    return FLOE_OK;
+        snprintf(errmsg, errlen, "s3: %s '%s'%s%.200s%s: %s; %d attempt%s in %lld ms", r->method,
+                 r->uri, r->query ? " (" : "", r->query ? r->query : "", r->query ? ")" : "", last,
+                 r->attempts, r->attempts == 1 ? "" : "s", (long long)(now_ms() - start));
+    return st;
 }
 
 void s3_req_clear(s3_req *r) {

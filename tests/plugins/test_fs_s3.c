@@ -609,7 +609,9 @@ static void transient_faults_are_retried(void **state) {
 
 static void failed_upload_is_aborted(void **state) {
     (void)state;
-    floe_context *ctx = ctx_for(&srv, EXTRA("FLOE_S3_PART_SIZE=5M", "FLOE_S3_MAX_ATTEMPTS=3"));
+    /* One upload thread: the caller sends each part, so the failure shows at the write. */
+    floe_context *ctx = ctx_for(&srv, EXTRA("FLOE_S3_PART_SIZE=5M", "FLOE_S3_MAX_ATTEMPTS=3",
+                                            "FLOE_S3_UPLOAD_THREADS=1"));
     floe_file_info info = {.struct_size = sizeof(info)};
     size_t part = (size_t)5 << 20;
     uint8_t *buf = calloc(1, part);
@@ -629,6 +631,29 @@ static void failed_upload_is_aborted(void **state) {
     assert_int_equal(server_cmd(&srv, "count DELETE uploadId=") - aborts, 1);
     assert_int_equal(server_cmd(&srv, "uploads floe-test"), 0);
     expect_status(floe_fs_stat(ctx, "s3://floe-test/faults/aborted", &info), FLOE_NOT_FOUND, NULL);
+    OK(server_cmd(&srv, "clear"));
+    floe_context_free(ctx);
+
+    /* Parts in flight on worker threads (the default): part 3 of 5 fails for good while
+     * the caller writes on; the failure comes back at a later write or at close, every
+     * other part is waited for, the upload is aborted, and no object appears. */
+    ctx = ctx_for(&srv, EXTRA("FLOE_S3_PART_SIZE=5M", "FLOE_S3_MAX_ATTEMPTS=3"));
+    aborts = server_cmd(&srv, "count DELETE uploadId=");
+    OK(server_cmd(&srv, "fault PUT partNumber=3& 503 100"));
+    OK(floe_file_open_write(ctx, "s3://floe-test/faults/aborted-async", 0, &f));
+    floe_status st = FLOE_OK;
+    for (int i = 0; i < 5 && st == FLOE_OK; i++)
+        st = floe_file_write(f, buf, part);
+    if (st == FLOE_OK)
+        st = floe_file_close(f);
+    else
+        floe_file_abort(f);
+    expect_status(st, FLOE_UNAVAILABLE, "partNumber=3");
+    assert_non_null(strstr(floe_last_error(), "SlowDown"));
+    assert_int_equal(server_cmd(&srv, "count DELETE uploadId=") - aborts, 1);
+    assert_int_equal(server_cmd(&srv, "uploads floe-test"), 0);
+    expect_status(floe_fs_stat(ctx, "s3://floe-test/faults/aborted-async", &info), FLOE_NOT_FOUND,
+                  NULL);
     OK(server_cmd(&srv, "clear"));
 
     /* The server goes away mid-upload (every connection dropped): close fails, and even

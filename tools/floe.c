@@ -228,6 +228,21 @@ static int cmd_ops(const global_opts *g, int argc, char **argv) {
     return rc;
 }
 
+/* Device plugins that did not load, and why ("dev_cuda: cannot run here: no usable CUDA
+ * driver or GPU: ..."), so that a missing GPU is explained where GPUs are listed.  A
+ * plugin is taken for a device plugin when its name starts with "dev_". */
+static void print_device_plugins_not_loaded(const floe_context *ctx) {
+    for (int i = 0; i < floe_context_num_plugins(ctx); i++) {
+        floe_plugin_info pi;
+        memset(&pi, 0, sizeof(pi));
+        pi.struct_size = sizeof(pi);
+        if (floe_context_plugin(ctx, i, &pi) == FLOE_OK && !pi.loaded &&
+            strncmp(pi.name, "dev_", 4) == 0)
+            printf("(%s %s: %s)\n", pi.skipped ? "skipped" : "rejected", pi.name,
+                   pi.note[0] != '\0' ? pi.note : pi.reason);
+    }
+}
+
 static int cmd_devices(const global_opts *g, int argc, char **argv) {
     int rc = check_args(argc, argv, 0, usage_devices), n;
     floe_context *ctx;
@@ -251,6 +266,7 @@ static int cmd_devices(const global_opts *g, int argc, char **argv) {
     }
     if (n == 0)
         fprintf(stderr, "floe: no devices registered (`floe plugins` shows what loaded)\n");
+    print_device_plugins_not_loaded(ctx);
     floe_context_free(ctx);
     return rc;
 }

@@ -9,7 +9,7 @@
  * (graph.c); types compare case-insensitively.  The job, replica and task parts are
  * ignored here: every device of a context is local.
  *
- * Sections: memory; lookup; introspection.
+ * Sections: memory; lookup; introspection (and memory statistics).
  */
 #include "core-impl.h"
 
@@ -155,5 +155,39 @@ floe_status floe_context_find_device(const floe_context *ctx, const char *spec, 
                           "`floe devices` lists them)",
                           spec, floe_context_num_devices(ctx));
     *out = d;
+    return FLOE_OK;
+}
+
+floe_status floe_device_get_memory_stats(const floe_device *dev, floe_memory_stats *out) {
+    floe_device_memory_stats ds;
+    floe_memory_stats tmp;
+    size_t size;
+    floe_status st;
+
+    if (out == NULL || out->struct_size < sizeof(size_t))
+        return floe__fail(FLOE_INVALID_ARGUMENT, "floe_device_get_memory_stats: out is NULL "
+                                                 "or its struct_size is not set");
+    size = out->struct_size < sizeof(tmp) ? out->struct_size : sizeof(tmp);
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.struct_size = size;
+    memcpy(out, &tmp, size);
+    if (dev == NULL)
+        return floe__fail(FLOE_INVALID_ARGUMENT, "floe_device_get_memory_stats: NULL device");
+    if (dev->ops.memory_stats == NULL)
+        return floe__fail(FLOE_UNIMPLEMENTED, "device %s keeps no memory statistics", dev->name);
+    memset(&ds, 0, sizeof(ds));
+    ds.struct_size = sizeof(ds);
+    floe__fail(FLOE_OK, "%s", "");
+    st = dev->ops.memory_stats(dev->state, &ds);
+    if (st != FLOE_OK)
+        return floe_last_error()[0] != '\0'
+                   ? st
+                   : floe__fail(st, "device %s: memory_stats failed", dev->name);
+    tmp.bytes_in_use = ds.bytes_in_use;
+    tmp.peak_bytes_in_use = ds.peak_bytes_in_use;
+    tmp.bytes_cached = ds.bytes_cached;
+    tmp.bytes_limit = ds.bytes_limit;
+    tmp.num_allocs = ds.num_allocs;
+    memcpy(out, &tmp, size);
     return FLOE_OK;
 }

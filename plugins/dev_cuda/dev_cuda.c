@@ -437,14 +437,20 @@ static floe_status register_kernels(floe_plugin *self) {
     return st;
 }
 
+/* One device per visible ordinal.  On failure the devices already registered are torn
+ * down here: the core drops a failed init()'s registrations without destroying them. */
 static floe_status register_devices(floe_plugin *self, const dev_cuda__options *o,
                                     const int *ordinals, int n) {
-    for (int i = 0; i < n; i++) {
+    dev_cuda__device *made[64];
+    floe_status st = FLOE_OK;
+    int nmade = 0;
+
+    for (int i = 0; i < n && st == FLOE_OK; i++) {
         dev_cuda__device *d;
         floe_device_desc desc;
-        floe_status st = device_new(ordinals[i], i, o, &d);
-        if (st != FLOE_OK)
-            return st;
+        if ((st = device_new(ordinals[i], i, o, &d)) != FLOE_OK)
+            break;
+        made[nmade++] = d;
         memset(&desc, 0, sizeof(desc));
         desc.struct_size = sizeof(desc);
         desc.type = "GPU";
@@ -456,12 +462,11 @@ static floe_status register_devices(floe_plugin *self, const dev_cuda__options *
         desc.ops = &gpu_ops;
         desc.state = d;
         st = floe_register_device(self, &desc);
-        if (st != FLOE_OK) {
-            device_teardown(d);
-            return st;
-        }
     }
-    return FLOE_OK;
+    if (st != FLOE_OK)
+        for (int i = 0; i < nmade; i++)
+            device_teardown(made[i]);
+    return st;
 }
 
 static floe_status dev_cuda_init(floe_plugin *self, void **user) {

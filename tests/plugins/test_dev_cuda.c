@@ -14,7 +14,7 @@
  *   optimizers   each ResourceApply* op updates GPU- and CPU-pinned variables from the
  *                same start; the values read back agree
  *   contract     copies both ways (sizes around the staging buffer), memory
- *                statistics, bad input returning errors (no crash), placement: an
+ *                statistics through floe_device_get_memory_stats(), bad input returning errors (no crash), placement: an
  *                unpinned MatMul runs on the GPU and a pinned one on the CPU
  *   training     `floe train --model mlp --epochs 1` on the GPU reaches the CPU's test
  *                accuracy (within 1.5 points; same seed, same data)
@@ -503,7 +503,20 @@ static void placement_prefers_gpu_unless_pinned(void **state) {
     assert_int_equal(floe_session_run(s, NULL, NULL, 0, f, 2, NULL, 0, out), FLOE_OK);
     assert_ptr_equal(floe_tensor_device(out[0]), gpu);
     assert_true(floe_tensor_device(out[1]) != gpu);
-    tc_unref_all(out, 2);
+    {
+        /* the GPU output is held: the allocator counts it */
+        floe_memory_stats ms = {.struct_size = sizeof(ms)};
+        uint64_t before;
+        assert_int_equal(floe_device_get_memory_stats(gpu, &ms), FLOE_OK);
+        assert_true(ms.bytes_in_use >= 64);
+        assert_true(ms.peak_bytes_in_use >= ms.bytes_in_use);
+        assert_true(ms.bytes_limit > 0 && ms.num_allocs > 0);
+        before = ms.bytes_in_use;
+        tc_unref_all(out, 2);
+        assert_int_equal(floe_device_get_memory_stats(gpu, &ms), FLOE_OK);
+        assert_true(ms.bytes_in_use < before);
+        assert_true(ms.bytes_cached > 0);
+    }
     floe_session_free(s);
     floe_graph_free(g);
 }

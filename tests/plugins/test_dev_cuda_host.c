@@ -627,6 +627,52 @@ static void plugin_registration_check_accepts_every_kernel(void **state) {
     floe_context_free(ctx);
 }
 
+/* `floe devices` says why there is no GPU. */
+static void floe_devices_explains_missing_gpu(void **state) {
+    char cmd[1024], line[512];
+    const char *root = getenv("FLOE_BUILD_ROOT");
+    bool seen = false;
+    FILE *p;
+
+    if (have_gpu() || root == NULL)
+        skip();
+    snprintf(cmd, sizeof(cmd), "'%s/tools/floe' devices 2>&1", root);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof(line), p) != NULL)
+        seen = seen || (strstr(line, "(skipped dev_cuda: ") != NULL && strstr(line, "CUDA") != NULL);
+    assert_int_equal(pclose(p), 0);
+    assert_true(seen);
+}
+
+/* The public statistics call, on the CPU device (dev_cpu keeps statistics too). */
+static void device_memory_stats_through_the_api(void **state) {
+    floe_context *ctx = tc_context();
+    floe_device *cpu;
+    floe_memory_stats ms, small;
+    int64_t d[1] = {1 << 16};
+    floe_tensor *t;
+
+    assert_int_equal(floe_context_find_device(ctx, "CPU:0", &cpu), FLOE_OK);
+    memset(&ms, 0xff, sizeof(ms));
+    ms.struct_size = sizeof(ms);
+    assert_int_equal(floe_device_get_memory_stats(cpu, &ms), FLOE_OK);
+    assert_int_equal(ms.struct_size, sizeof(ms));
+    assert_true(ms.peak_bytes_in_use >= ms.bytes_in_use);
+    t = tc_tensor(FLOE_DTYPE_F32, d, 1, NULL); /* host memory of the core, not the device's */
+    floe_tensor_unref(t);
+    /* an older caller's smaller struct: nothing written past it */
+    memset(&small, 0xab, sizeof(small));
+    small.struct_size = offsetof(floe_memory_stats, peak_bytes_in_use);
+    assert_int_equal(floe_device_get_memory_stats(cpu, &small), FLOE_OK);
+    assert_int_equal(small.peak_bytes_in_use, 0xababababababababull);
+    assert_int_equal(floe_device_get_memory_stats(NULL, &ms), FLOE_INVALID_ARGUMENT);
+    assert_int_equal(floe_device_get_memory_stats(cpu, NULL), FLOE_INVALID_ARGUMENT);
+    ms.struct_size = 0;
+    assert_int_equal(floe_device_get_memory_stats(cpu, &ms), FLOE_INVALID_ARGUMENT);
+    floe_context_free(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(options_defaults_match_tensorflow),
@@ -650,6 +696,8 @@ int main(void) {
         cmocka_unit_test(plugin_without_gpu_is_skipped_with_reason),
         cmocka_unit_test(plugin_bad_option_is_skipped_naming_it),
         cmocka_unit_test(plugin_registration_check_accepts_every_kernel),
+        cmocka_unit_test(floe_devices_explains_missing_gpu),
+        cmocka_unit_test(device_memory_stats_through_the_api),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

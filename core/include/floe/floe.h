@@ -163,6 +163,22 @@ FLOE_API floe_status floe_context_device(const floe_context *ctx, int i, floe_de
 FLOE_API floe_status floe_context_find_device(const floe_context *ctx, const char *spec,
                                               floe_device **out);
 
+/* A device allocator's statistics (TensorFlow's tf.config.experimental.get_memory_info),
+ * in bytes.  The caller sets struct_size; members past it are not written. */
+typedef struct floe_memory_stats {
+    size_t struct_size;
+    uint64_t bytes_in_use;       /* handed out and not yet freed */
+    uint64_t peak_bytes_in_use;  /* the most bytes_in_use has been */
+    uint64_t bytes_cached;       /* reserved by the allocator, free for reuse */
+    uint64_t bytes_limit;        /* the most the allocator may reserve; 0: no limit */
+    uint64_t num_allocs;         /* allocations served since the device was set up */
+} floe_memory_stats;
+
+/* Fills @out with @dev's memory statistics.  FLOE_INVALID_ARGUMENT for NULL arguments or
+ * a struct_size below sizeof(size_t); FLOE_UNIMPLEMENTED when the device's plugin keeps
+ * none (@out is then zeroed).  Thread-safe. */
+FLOE_API floe_status floe_device_get_memory_stats(const floe_device *dev, floe_memory_stats *out);
+
 /* ---- Thread pool ------------------------------------------------------------------ */
 
 /* Runs @fn over [0, @n) split into chunks of at least @grain, on the pool's threads and

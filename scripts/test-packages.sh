@@ -19,9 +19,9 @@
 #    lands in the upper layer and disappears with the namespace.  In that root:
 #    - a plugin package alone is refused (floe-abi-1 missing), and one that needs a newer
 #      plugin ABI minor than libfloe0 provides is refused too;
-#    - libfloe0, libfloe-io0, libfloe-keras0, floe-plugins-base (floe-plugin-cpu, -math,
-#      -nn) and floe-tools are installed with dpkg; then, with no FLOE_* variable set,
-#      `floe plugins` must list exactly the three base plugins loaded from
+#    - libfloe0, the other libraries (libfloe-io0, -keras0, -dist0), floe-plugins-base
+#      (floe-plugin-cpu, -math, -nn) and floe-tools are installed with dpkg; then, with no
+#      FLOE_* variable set, `floe plugins` must list exactly the three base plugins loaded from
 #      /usr/lib/<triplet>/floe-1, `floe train` (the MLP, one epoch on a 10000-image subset
 #      of Fashion-MNIST) must reach 70% test accuracy and `floe predict` read its checkpoint;
 #    - every other plugin package built (floe-plugin-grpc, -s3, -cuda) is installed alone:
@@ -48,9 +48,9 @@ skip() { printf 'SKIP: test-packages: %s\n' "$*" >&2; exit 77; }
 
 FASHION=/usr/share/datasets/fashion-mnist
 
-# The packages the clean root gets, in dpkg -i order (dpkg sorts out the rest).
-CORE_PKGS=(libfloe0 libfloe-io0 libfloe-keras0 floe-plugin-cpu floe-plugin-math floe-plugin-nn
-           floe-plugins-base floe-tools)
+# The packages the clean root gets first (with every runtime library package built:
+# libfloe-io0, libfloe-keras0, libfloe-dist0, ...).
+CORE_PKGS=(libfloe0 floe-plugin-cpu floe-plugin-math floe-plugin-nn floe-plugins-base floe-tools)
 
 # ---- stage 3: inside the chroot -----------------------------------------------------
 
@@ -80,6 +80,7 @@ in_root() {
     mkdir -p "$work"
     cd "$work"
     deb() { ls "$debs/$1"_*.deb; }
+    run_dpkg() { dpkg "$@" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg $*"; }; }
 
     # Nothing of Floe is here before the packages come.
     if command -v floe >/dev/null || [ -e "$pluginsdir" ] || ldconfig -p | grep -q 'libfloe'; then
@@ -91,10 +92,10 @@ in_root() {
         echo "$out"; fail "dpkg installed floe-plugin-cpu without libfloe0"
     fi
     grep -q 'floe-abi-1' <<<"$out" || { echo "$out"; fail "dpkg's refusal does not name floe-abi-1"; }
-    dpkg -r floe-plugin-cpu >/dev/null
+    run_dpkg -r floe-plugin-cpu
 
     say "a plugin built for a newer plugin ABI minor is refused"
-    dpkg -i "$(deb libfloe0)" >/dev/null
+    run_dpkg -i "$(deb libfloe0)"
     provided=$(dpkg-query -W -f='${Provides}' libfloe0)
     [[ $provided =~ floe-abi-1\ \(=\ ([0-9]+)\) ]] || fail "libfloe0 provides '$provided', not floe-abi-1 (= MINOR)"
     newer=$((BASH_REMATCH[1] + 1))
@@ -106,8 +107,12 @@ in_root() {
         echo "$out"; fail "dpkg installed a plugin that needs floe-abi-1 (>= $newer) next to libfloe0 providing (= ${BASH_REMATCH[1]})"
     fi
     grep -q "floe-abi-1 (>= $newer)" <<<"$out" || { echo "$out"; fail "dpkg's refusal does not name floe-abi-1 (>= $newer)"; }
-    dpkg -r floe-plugin-cpu >/dev/null
+    run_dpkg -r floe-plugin-cpu
 
+    # The runtime libraries: libfloe<name><soversion>, -dev and -dbgsym excluded.
+    local libs
+    libs=$(ls "$debs" | sed -n 's/^\(libfloe-[a-z0-9-]*[0-9]\)_.*\.deb$/\1/p' | sort -u)
+    CORE_PKGS+=($libs)
     say "install ${CORE_PKGS[*]}"
     local files=()
     for p in "${CORE_PKGS[@]}"; do files+=("$(deb "$p")"); done
@@ -170,14 +175,14 @@ in_root() {
         esac
         ops_list | cmp -s - "$work/ops-before" || [ "$state" = loaded ] ||
             fail "$extra changed the op list although $name did not load"
-        dpkg -P "$extra" >/dev/null
+        run_dpkg -P "$extra"
         [ ! -e "/$so" ] || fail "/$so is left after purging $extra"
         check_plugins "$(floe plugins)" "dev_cpu ops_math ops_nn" "$pluginsdir"
         ops_list | cmp -s - "$work/ops-before" || fail "the op list differs after purging $extra"
     done
 
     say "libfloe-dev: an out-of-tree plugin and an application built with pkg-config"
-    dpkg -i "$(deb libfloe-dev)" >/dev/null
+    run_dpkg -i "$(deb libfloe-dev)"
     [ "$(pkg-config --variable=pluginsdir floe-plugin)" = "$pluginsdir" ] ||
         fail "pkg-config --variable=pluginsdir floe-plugin is not $pluginsdir"
     # shellcheck disable=SC2046
@@ -205,11 +210,11 @@ EOF
     if dpkg -r floe-plugin-nn >/dev/null 2>&1; then
         fail "dpkg removed floe-plugin-nn while floe-plugins-base depends on it"
     fi
-    dpkg -r floe-plugins-base floe-plugin-nn >/dev/null
+    run_dpkg -r floe-plugins-base floe-plugin-nn
     [ ! -e "$pluginsdir/floe_ops_nn.so" ] || fail "floe_ops_nn.so is still there"
     [ -e "$pluginsdir/floe_ops_math.so" ] && [ -e "$pluginsdir/floe_dev_cpu.so" ] ||
         fail "removing floe-plugin-nn removed another plugin"
-    dpkg --verify libfloe0 libfloe-io0 libfloe-keras0 floe-plugin-cpu floe-plugin-math floe-tools ||
+    dpkg --verify libfloe0 $libs floe-plugin-cpu floe-plugin-math floe-tools ||
         fail "dpkg --verify after removing floe-plugin-nn"
     out=$(floe plugins)
     echo "$out"
@@ -236,7 +241,11 @@ EOF
     rm "$pluginsdir/floe_toy.so"
 
     say "purge everything"
-    dpkg -P libfloe-dev floe-tools floe-plugin-math floe-plugin-cpu libfloe-keras0 libfloe-io0 libfloe0 >/dev/null
+    run_dpkg -P libfloe-dev floe-tools floe-plugin-math floe-plugin-cpu $libs libfloe0
+    local left
+    left=$({ dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 'libfloe*' 'floe-*' 2>/dev/null || true; } |
+           awk '$1 != "un" && $1 != "pn" {print $NF}')
+    [ -z "$left" ] || fail "still installed after the purge: $left"
     [ ! -e "$pluginsdir" ] || { ls -la "$pluginsdir"; fail "$pluginsdir is left after the purge"; }
     ! ldconfig -p | grep -q libfloe || fail "libfloe is still in ld.so.cache after the purge"
     hash -r

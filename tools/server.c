@@ -6,7 +6,8 @@
  *               [--lr X] [--bind HOST:PORT] SECURITY
  *       serves the variables of the job until SIGINT or SIGTERM.
  *   floe server --cluster SPEC --job worker --task N [--async] [--steps N]
- *               [--batch-size N] [--placement partition|round_robin] [--data DIR] SECURITY
+ *               [--batch-size N] [--placement partition|round_robin] [--data DIR]
+ *               [--checkpoint DIR [--checkpoint-every N]] SECURITY
  *   floe train --cluster SPEC --task N ...   the same as --job worker
  *       trains the Fashion-MNIST MLP (Dense 128 relu, Dense 10) with the servers; the
  *       chief (task 0) prints the test accuracy.
@@ -40,13 +41,16 @@ static const char usage[] =
     "  ps:     --optimizer adam|sgd (adam)  --lr X (0.001)  --bind HOST:PORT (the task's)\n"
     "  worker: --steps N (1000)  --batch-size N (64)  --placement partition|round_robin\n"
     "          --data DIR (Fashion-MNIST)  --seed N\n"
+    "          --checkpoint DIR --checkpoint-every N (100): the chief's checkpoints; a job\n"
+    "          started again with the same DIR resumes from the newest\n"
     "Security (TLS and authentication are required unless --insecure):\n"
     "  --tls-ca FILE  --tls-cert FILE  --tls-key FILE  --token-file FILE  --mtls\n"
     "  --insecure (plaintext, loopback addresses only)  --timeout-ms N (10000)\n"
     "scripts/make-test-ca.sh DIR makes a test CA and certificates.\n";
 
 typedef struct server_args {
-    const char *cluster, *job, *optimizer, *bind, *placement, *data;
+    const char *cluster, *job, *optimizer, *bind, *placement, *data, *checkpoint;
+    int64_t checkpoint_every;
     int task, async;
     double lr;
     int64_t steps, batch_size;
@@ -94,6 +98,10 @@ static int parse_valued(server_args *a, const char *opt, const char *val) {
         a->placement = val;
     else if (!strcmp(opt, "--data"))
         a->data = val;
+    else if (!strcmp(opt, "--checkpoint"))
+        a->checkpoint = val;
+    else if (!strcmp(opt, "--checkpoint-every") && parse_ll(val, 1, INT64_MAX, &v))
+        a->checkpoint_every = v;
     else if (!strcmp(opt, "--seed") && parse_ll(val, 0, INT64_MAX, &v))
         a->seed = (uint64_t)v;
     else if (!strcmp(opt, "--tls-ca"))
@@ -120,6 +128,7 @@ static int parse_args(int argc, char **argv, const char *job, server_args *a) {
     a->steps = 1000;
     a->batch_size = 64;
     a->seed = 42;
+    a->checkpoint_every = 100;
     for (int i = 1; i < argc; i++) {
         const char *opt = argv[i];
         if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) {
@@ -198,6 +207,8 @@ static int run_worker(floe_context *ctx, const server_args *a, const floe_cluste
     o.seed = a->seed;
     o.verbose = 1;
     o.out = stdout;
+    o.checkpoint_dir = a->checkpoint;
+    o.checkpoint_every = a->checkpoint_every;
     if ((st = floe_dataset_load_fashion_mnist(a->data, 1, &train)) != FLOE_OK ||
         (a->task == 0 && (st = floe_dataset_load_fashion_mnist(a->data, 0, &test)) != FLOE_OK)) {
         rc = fail("loading Fashion-MNIST", st);

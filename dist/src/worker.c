@@ -14,6 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <floe/checkpoint.h>
+#include <floe/keras.h>
+#include <floe/train.h>
+
 #include "dist-impl.h"
 
 #define MAX_LAYERS 8
@@ -53,6 +57,13 @@ typedef struct worker {
     floe_node *x, *y;
     floe_output logits, loss;
     floe_plan *train_plan, *eval_plan;
+    /* Chief with a checkpoint directory: a graph of one resource variable per model
+     * variable, assigned from Placeholders, for floe/checkpoint.h. */
+    floe_graph *cg;
+    floe_session *cs;
+    floe_train_var cvars[2 * MAX_LAYERS];
+    floe_node *cph[2 * MAX_LAYERS];
+    int64_t last_ckpt;
 } worker;
 
 /* ---- Graph ------------------------------------------------------------------------------ */
@@ -479,6 +490,95 @@ static bool retryable(floe_status st) {
            st == FLOE_CANCELLED;
 }
 
+/* ---- Checkpoints (chief) ------------------------------------------------------------------ */
+
+static floe_status ckpt_fail(floe_status st, const char *what) {
+    const char *m = floe_keras_last_error();
+    return floe_set_error(st, "checkpoint %s: %s", what, m[0] ? m : floe_last_error());
+}
+
+static floe_status ckpt_build(worker *w) {
+    floe_status st;
+    char name[96];
+
+    if ((st = floe_graph_new(w->ctx, &w->cg)) != FLOE_OK)
+        return st;
+    for (int i = 0; i < w->nvars; i++) {
+        wvar *v = &w->vars[i];
+        snprintf(name, sizeof(name), "%s/value", v->name);
+        if ((st = placeholder(w->cg, name, FLOE_DTYPE_F32, v->dims, v->ndim, &w->cph[i])) !=
+                FLOE_OK ||
+            (st = floe_train_var_new_from(w->cg, v->name, FLOE_DTYPE_F32, v->dims, v->ndim,
+                                          floe_out(w->cph[i], 0), &w->cvars[i])) != FLOE_OK)
+            return ckpt_fail(st, "graph");
+    }
+    return floe_session_new(w->cg, NULL, &w->cs);
+}
+
+/* Assigns the current values to the checkpoint graph's variables. */
+static floe_status ckpt_assign(worker *w) {
+    floe_output feeds[2 * MAX_LAYERS];
+    floe_tensor *vals[2 * MAX_LAYERS];
+    floe_node *targets[2 * MAX_LAYERS];
+    floe_status st = FLOE_OK;
+    int n = 0;
+
+    for (int i = 0; i < w->nvars && st == FLOE_OK; i++) {
+        wvar *v = &w->vars[i];
+        feeds[i] = floe_out(w->cph[i], 0);
+        targets[i] = w->cvars[i].init;
+        st = floe_tensor_wrap(FLOE_DTYPE_F32, v->dims, v->ndim, v->value,
+                              (size_t)v->count * sizeof(float), NULL, NULL, &vals[i]);
+        n += st == FLOE_OK;
+    }
+    if (st == FLOE_OK)
+        st = floe_session_run(w->cs, feeds, vals, n, NULL, 0, targets, n, NULL);
+    for (int i = 0; i < n; i++)
+        floe_tensor_unref(vals[i]);
+    return st;
+}
+
+static floe_status ckpt_save(worker *w, int64_t step) {
+    floe_status st = ckpt_assign(w);
+    if (st == FLOE_OK &&
+        (st = floe_checkpoint_save(w->cg, w->cs, w->o.checkpoint_dir, step, 3, NULL, 0)) !=
+            FLOE_OK)
+        return ckpt_fail(st, "save");
+    if (st == FLOE_OK)
+        w->last_ckpt = step;
+    return st;
+}
+
+/* Loads the newest checkpoint, if any, into the values and w->last_step. */
+static floe_status ckpt_restore(worker *w) {
+    floe_output reads[2 * MAX_LAYERS];
+    floe_tensor *vals[2 * MAX_LAYERS] = {0};
+    char path[1024];
+    const char *base;
+    floe_status st;
+
+    st = floe_checkpoint_restore_latest(w->cg, w->cs, w->o.checkpoint_dir, path, sizeof(path));
+    if (st == FLOE_NOT_FOUND)
+        return FLOE_OK;
+    if (st != FLOE_OK)
+        return ckpt_fail(st, "restore");
+    for (int i = 0; i < w->nvars; i++)
+        reads[i] = floe_out(w->cvars[i].read, 0);
+    if ((st = floe_session_run(w->cs, NULL, NULL, 0, reads, w->nvars, NULL, 0, vals)) != FLOE_OK)
+        return st;
+    for (int i = 0; i < w->nvars; i++) {
+        memcpy(w->vars[i].value, floe_tensor_data(vals[i]),
+               (size_t)w->vars[i].count * sizeof(float));
+        floe_tensor_unref(vals[i]);
+    }
+    base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (sscanf(base, "ckpt-%lld", (long long *)&w->last_step) != 1)
+        w->last_step = 0;
+    w->last_ckpt = w->last_step;
+    return FLOE_OK;
+}
+
 /* Shuffled indices of this worker's examples (i % workers == task). */
 static int64_t *make_shard(const worker *w, const floe_dataset *train, int64_t *n) {
     int64_t total = floe_dataset_size(train), m = 0;
@@ -540,6 +640,9 @@ static floe_status train_loop(worker *w, const floe_dataset *train, floe_dist_re
                 res->loss = loss_sum / loss_n;
                 loss_sum = 0, loss_n = 0;
             }
+            if (w->cs != NULL && gstep + 1 - w->last_ckpt >= w->o.checkpoint_every &&
+                (st = ckpt_save(w, gstep)) != FLOE_OK)
+                goto out;
             if (w->o.on_step != NULL &&
                 (st = w->o.on_step(w->o.on_step_arg, gstep + 1, loss)) != FLOE_OK)
                 goto out;
@@ -575,6 +678,7 @@ void floe_dist_train_options_init(floe_dist_train_options *o) {
     o->batch_size = 64;
     o->steps = 1000;
     o->seed = 42;
+    o->checkpoint_every = 100;
 }
 
 static floe_status check_args(worker *w, const floe_dataset *train) {
@@ -596,6 +700,7 @@ static floe_status check_args(worker *w, const floe_dataset *train) {
                               "worker of the cluster (%d workers, %d ps)", w->o.task,
                               w->nworkers, w->nps);
     if (w->o.batch_size < 1 || w->o.batch_size > 4096 || w->o.steps < 0 ||
+        w->o.checkpoint_every < 1 ||
         (w->o.hidden && (w->o.num_hidden < 0 || w->o.num_hidden > MAX_LAYERS - 1)))
         return floe_set_error(FLOE_INVALID_ARGUMENT, "floe_dist_train: batch_size 1..4096, "
                               "steps >= 0, up to %d hidden layers", MAX_LAYERS - 1);
@@ -633,12 +738,17 @@ floe_status floe_dist_train(floe_context *ctx, const floe_cluster *c,
         (st = prepare(w)) != FLOE_OK)
         goto out;
     place(w);
+    if (w->o.task == 0 && w->o.checkpoint_dir != NULL &&
+        ((st = ckpt_build(w)) != FLOE_OK || (st = ckpt_restore(w)) != FLOE_OK))
+        goto out;
     if ((st = connect_all(w, dopts, 6.0 * (double)w->timeout_ms / 1000.0)) != FLOE_OK ||
         (st = train_loop(w, train, res)) != FLOE_OK)
         goto out;
-    if (w->o.task == 0 && test != NULL) {
+    if (w->o.task == 0 && (test != NULL || w->cs != NULL)) {
         int64_t steps[64];
-        if ((st = pull_all(w, steps)) == FLOE_OK)
+        if ((st = pull_all(w, steps)) == FLOE_OK && w->cs != NULL)
+            st = ckpt_save(w, steps[0]);
+        if (st == FLOE_OK && test != NULL)
             st = evaluate(w, test, &res->accuracy);
     }
 out:
@@ -649,6 +759,8 @@ out:
         free(w->vars[i].value);
     floe_session_free(w->s);
     floe_graph_free(w->g);
+    floe_session_free(w->cs);
+    floe_graph_free(w->cg);
     free(w);
     return st;
 }

@@ -32,6 +32,7 @@ typedef struct harness {
     int64_t steps;
     char cluster[1024];
     volatile int64_t *progress;   /* shared with the children: the highest global step */
+    char ckpt[300];               /* the chief's checkpoint directory; "" for none */
 } harness;
 
 typedef struct worker_report {
@@ -139,6 +140,8 @@ static void h_worker_main(const harness *h, int task, int fd) {
     o.steps = h->steps;
     o.batch_size = 64;
     o.on_step = h_on_step;
+    o.checkpoint_dir = h->ckpt[0] ? h->ckpt : NULL;
+    o.checkpoint_every = 50;
     o.on_step_arg = (void *)h->progress;
     r.status = floe_context_new(NULL, &ctx);
     if (r.status == FLOE_OK)

@@ -170,6 +170,52 @@ static void dist_ps_killed_mid_run_job_resumes(void **state) {
     kill_and_restart(1, 1);
 }
 
+/* Every process killed at a random step; a new job (new processes, new ports) with the
+ * same checkpoint directory resumes from the chief's last checkpoint. */
+static void dist_whole_job_killed_resumes_from_checkpoint(void **state) {
+    harness *h = setup_job(1);
+    worker_report r0, r1;
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    int64_t at = 60 + rand_r(&seed) % (STEPS / 2), killed_at;
+    char cmd[400];
+    (void)state;
+    snprintf(h->ckpt, sizeof(h->ckpt), "%s/ckpt", h->ca);
+    assert_int_equal(h_start(h), 0);
+    if (h_wait_progress(h, at, 40) != 0) {
+        h_cleanup(h);
+        fail_msg("the job did not reach step %lld", (long long)at);
+    }
+    killed_at = *h->progress;
+    for (int i = 0; i < h->nworkers; i++) {
+        h_kill(&h->worker[i]);
+        close(h->result_fd[i]);
+    }
+    for (int i = 0; i < h->nps; i++)
+        h_kill(&h->ps[i]);
+    assert_int_equal(h_start(h), 0);
+    expect_worker_ok(h, 0, &r0);
+    expect_worker_ok(h, 1, &r1);
+    /* (A kill between a save's pointer update and its clean-up may leave a 4th file.) */
+    snprintf(cmd, sizeof(cmd), "ls '%s' | grep -q 'ckpt-[0-9]*[.]floeckpt$'", h->ckpt);
+    if (system(cmd) != 0) {
+        snprintf(cmd, sizeof(cmd), "ls -la '%s'", h->ckpt);
+        if (system(cmd) != 0)
+            print_message("no checkpoint directory\n");
+        h_cleanup(h);
+        fail_msg("no checkpoint kept");
+    }
+    h_cleanup(h);
+    print_message("job killed at step %lld; the new job ran %lld steps to %lld, accuracy "
+                  "%.4f\n", (long long)killed_at, (long long)r0.res.steps,
+                  (long long)r0.res.global_step, r0.res.accuracy);
+    assert_int_equal(r0.res.global_step, STEPS);
+    /* It resumed: no more than the steps after the newest checkpoint (every 50), plus
+     * the steps between the kill and the progress report. */
+    assert_true(r0.res.steps < STEPS);
+    assert_true(r0.res.steps <= STEPS - killed_at + 50 + 5);
+    assert_true(r0.res.accuracy > 0.7);
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(dist_sync_2ps_2workers_reaches_single_process_accuracy),
@@ -177,6 +223,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(dist_worker_killed_mid_run_job_resumes),
         cmocka_unit_test(dist_chief_killed_mid_run_job_resumes),
         cmocka_unit_test(dist_ps_killed_mid_run_job_resumes),
+        cmocka_unit_test(dist_whole_job_killed_resumes_from_checkpoint),
     };
     if (access(FLOE_FASHION_MNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0) {
         printf("SKIP: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)\n");

@@ -53,8 +53,11 @@ spec="ps=127.0.0.1:${ports[0]},127.0.0.1:${ports[1]};worker=127.0.0.1:3,127.0.0.
 "$floe" train --cluster "$spec" --task 1 --steps 200 "${sec[@]}" > "$dir/w1.log" 2>&1 &
 w1=$!
 pids+=($w1)
-timeout 50 "$floe" train --cluster "$spec" --task 0 --steps 200 "${sec[@]}" > "$dir/w0.log" 2>&1 ||
-    fail "chief failed"
+timeout 50 "$floe" train --cluster "$spec" --task 0 --steps 200 "${sec[@]}" \
+    --checkpoint "$dir/ckpt" --checkpoint-every 50 > "$dir/w0.log" 2>&1 || fail "chief failed"
+[ -s "$dir/ckpt/ckpt-200.floeckpt" ] || fail "no final checkpoint"
+"$floe" checkpoint ls "$dir/ckpt/ckpt-200.floeckpt" | grep -q "dense_0/kernel" ||
+    fail "checkpoint without dense_0/kernel"
 timeout 20 tail --pid=$w1 -f /dev/null
 wait $w1 || fail "worker 1 failed"
 acc=$(sed -n 's/^Test accuracy: //p' "$dir/w0.log")

@@ -122,6 +122,14 @@ typedef struct floe_dist_train_options {
      * and the batch loss; a non-OK return stops training with that status. */
     floe_status (*on_step)(void *arg, int64_t global_step, double loss);
     void *on_step_arg;
+    /* (nullable) chief only: a checkpoint of every variable (floe/checkpoint.h, "ckpt-
+     * <global step>.floeckpt", the newest 3 kept) every @checkpoint_every global steps
+     * (default 100) and at the end.  When the chief starts and the directory holds one,
+     * the job starts from it: servers that hold no variables yet (a new or restarted
+     * job) get the checkpoint's values and step.  A server restarted alone gets the
+     * chief's newest values instead, losing at most one step. */
+    const char *checkpoint_dir;
+    int64_t checkpoint_every;
 } floe_dist_train_options;
 
 FLOE_DIST_API void floe_dist_train_options_init(floe_dist_train_options *o);

@@ -3,8 +3,9 @@
  * entry point.
  *
  * Reading: open_read HEADs the object (size, ETag); pread serves from a read-ahead
- * buffer filled by ranged GETs of FLOE_S3_READAHEAD bytes, or GETs a large request
- * straight into the caller's buffer; every GET carries If-Match with the ETag, so an
+ * window filled by ranged GETs of FLOE_S3_READAHEAD bytes, doubling up to
+ * FLOE_S3_READAHEAD_MAX while reads are sequential, with the next window fetched by a
+ * thread meanwhile; a large request is fetched straight into the caller's buffer; every GET carries If-Match with the ETag, so an
  * object replaced while open fails with FLOE_ABORTED instead of mixing versions.
  * Writing: bytes are buffered; a file that stays under one part is sent by one PUT at
  * close, a larger one as a multipart upload (parts of FLOE_S3_PART_SIZE sent as the
@@ -71,19 +72,35 @@ typedef struct s3_rfile {
     char *bucket, *key, *uri;
     uint64_t size;
     char if_match[300];
-    uint8_t *ra;                 /* read-ahead buffer */
+    size_t win;                  /* read-ahead window: grows while reads are sequential */
+    uint8_t *ra;                 /* the window's bytes [ra_off, ra_off + ra_len) */
     size_t ra_cap, ra_len;
     uint64_t ra_off;
+    /* The next window, fetched by a thread while the caller reads this one. */
+    uint8_t *pf;
+    size_t pf_cap, pf_len;
+    uint64_t pf_off;
+    pthread_t pf_tid;
+    int pf_running;
+    floe_status pf_st;
 } s3_rfile;
+
+static void prefetch_join(s3_rfile *f) {
+    if (f->pf_running)
+        pthread_join(f->pf_tid, NULL);
+    f->pf_running = 0;
+}
 
 static void close_read(void *file) {
     s3_rfile *f = file;
     if (f == NULL)
         return;
+    prefetch_join(f);
     free(f->bucket);
     free(f->key);
     free(f->uri);
     free(f->ra);
+    free(f->pf);
     free(f);
 }
 
@@ -118,7 +135,7 @@ static floe_status open_read(void *state, const char *uri, void **out) {
     f->size = info.size;
     if (etag[0] != '\0')
         snprintf(f->if_match, sizeof(f->if_match), "If-Match: %s", etag);
-    f->ra_cap = fs->cfg.readahead;
+    f->win = fs->cfg.readahead;
     *out = f;
     return FLOE_OK;
 fail:
@@ -126,8 +143,10 @@ fail:
     return st;
 }
 
-/* GETs bytes [@off, @off + @n) into @dst; anything but exactly @n bytes is an error. */
-static floe_status get_range(s3_rfile *f, uint64_t off, void *dst, size_t n) {
+/* GETs bytes [@off, @off + @n) into @dst; anything but exactly @n bytes is an error,
+ * with its message in @msg (no floe_fail: prefetch threads call this too). */
+static floe_status get_range(s3_rfile *f, uint64_t off, void *dst, size_t n, char *msg,
+                             size_t mlen) {
     char range[80];
     s3_req r;
 
@@ -137,21 +156,95 @@ static floe_status get_range(s3_rfile *f, uint64_t off, void *dst, size_t n) {
     r.headers[1] = f->if_match[0] ? f->if_match : NULL;
     r.sink = dst;
     r.sink_cap = n;
-    floe_status st = s3_request(f->fs, &r);
-    if (st == FLOE_FAILED_PRECONDITION && r.status == 412)
-        st = floe_fail(FLOE_ABORTED, "s3: read '%s': the object was replaced while open "
-                       "(If-Match failed; request id %s)", f->uri, r.request_id);
-    else if (st == FLOE_OK && r.sink_len != n)
-        st = floe_fail(FLOE_DATA_LOSS,
-                       "s3: read '%s': asked bytes %" PRIu64 "-%" PRIu64 ", got %zu (HTTP %ld)",
-                       f->uri, off, off + n - 1, r.sink_len, r.status);
+    floe_status st = s3_request_msg(f->fs, &r, msg, mlen);
+    if (st == FLOE_FAILED_PRECONDITION && r.status == 412) {
+        st = FLOE_ABORTED;
+        snprintf(msg, mlen, "s3: read '%s': the object was replaced while open (If-Match "
+                 "failed; request id %s)", f->uri, r.request_id);
+    } else if (st == FLOE_OK && r.sink_len != n) {
+        st = FLOE_DATA_LOSS;
+        snprintf(msg, mlen, "s3: read '%s': asked bytes %" PRIu64 "-%" PRIu64 ", got %zu "
+                 "(HTTP %ld)", f->uri, off, off + n - 1, r.sink_len, r.status);
+    }
     s3_req_clear(&r);
     return st;
+}
+
+static void *prefetch_worker(void *arg) {
+    s3_rfile *f = arg;
+    char msg[1600];
+    /* A failure is not reported from here: the caller's own GET retries and reports it. */
+    f->pf_st = get_range(f, f->pf_off, f->pf, f->pf_len, msg, sizeof(msg));
+    return NULL;
+}
+
+/* Starts fetching the window after the current one, when there is one. */
+static void prefetch_start(s3_rfile *f) {
+    uint64_t at = f->ra_off + f->ra_len;
+    if (f->pf_running || at >= f->size || f->win == 0)
+        return;
+    size_t n = f->size - at < f->win ? (size_t)(f->size - at) : f->win;
+    if (f->pf_cap < n) {
+        uint8_t *b = realloc(f->pf, n);
+        if (b == NULL)
+            return;
+        f->pf = b;
+        f->pf_cap = n;
+    }
+    f->pf_off = at;
+    f->pf_len = n;
+    f->pf_st = FLOE_UNKNOWN;
+    f->pf_running = pthread_create(&f->pf_tid, NULL, prefetch_worker, f) == 0;
+}
+
+/* Makes the window hold @at: the prefetched window if it has it, else a GET.  A miss
+ * where the last window ended is sequential reading: the window doubles (up to
+ * FLOE_S3_READAHEAD_MAX) and the next one is prefetched. */
+static floe_status fill_window(s3_rfile *f, uint64_t at) {
+    int sequential = f->ra_len > 0 && at == f->ra_off + f->ra_len;
+    size_t max = f->fs->cfg.readahead_max;
+    char msg[1600];
+
+    if (sequential && f->win < max)
+        f->win = f->win * 2 < max ? f->win * 2 : max;
+    if (f->pf_running) {
+        prefetch_join(f);
+        if (f->pf_st == FLOE_OK && at >= f->pf_off && at < f->pf_off + f->pf_len) {
+            uint8_t *b = f->ra;
+            size_t c = f->ra_cap;
+            f->ra = f->pf;
+            f->ra_cap = f->pf_cap;
+            f->ra_off = f->pf_off;
+            f->ra_len = f->pf_len;
+            f->pf = b;
+            f->pf_cap = c;
+            goto next;
+        }
+    }
+    size_t n = f->size - at < f->win ? (size_t)(f->size - at) : f->win;
+    if (f->ra_cap < n) {
+        uint8_t *b = realloc(f->ra, n);
+        if (b == NULL)
+            return oom(f->uri);
+        f->ra = b;
+        f->ra_cap = n;
+    }
+    f->ra_len = 0;
+    floe_status st = get_range(f, at, f->ra, n, msg, sizeof(msg));
+    if (st != FLOE_OK)
+        return floe_fail(st, "%s", msg);
+    f->ra_off = at;
+    f->ra_len = n;
+next:
+    if (sequential)
+        prefetch_start(f);
+    return FLOE_OK;
 }
 
 static floe_status s3_pread(void *file, uint64_t offset, void *buf, size_t n, size_t *nread) {
     s3_rfile *f = file;
     size_t done = 0;
+    char msg[1600];
     floe_status st;
 
     *nread = 0;
@@ -169,32 +262,15 @@ static floe_status s3_pread(void *file, uint64_t offset, void *buf, size_t n, si
             done += k;
             continue;
         }
-        if (want >= f->ra_cap) {     /* large: straight into the caller's buffer */
-            if ((st = get_range(f, at, (char *)buf + done, want)) != FLOE_OK)
-                return st;
+        int prefetched = f->pf_running && at >= f->pf_off && at < f->pf_off + f->pf_len;
+        if (want >= f->win && !prefetched) {     /* large: straight into the caller's buffer */
+            if ((st = get_range(f, at, (char *)buf + done, want, msg, sizeof(msg))) != FLOE_OK)
+                return floe_fail(st, "%s", msg);
             done += want;
             continue;
         }
-        /* Sequential reading (this miss starts where the window ended) doubles the
-         * window up to FLOE_S3_READAHEAD_MAX: fewer, larger GETs for a streaming reader,
-         * small ones for random access. */
-        if (f->ra_len > 0 && at == f->ra_off + f->ra_len && f->ra_cap < f->fs->cfg.readahead_max) {
-            size_t grown = f->ra_cap * 2 < f->fs->cfg.readahead_max ? f->ra_cap * 2
-                                                                    : f->fs->cfg.readahead_max;
-            uint8_t *b = realloc(f->ra, grown);
-            if (b != NULL) {
-                f->ra = b;
-                f->ra_cap = grown;
-            }
-        }
-        if (f->ra == NULL && (f->ra = malloc(f->ra_cap)) == NULL)
-            return oom(f->uri);
-        size_t fill = f->size - at < f->ra_cap ? (size_t)(f->size - at) : f->ra_cap;
-        f->ra_len = 0;
-        if ((st = get_range(f, at, f->ra, fill)) != FLOE_OK)
+        if ((st = fill_window(f, at)) != FLOE_OK)
             return st;
-        f->ra_off = at;
-        f->ra_len = fill;
     }
     *nread = done;
     return FLOE_OK;

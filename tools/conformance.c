@@ -46,6 +46,7 @@
 
 #include <ctype.h>
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -681,6 +682,91 @@ static int desc_has_deinit(const floe_plugin_desc *d) {
            d->deinit != NULL;
 }
 
+/* Reads the ELF file's dynamic symbols and DT_NEEDED entries (no plugin code runs):
+ * the plugin must export only its entry symbol and must not link libfloe.  The file is
+ * untrusted: every offset is checked against its size. */
+static void check_elf(const char *path, const char *entry) {
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = NULL;
+    long size;
+
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < (long)sizeof(Elf64_Ehdr) ||
+        size > (1L << 30) || fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)size)) == NULL ||
+        fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        emit(V_WARN, "descriptor", "cannot read %s to check its symbols", path);
+        goto done;
+    }
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)buf;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff > (uint64_t)size ||
+        eh->e_shnum > ((uint64_t)size - eh->e_shoff) / sizeof(Elf64_Shdr)) {
+        emit(V_WARN, "descriptor", "not a 64-bit ELF file with section headers: symbols not checked");
+        goto done;
+    }
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(buf + eh->e_shoff);
+    char extra[512] = "", needed_floe[128] = "";
+    int nextra = 0, found_entry = 0;
+    for (int i = 0; i < eh->e_shnum; i++) {
+        if (sh[i].sh_type != SHT_DYNSYM && sh[i].sh_type != SHT_DYNAMIC)
+            continue;
+        if (sh[i].sh_link >= eh->e_shnum || sh[i].sh_offset > (uint64_t)size ||
+            sh[i].sh_size > (uint64_t)size - sh[i].sh_offset)
+            continue;
+        const Elf64_Shdr *st = &sh[sh[i].sh_link];
+        if (st->sh_offset > (uint64_t)size || st->sh_size > (uint64_t)size - st->sh_offset)
+            continue;
+        const char *strs = (const char *)buf + st->sh_offset;
+        uint64_t nstr = st->sh_size;
+        if (sh[i].sh_type == SHT_DYNSYM) {
+            const Elf64_Sym *sym = (const Elf64_Sym *)(buf + sh[i].sh_offset);
+            uint64_t n = sh[i].sh_size / sizeof(Elf64_Sym);
+            for (uint64_t k = 0; k < n; k++) {
+                int bind = ELF64_ST_BIND(sym[k].st_info), type = ELF64_ST_TYPE(sym[k].st_info);
+                if (sym[k].st_shndx == SHN_UNDEF || sym[k].st_name >= nstr ||
+                    (bind != STB_GLOBAL && bind != STB_WEAK) ||
+                    (type != STT_FUNC && type != STT_OBJECT) ||
+                    ELF64_ST_VISIBILITY(sym[k].st_other) != STV_DEFAULT)
+                    continue;
+                const char *name = strs + sym[k].st_name;
+                if (memchr(name, '\0', nstr - sym[k].st_name) == NULL || name[0] == '_')
+                    continue;
+                if (strcmp(name, entry) == 0) {
+                    found_entry = 1;
+                } else if (nextra++ < 8) {
+                    size_t len = strlen(extra);
+                    snprintf(extra + len, sizeof(extra) - len, "%s%.60s", len ? ", " : "", name);
+                }
+            }
+        } else {
+            const Elf64_Dyn *dyn = (const Elf64_Dyn *)(buf + sh[i].sh_offset);
+            uint64_t n = sh[i].sh_size / sizeof(Elf64_Dyn);
+            for (uint64_t k = 0; k < n && dyn[k].d_tag != DT_NULL; k++) {
+                if (dyn[k].d_tag != DT_NEEDED || dyn[k].d_un.d_val >= nstr)
+                    continue;
+                const char *lib = strs + dyn[k].d_un.d_val;
+                if (memchr(lib, '\0', nstr - dyn[k].d_un.d_val) != NULL &&
+                    strncmp(lib, "libfloe.so", 10) == 0)
+                    snprintf(needed_floe, sizeof(needed_floe), "%.100s", lib);
+            }
+        }
+    }
+    if (needed_floe[0] != '\0')
+        emit(V_FAIL, "descriptor", "links %s: a plugin reaches the core only through the host "
+             "table (build with pkg-config floe-plugin, never floe)", needed_floe);
+    else
+        emit(V_PASS, "descriptor", "does not link libfloe");
+    if (nextra > 0)
+        emit(V_WARN, "descriptor", "exports %d symbol(s) besides %s: %s%s (build with "
+             "-fvisibility=hidden: they can collide with other plugins' or the host's)",
+             nextra, entry, extra, nextra > 8 ? ", ..." : "");
+    else if (found_entry)
+        emit(V_PASS, "descriptor", "exports only %s", entry);
+done:
+    free(buf);
+    if (f != NULL)
+        fclose(f);
+}
+
 /* Opens the plugin and reads its descriptor; with @report, emits the checks.  Returns 0
  * when init() may be called. */
 static int open_plugin(const plugin_ut *p, int loud) {
@@ -719,6 +805,7 @@ static int open_plugin(const plugin_ut *p, int loud) {
     if (!loud)
         return ut.desc->init != NULL ? 0 : -1;
     emit(V_PASS, "descriptor", "entry symbol %s", sym);
+    check_elf(p->path, sym);
     if (get() != ut.desc)
         emit(V_WARN, "descriptor", "%s returns a different pointer on each call: it should "
              "return static data and run no other code", sym);

@@ -3,7 +3,8 @@
  * popen() on the in-tree plugins, which must conform, and on fixtures that must not:
  * fx_broken (wrong values, a crash on zero-size input, a lying shape function, a device
  * with misaligned memory, a copy that drops a byte and an impossible allocation that
- * "succeeds"), fx_init_fail, fx_major, fx_noentry and a file that is not a shared object.
+ * "succeeds"), fx_leaky (links libfloe, exports a helper), fx_init_fail, fx_major,
+ * fx_noentry, fx_null_member and a file that is not a shared object.
  * Each failure must be named in the report, the tool must survive the fixture's crash,
  * and the exit status must be 1 (0 for a conforming plugin, 2 for a usage error).  The
  * reference plugins are the build tree's (FLOE_PLUGIN_PATH set by meson); the system
@@ -114,6 +115,8 @@ static void expect_conformant(const char *name) {
 static void dev_cpu_conforms(void **state) {
     (void)state;
     expect_conformant("dev_cpu");
+    expect_line(result.out, "PASS", "does not link libfloe", NULL);
+    expect_line(result.out, "PASS", "exports only floe_plugin_dev_cpu_get_desc", NULL);
     /* The device battery ran, every case of it. */
     expect_line(result.out, "PASS", "1 B to 1 MiB", NULL);
     expect_line(result.out, "PASS", "64 MiB round trip", NULL);
@@ -187,6 +190,13 @@ static void unloadable_plugins_fail(void **state) {
     r = run(fixture("fx_noentry"));
     assert_int_equal(r->status, 1);
     expect_line(r->out, "FAIL", "entry symbol floe_plugin_fx_noentry_get_desc not found", NULL);
+
+    /* Read from the ELF file: linking libfloe fails, an extra export warns. */
+    r = run(fixture("fx_leaky"));
+    assert_int_equal(r->status, 1);
+    expect_line(r->out, "FAIL", "links libfloe.so", "host table");
+    expect_line(r->out, "WARN", "exports 1 symbol(s) besides floe_plugin_fx_leaky_get_desc",
+                "fx_leaky_helper");
 
     r = run(fixture("fx_null_member"));
     assert_int_equal(r->status, 1);

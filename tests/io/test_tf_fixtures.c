@@ -4,8 +4,9 @@
  *
  * The fixtures (tests/fixtures/tf, made by make_fixtures.py with TensorFlow 2.21 and
  * committed) are a frozen MLP, a small CNN and a ResNet-style block (depthwise conv,
- * FusedBatchNormV3, Relu6, ConcatV2, Pad, Mean, Squeeze, ...), each with an input and
- * TensorFlow's output as .npy.  Each is loaded with floe_graphdef_load, run on its
+ * FusedBatchNormV3, Relu6, ConcatV2, Pad, Mean, Squeeze, ...) and a Keras 3 Sequential
+ * CNN with a dynamic batch (Shape, StridedSlice, Pack, Rsqrt, ...), each with an input
+ * and TensorFlow's output as .npy.  Each is loaded with floe_graphdef_load, run on its
  * input and compared element-wise within 1e-5 relative (absolute floor 1e-7 for values
  * near zero); then exported and re-imported (same outputs again: the export of an
  * imported TensorFlow graph is itself importable and complete).  Edited copies check the
@@ -126,7 +127,7 @@ static void tf_fixtures_match_tensorflow(void **state) {
         models++;
     }
     fclose(f);
-    assert_int_equal(models, 3);
+    assert_int_equal(models, 4);
 }
 
 /* The ops the fixtures must cover, so a regenerated fixture cannot silently lose one. */

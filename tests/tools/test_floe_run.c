@@ -75,8 +75,8 @@ static void expect(const run_result *r, int status, const char *in_out, const ch
 
 static void floe_run_writes_tensorflows_numbers(void **state) {
     floe_context *ctx = *state;
-    const char *models[] = {"mlp", "cnn", "resnet"};
-    for (int m = 0; m < 3; m++) {
+    const char *models[] = {"mlp", "cnn", "resnet", "keras"};
+    for (int m = 0; m < 4; m++) {
         char out[4096], want_path[4096];
         snprintf(out, sizeof(out), "%s/%s_out.npy", tmpdir, models[m]);
         expect(run("%s/%s.pb --input x=%s/%s_x.npy --output-file Identity=%s", fixture_dir,

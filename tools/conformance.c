@@ -346,7 +346,8 @@ static int name_from_path(const char *path, char *name, size_t len) {
 typedef struct rec_state {
     floe_device_desc devices[64];
     int ndevices;
-    const floe_fs_ops *fs[64];
+    floe_fs_ops fs_copy[64];      /* copied, as the core does: the caller's may be temporary */
+    const floe_fs_ops *fs[64];    /* &fs_copy[i], NULL when too small to copy */
     int nfs;
     int nops, nkernels, ngrads, ntransports;
     char note[512];
@@ -567,8 +568,18 @@ static floe_status rec_register_device(floe_plugin *self, const floe_device_desc
 
 static floe_status rec_register_filesystem(floe_plugin *self, const floe_fs_ops *ops) {
     (void)self;
-    if (rec.nfs < 64)
-        rec.fs[rec.nfs] = ops;
+    if (ops == NULL)
+        return rec_fail(FLOE_INVALID_ARGUMENT, "register_filesystem: NULL ops");
+    if (rec.nfs < 64) {
+        floe_fs_ops *c = &rec.fs_copy[rec.nfs];
+        memset(c, 0, sizeof(*c));
+        if (ops->struct_size >= offsetof(floe_fs_ops, destroy) && ops->struct_size <= 65536) {
+            memcpy(c, ops, ops->struct_size < sizeof(*c) ? ops->struct_size : sizeof(*c));
+            rec.fs[rec.nfs] = c;
+        } else {
+            rec.fs[rec.nfs] = NULL;
+        }
+    }
     rec.nfs++;
     return FLOE_OK;
 }
@@ -2319,9 +2330,9 @@ int floe_tool_conformance(const char *plugin_path, int no_system, int argc, char
                     test_kernel(&r, &p, &sigs[s], p.kernels[i].device, verbose);
                 }
         }
-        if (lc.loaded && p.nkernels == 0 && p.ndevices == 0 && p.nfilesystems == 0)
-            rep_addf(&r, V_WARN, "kernels", "the plugin registers no kernels, devices or "
-                     "filesystems");
+        if (lc.loaded && p.nkernels == 0 && p.ndevices == 0 && p.nfilesystems == 0 &&
+            p.ntransports == 0 && p.nops == 0)
+            rep_addf(&r, V_WARN, "kernels", "the plugin registers nothing");
     }
 
     /* 4. Device battery. */

@@ -140,6 +140,25 @@ static void ops_nn_conforms(void **state) {
     expect_line(result.out, "PASS", "Relu on CPU", "cases agree");
 }
 
+/* The other in-tree plugins, where this build has them: a filesystem, a transport, and a
+ * GPU device plugin (skipped by its own score() on a machine without a GPU: conformant,
+ * with a SKIP line). */
+static void other_in_tree_plugins_conform(void **state) {
+    static const char *const names[] = {"fs_s3", "dist_grpc", "dev_cuda"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/plugins/%s/floe_%s.so", getenv("FLOE_BUILD_ROOT"),
+                 names[i], names[i]);
+        if (access(path, R_OK) != 0) {
+            printf("%s: not built here\n", names[i]);
+            continue;
+        }
+        expect_conformant(names[i]);
+        printf("%s: conformant\n", names[i]);
+    }
+}
+
 static void broken_plugin_fails_clearly(void **state) {
     const run_result *r;
     (void)state;
@@ -266,6 +285,7 @@ int main(void) {
         cmocka_unit_test(dev_cpu_conforms),
         cmocka_unit_test(ops_math_conforms),
         cmocka_unit_test(ops_nn_conforms),
+        cmocka_unit_test(other_in_tree_plugins_conform),
         cmocka_unit_test(broken_plugin_fails_clearly),
         cmocka_unit_test(broken_plugin_json),
         cmocka_unit_test(unloadable_plugins_fail),

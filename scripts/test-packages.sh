@@ -13,7 +13,7 @@
 #    changes are not part of the build.
 # 2. lintian over the .deb files, when lintian is installed (an error fails the test).
 # 3. The clean root: in a private mount namespace, an overlay whose lower layer is this
-#    machine's / and whose upper layer is a temporary directory, with empty /usr/local and
+#    machine's / and whose upper layer is a tmpfs, with empty /usr/local and
 #    /opt, is chroot'ed into.  Its dpkg database is this machine's, so dpkg checks the
 #    packages' dependencies against what Debian has installed here; everything it writes
 #    lands in the upper layer and disappears with the namespace.  In that root:
@@ -256,9 +256,13 @@ EOF
 # ---- stage 2: inside the private mount namespace ------------------------------------
 
 enter_root() {
-    local tmp=$1 root=$1/root
-    mkdir -p "$tmp/upper" "$tmp/work" "$root"
-    mount -t overlay floe-pkgtest -o "lowerdir=/,upperdir=$tmp/upper,workdir=$tmp/work" "$root"
+    local tmp=$1 root=$1/root layer=$1/layer
+    # The upper layer on a tmpfs: overlayfs refuses an upper directory on an overlayfs
+    # (as / is in many containers), and the root vanishes with the namespace.
+    mkdir -p "$layer" "$root"
+    mount -t tmpfs -o mode=0755 floe-pkgtest-layer "$layer"
+    mkdir -p "$layer/upper" "$layer/work"
+    mount -t overlay floe-pkgtest -o "lowerdir=/,upperdir=$layer/upper,workdir=$layer/work" "$root"
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev"
     mount -t tmpfs tmpfs "$root/tmp"

@@ -12,13 +12,16 @@
  * histograms, flush); the first epoch also holds the graph.  Prints the median epoch
  * wall time and CPU time (all threads; steadier on a shared machine) of each
  * configuration over the epochs after the first, their ratio and the difference per
- * epoch, and the first epochs apart.
+ * epoch, and the first epochs apart; then the writer's own costs: a histogram as large as
+ * the model's weights, and a scalar plus flush.
  */
 #include "bench_common.h"
 
 #include <floe/data.h>
 #include <floe/keras.h>
+#include <floe/summary.h>
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -96,6 +99,35 @@ static void run(floe_context *ctx, const char *kind, int epochs, const floe_data
     floe_model_free(m);
 }
 
+/* The writer's own costs, in CPU time: a histogram of @n values, a scalar plus flush
+ * (the flush's fsync wait is wall time, printed apart). */
+static void writer_costs(floe_context *ctx, const char *dir, size_t n) {
+    floe_summary_writer *w = NULL;
+    double *x = malloc(n * sizeof(double));
+    const int reps = 20;
+
+    if (x == NULL || floe_summary_writer_new(ctx, dir, -1, &w) != FLOE_OK) {
+        fprintf(stderr, "bench_logdir: writer: %s\n", floe_last_error());
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        x[i] = sin((double)i) * 0.05;
+    double c0 = cpu_now_s();
+    for (int r = 0; r < reps; r++)
+        bench_check(floe_summary_histogram_f64(w, "w", x, n, r), "histogram");
+    double c1 = cpu_now_s(), t1 = bench_now_s();
+    for (int r = 0; r < reps; r++) {
+        bench_check(floe_summary_scalar(w, "s", r, r), "scalar");
+        bench_check(floe_summary_flush(w), "flush");
+    }
+    double c2 = cpu_now_s(), t2 = bench_now_s();
+    printf("  writer: histogram of %zu values %.2f ms CPU; scalar + flush %.3f ms CPU, "
+           "%.2f ms wall (fsync)\n", n, (c1 - c0) / reps * 1e3, (c2 - c1) / reps * 1e3,
+           (t2 - t1) / reps * 1e3);
+    floe_summary_writer_close(w);
+    free(x);
+}
+
 int main(int argc, char **argv) {
     const char *kind = argc > 1 ? argv[1] : "mlp";
     int epochs = argc > 2 ? atoi(argv[2]) : 3, rounds = argc > 3 ? atoi(argv[3]) : 2;
@@ -141,6 +173,7 @@ int main(int argc, char **argv) {
            "+%.1f ms per epoch\n", mcoff, mcon, mcon / mcoff, (mcon - mcoff) * 1e3);
     printf("  first epoch (mean; with the graph): without %.3f s, with %.3f s\n", first[0],
            first[1]);
+    writer_costs(ctx, dir, strcmp(kind, "cnn") == 0 ? 3274634 : 101770);
     snprintf(cmd, sizeof(cmd), "du -sh '%s'; rm -rf '%s'", dir, dir);
     if (system(cmd) != 0)
         return 1;

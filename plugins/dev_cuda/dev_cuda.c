@@ -248,8 +248,9 @@ static const floe_device_ops gpu_ops = {
     .destroy = gpu_destroy,
 };
 
+/* cudaSetDevice on every call: it only sets the runtime's thread-local current device,
+ * and copies for another GPU may have changed it on this thread since. */
 dev_cuda__device *dev_cuda__kernel_gpu(floe_kernel_ctx *kc) {
-    static _Thread_local int current = -1;
     floe_device *fd = floe_kernel_device(kc);
     dev_cuda__device *d = fd != NULL ? floe_device_proc_address(fd, DEV_CUDA__STATE_SYMBOL) : NULL;
 
@@ -257,8 +258,8 @@ dev_cuda__device *dev_cuda__kernel_gpu(floe_kernel_ctx *kc) {
         floe_fail(FLOE_INTERNAL, "a dev_cuda kernel runs on a device that is not a dev_cuda GPU");
         return NULL;
     }
-    if (current != d->ordinal && cudaSetDevice(d->ordinal) == cudaSuccess)
-        current = d->ordinal;
+    if (dev_cuda__fail_cuda(cudaSetDevice(d->ordinal), "cudaSetDevice") != FLOE_OK)
+        return NULL;
     return d;
 }
 

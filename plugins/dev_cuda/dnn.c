@@ -168,6 +168,16 @@ static floe_status filter_layout(dev_cuda__device *d, const conv_geom *g, bool t
 
 /* ---- Conv2D and backprops ------------------------------------------------------------------ */
 
+/* The first of cuDNN's heuristic results that it reports usable; -1 if none.  (The three
+ * perf structs share the layout of these two members.) */
+#define FIRST_USABLE(perf, n, out)                                                          \
+    do {                                                                                    \
+        (out) = -1;                                                                         \
+        for (int i_ = 0; i_ < (n) && (out) < 0; i_++)                                       \
+            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS)                                  \
+                (out) = i_;                                                                 \
+    } while (0)
+
 /* Scratch buffers of one call, freed together (stream order makes that safe). */
 typedef struct scratch {
     void *p[4];
@@ -242,13 +252,17 @@ static floe_status conv2d_compute(floe_kernel_ctx *kc, void *state) {
         pthread_mutex_lock(&d->lib_lock);
         int s = L->cudnnGetConvolutionForwardAlgorithm_v7(d->dnn, cd.x, cd.w, cd.conv, cd.y, 8,
                                                           &nperf, perf);
-        if (!s && nperf > 0)
+        int best;
+        FIRST_USABLE(perf, nperf, best);
+        if (!s && best < 0)
+            s = CUDNN_STATUS_NOT_SUPPORTED;
+        if (!s)
             s = L->cudnnGetConvolutionForwardWorkspaceSize(d->dnn, cd.x, cd.w, cd.conv, cd.y,
-                                                           perf[0].algo, &wsz);
+                                                           perf[best].algo, &wsz);
         if (!s && wsz > 0 && scratch_get(d, &sc, wsz, &ws) != FLOE_OK)
             s = CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
         if (!s)
-            s = L->cudnnConvolutionForward(d->dnn, &one, cd.x, xin, cd.w, w, cd.conv, perf[0].algo,
+            s = L->cudnnConvolutionForward(d->dnn, &one, cd.x, xin, cd.w, w, cd.conv, perf[best].algo,
                                            ws, wsz, &zero, cd.y, floe_tensor_device_data(y));
         pthread_mutex_unlock(&d->lib_lock);
         st = dev_cuda__fail_cudnn(s, "Conv2D (cudnnConvolutionForward)");
@@ -332,14 +346,18 @@ static floe_status conv_backprop_input_compute(floe_kernel_ctx *kc, void *state)
         pthread_mutex_lock(&d->lib_lock);
         int s = L->cudnnGetConvolutionBackwardDataAlgorithm_v7(d->dnn, cd.w, cd.y, cd.conv, cd.x, 8,
                                                                &nperf, perf);
-        if (!s && nperf > 0)
+        int best;
+        FIRST_USABLE(perf, nperf, best);
+        if (!s && best < 0)
+            s = CUDNN_STATUS_NOT_SUPPORTED;
+        if (!s)
             s = L->cudnnGetConvolutionBackwardDataWorkspaceSize(d->dnn, cd.w, cd.y, cd.conv, cd.x,
-                                                                perf[0].algo, &wsz);
+                                                                perf[best].algo, &wsz);
         if (!s && wsz > 0 && scratch_get(d, &sc, wsz, &ws) != FLOE_OK)
             s = CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
         if (!s)
             s = L->cudnnConvolutionBackwardData(d->dnn, &one, cd.w, w, cd.y,
-                                                floe_tensor_device_data(dy), cd.conv, perf[0].algo,
+                                                floe_tensor_device_data(dy), cd.conv, perf[best].algo,
                                                 ws, wsz, &zero, cd.x, dx_p);
         pthread_mutex_unlock(&d->lib_lock);
         st = dev_cuda__fail_cudnn(s, "Conv2DBackpropInput (cudnnConvolutionBackwardData)");
@@ -411,15 +429,19 @@ static floe_status conv_backprop_filter_compute(floe_kernel_ctx *kc, void *state
         pthread_mutex_lock(&d->lib_lock);
         int s = L->cudnnGetConvolutionBackwardFilterAlgorithm_v7(d->dnn, cd.x, cd.y, cd.conv, cd.w,
                                                                  8, &nperf, perf);
-        if (!s && nperf > 0)
+        int best;
+        FIRST_USABLE(perf, nperf, best);
+        if (!s && best < 0)
+            s = CUDNN_STATUS_NOT_SUPPORTED;
+        if (!s)
             s = L->cudnnGetConvolutionBackwardFilterWorkspaceSize(d->dnn, cd.x, cd.y, cd.conv, cd.w,
-                                                                  perf[0].algo, &wsz);
+                                                                  perf[best].algo, &wsz);
         if (!s && wsz > 0 && scratch_get(d, &sc, wsz, &ws) != FLOE_OK)
             s = CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
         if (!s)
             s = L->cudnnConvolutionBackwardFilter(d->dnn, &one, cd.x, xin, cd.y,
                                                   floe_tensor_device_data(dy), cd.conv,
-                                                  perf[0].algo, ws, wsz, &zero, cd.w, dw_ohwi);
+                                                  perf[best].algo, ws, wsz, &zero, cd.w, dw_ohwi);
         pthread_mutex_unlock(&d->lib_lock);
         st = dev_cuda__fail_cudnn(s, "Conv2DBackpropFilter (cudnnConvolutionBackwardFilter)");
     }
@@ -454,7 +476,7 @@ static floe_status softmax_run(floe_kernel_ctx *kc, cudnnSoftmaxAlgorithm_t algo
         rows *= floe_tensor_dim(x, i);
     if (rows > INT32_MAX || classes > INT32_MAX)
         return floe_fail(FLOE_INVALID_ARGUMENT, "logits exceed cuDNN's int range");
-    if ((st = floe_kernel_forward_or_alloc(kc, 0, 0, floe_tensor_shape(x), nd, &y)) != FLOE_OK)
+    if ((st = floe_kernel_alloc_output(kc, 0, floe_tensor_shape(x), nd, &y)) != FLOE_OK)
         return st;
     if (rows == 0 || classes == 0)
         return FLOE_OK;

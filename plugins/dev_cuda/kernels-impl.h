@@ -50,6 +50,16 @@ int dev_cuda__k_cast(cudaStream_t s, int src, int dst, int64_t n, const void *x,
 int dev_cuda__k_fill(cudaStream_t s, size_t elem_size, int64_t n, const void *value, void *y);
 int dev_cuda__k_transpose(cudaStream_t s, size_t elem_size, const dev_cuda__transpose *p,
                           const void *x, void *y);
+/* y[i] = x[base + sum of coordinate_d(i) * in_stride_d]: Transpose with base 0, Slice with
+ * the offset of its first element. */
+int dev_cuda__k_strided_copy(cudaStream_t s, size_t elem_size, const dev_cuda__transpose *p,
+                             int64_t base, const void *x, void *y);
+/* GatherV2 over params viewed as [batch, outer, axis_dim, inner] and indices as
+ * [batch, nidx] (i32 or i64, already checked to lie in [0, axis_dim)): y is
+ * [batch, outer, nidx, inner]. */
+int dev_cuda__k_gather(cudaStream_t s, size_t elem_size, int64_t batch, int64_t outer,
+                       int64_t axis_dim, int64_t inner, int64_t nidx, const void *params,
+                       const void *indices, int idx_i64, void *y);
 /* Per row of [batch, classes] logits: loss and backprop = softmax - one_hot(label).
  * A label out of range gives NaN loss and backprop for that row (TensorFlow's GPU
  * behaviour).  f32, f64 logits; i32 or i64 labels. */

@@ -321,14 +321,25 @@ __global__ void fill_kernel(int64_t n, T v, T *y) {
 }
 
 template <typename T>
-__global__ void transpose_kernel(dev_cuda__transpose p, const T *x, T *y) {
+__global__ void transpose_kernel(dev_cuda__transpose p, int64_t base, const T *x, T *y) {
     GRID_LOOP(i, p.n) {
-        int64_t rem = i, off = 0;
+        int64_t rem = i, off = base;
         for (int d = p.ndim - 1; d >= 0; d--) {
             off += (rem % p.out_dims[d]) * p.in_stride[d];
             rem /= p.out_dims[d];
         }
         y[i] = x[off];
+    }
+}
+
+template <typename T, typename I>
+__global__ void gather_kernel(int64_t total, int64_t outer, int64_t axis_dim, int64_t inner,
+                              int64_t nidx, const T *params, const I *indices, T *y) {
+    GRID_LOOP(i, total) {
+        int64_t k = i % inner, t = i / inner, j = t % nidx, t2 = t / nidx;
+        int64_t o = t2 % outer, b = t2 / outer;
+        int64_t at = (int64_t)indices[b * nidx + j];
+        y[i] = params[((b * outer + o) * axis_dim + at) * inner + k];
     }
 }
 
@@ -584,6 +595,19 @@ int cast_from(cudaStream_t s, int dst, int64_t n, const S *x, void *y) {
     return launched();
 }
 
+template <typename T>
+int gather_as(cudaStream_t s, int64_t total, int64_t outer, int64_t axis_dim,
+                     int64_t inner, int64_t nidx, const void *params, const void *indices,
+                     int idx_i64, void *y) {
+    if (idx_i64)
+        gather_kernel<T, int64_t><<<blocks_for(total), kThreads, 0, s>>>(
+            total, outer, axis_dim, inner, nidx, (const T *)params, (const int64_t *)indices, (T *)y);
+    else
+        gather_kernel<T, int32_t><<<blocks_for(total), kThreads, 0, s>>>(
+            total, outer, axis_dim, inner, nidx, (const T *)params, (const int32_t *)indices, (T *)y);
+    return launched();
+}
+
 } /* namespace */
 
 /* ---- The C launchers ------------------------------------------------------------------- */
@@ -679,18 +703,38 @@ int dev_cuda__k_fill(cudaStream_t s, size_t elem_size, int64_t n, const void *va
     return launched();
 }
 
-int dev_cuda__k_transpose(cudaStream_t s, size_t elem_size, const dev_cuda__transpose *p,
-                          const void *x, void *y) {
+int dev_cuda__k_strided_copy(cudaStream_t s, size_t elem_size, const dev_cuda__transpose *p,
+                             int64_t base, const void *x, void *y) {
     if (p->n == 0)
         return 0;
     switch (elem_size) {
-    case 1: transpose_kernel<uint8_t><<<blocks_for(p->n), kThreads, 0, s>>>(*p, (const uint8_t *)x, (uint8_t *)y); break;
-    case 2: transpose_kernel<uint16_t><<<blocks_for(p->n), kThreads, 0, s>>>(*p, (const uint16_t *)x, (uint16_t *)y); break;
-    case 4: transpose_kernel<uint32_t><<<blocks_for(p->n), kThreads, 0, s>>>(*p, (const uint32_t *)x, (uint32_t *)y); break;
-    case 8: transpose_kernel<uint64_t><<<blocks_for(p->n), kThreads, 0, s>>>(*p, (const uint64_t *)x, (uint64_t *)y); break;
+    case 1: transpose_kernel<uint8_t><<<blocks_for(p->n), kThreads, 0, s>>>(*p, base, (const uint8_t *)x, (uint8_t *)y); break;
+    case 2: transpose_kernel<uint16_t><<<blocks_for(p->n), kThreads, 0, s>>>(*p, base, (const uint16_t *)x, (uint16_t *)y); break;
+    case 4: transpose_kernel<uint32_t><<<blocks_for(p->n), kThreads, 0, s>>>(*p, base, (const uint32_t *)x, (uint32_t *)y); break;
+    case 8: transpose_kernel<uint64_t><<<blocks_for(p->n), kThreads, 0, s>>>(*p, base, (const uint64_t *)x, (uint64_t *)y); break;
     default: return (int)cudaErrorInvalidValue;
     }
     return launched();
+}
+
+int dev_cuda__k_transpose(cudaStream_t s, size_t elem_size, const dev_cuda__transpose *p,
+                          const void *x, void *y) {
+    return dev_cuda__k_strided_copy(s, elem_size, p, 0, x, y);
+}
+
+int dev_cuda__k_gather(cudaStream_t s, size_t elem_size, int64_t batch, int64_t outer,
+                       int64_t axis_dim, int64_t inner, int64_t nidx, const void *params,
+                       const void *indices, int idx_i64, void *y) {
+    int64_t total = batch * outer * nidx * inner;
+    if (total == 0)
+        return 0;
+    switch (elem_size) {
+    case 1: return gather_as<uint8_t>(s, total, outer, axis_dim, inner, nidx, params, indices, idx_i64, y);
+    case 2: return gather_as<uint16_t>(s, total, outer, axis_dim, inner, nidx, params, indices, idx_i64, y);
+    case 4: return gather_as<uint32_t>(s, total, outer, axis_dim, inner, nidx, params, indices, idx_i64, y);
+    case 8: return gather_as<uint64_t>(s, total, outer, axis_dim, inner, nidx, params, indices, idx_i64, y);
+    default: return (int)cudaErrorInvalidValue;
+    }
 }
 
 int dev_cuda__k_sparse_xent(cudaStream_t s, int dtype, int64_t batch, int64_t classes,

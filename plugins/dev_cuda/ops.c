@@ -278,6 +278,8 @@ static floe_status cast_compute(floe_kernel_ctx *kc, void *state) {
     st = floe_kernel_alloc_output(kc, 0, floe_tensor_shape(x), floe_tensor_ndim(x), &y);
     if (st != FLOE_OK)
         return st;
+    if (floe_tensor_nbytes(x) == 0)
+        return FLOE_OK;
     if (floe_tensor_dtype(x) == floe_tensor_dtype(y))
         return dev_cuda__fail_cuda(cudaMemcpyAsync(dptr(y), dptr(x), floe_tensor_nbytes(x),
                                                    cudaMemcpyDeviceToDevice, d->stream),
@@ -363,6 +365,193 @@ static floe_status transpose_compute(floe_kernel_ctx *kc, void *state) {
     return launched(dev_cuda__k_transpose(d->stream, floe_dtype_size(floe_tensor_dtype(x)), &p,
                                           dptr(x), dptr(y)),
                     kc);
+}
+
+/* ConcatV2: one 2-D strided copy per input (cudaMemcpy2DAsync) into its columns of the
+ * output viewed as [outer, total * inner]. */
+static floe_status concat_compute(floe_kernel_ctx *kc, void *state) {
+    dev_cuda__device *d = dev_cuda__kernel_gpu(kc);
+    int nin = floe_kernel_num_inputs(kc) - 1, n, nd;
+    const floe_tensor *x0 = floe_kernel_input(kc, 0);
+    int64_t ax, dims[FLOE_MAX_DIMS], outer = 1, inner = 1, total = 0;
+    size_t es, off = 0;
+    floe_tensor *y;
+    floe_status st;
+
+    if (d == NULL)
+        return FLOE_INTERNAL;
+    if ((st = read_ints(floe_kernel_input(kc, nin), "axis", &ax, 1, &n)) != FLOE_OK)
+        return st;
+    nd = floe_tensor_ndim(x0);
+    if (n != 1 || nd == 0 || ax < -nd || ax >= nd)
+        return floe_fail(FLOE_INVALID_ARGUMENT,
+                         "ConcatOp : Expected concatenating dimensions in the range [%d, %d), but "
+                         "got %lld",
+                         -nd, nd, (long long)(n == 1 ? ax : 0));
+    ax = ax < 0 ? ax + nd : ax;
+    memcpy(dims, floe_tensor_shape(x0), sizeof(int64_t) * (size_t)nd);
+    for (int i = 0; i < nin; i++) {
+        const floe_tensor *x = floe_kernel_input(kc, i);
+        if (floe_tensor_ndim(x) != nd)
+            return floe_fail(FLOE_INVALID_ARGUMENT,
+                             "ConcatOp : Ranks of all input tensors should match (input %d has "
+                             "rank %d, input 0 rank %d)",
+                             i, floe_tensor_ndim(x), nd);
+        for (int k = 0; k < nd; k++)
+            if (k != ax && floe_tensor_dim(x, k) != dims[k])
+                return floe_fail(FLOE_INVALID_ARGUMENT,
+                                 "ConcatOp : Dimension %d in both shapes must be equal (input %d)",
+                                 k, i);
+        if (__builtin_add_overflow(total, floe_tensor_dim(x, (int)ax), &total))
+            return floe_fail(FLOE_INVALID_ARGUMENT, "ConcatOp : output dimension overflows");
+    }
+    dims[ax] = total;
+    for (int k = 0; k < ax; k++)
+        outer *= dims[k];
+    for (int k = (int)ax + 1; k < nd; k++)
+        inner *= dims[k];
+    if ((st = floe_kernel_alloc_output(kc, 0, dims, nd, &y)) != FLOE_OK)
+        return st;
+    es = floe_dtype_size(floe_tensor_dtype(y));
+    for (int i = 0; i < nin && st == FLOE_OK; i++) {
+        const floe_tensor *x = floe_kernel_input(kc, i);
+        size_t w = (size_t)(floe_tensor_dim(x, (int)ax) * inner) * es;
+        if (w > 0 && outer > 0)
+            st = dev_cuda__fail_cuda(cudaMemcpy2DAsync((char *)dptr(y) + off,
+                                                       (size_t)(total * inner) * es, dptr(x), w,
+                                                       w, (size_t)outer, cudaMemcpyDeviceToDevice,
+                                                       d->stream),
+                                     floe_kernel_node_name(kc));
+        off += w;
+    }
+    return st;
+}
+
+static floe_status slice_compute(floe_kernel_ctx *kc, void *state) {
+    dev_cuda__device *d = dev_cuda__kernel_gpu(kc);
+    const floe_tensor *x = floe_kernel_input(kc, 0);
+    int64_t begin[FLOE_MAX_DIMS], size[FLOE_MAX_DIMS], stride[FLOE_MAX_DIMS], s = 1, base = 0;
+    int nb, ns, nd = floe_tensor_ndim(x);
+    dev_cuda__transpose p;
+    floe_tensor *y;
+    floe_status st;
+
+    if (d == NULL)
+        return FLOE_INTERNAL;
+    if ((st = read_ints(floe_kernel_input(kc, 1), "begin", begin, FLOE_MAX_DIMS, &nb)) != FLOE_OK ||
+        (st = read_ints(floe_kernel_input(kc, 2), "size", size, FLOE_MAX_DIMS, &ns)) != FLOE_OK)
+        return st;
+    if (nb != nd || ns != nd)
+        return floe_fail(FLOE_INVALID_ARGUMENT,
+                         "begin and size must have one entry per dimension of input (rank %d), "
+                         "got %d and %d",
+                         nd, nb, ns);
+    for (int k = nd - 1; k >= 0; k--) {
+        stride[k] = s;
+        s *= floe_tensor_dim(x, k);
+    }
+    memset(&p, 0, sizeof(p));
+    p.ndim = nd;
+    p.n = 1;
+    for (int k = 0; k < nd; k++) {
+        int64_t dim = floe_tensor_dim(x, k), b = begin[k], z = size[k] == -1 ? dim - b : size[k];
+        if (b < 0 || b > dim || z < 0 || z > dim - b)
+            return floe_fail(FLOE_INVALID_ARGUMENT,
+                             "Expected begin[%d] in [0, %lld] and size[%d] in [0, %lld - begin] "
+                             "(or -1), got %lld and %lld",
+                             k, (long long)dim, k, (long long)dim, (long long)b,
+                             (long long)size[k]);
+        p.out_dims[k] = z;
+        p.in_stride[k] = stride[k];
+        p.n *= z;
+        base += b * stride[k];
+    }
+    if ((st = floe_kernel_alloc_output(kc, 0, p.out_dims, nd, &y)) != FLOE_OK)
+        return st;
+    return launched(dev_cuda__k_strided_copy(d->stream, floe_dtype_size(floe_tensor_dtype(x)), &p,
+                                             p.n > 0 ? base : 0, dptr(x), dptr(y)),
+                    kc);
+}
+
+/* GatherV2 with TensorFlow's batch_dims; indices in host memory are checked here, exactly
+ * as on the CPU (an index out of range is an error, not a clamp), then copied over. */
+static floe_status gather_compute(floe_kernel_ctx *kc, void *state) {
+    dev_cuda__device *d = dev_cuda__kernel_gpu(kc);
+    const floe_tensor *pa = floe_kernel_input(kc, 0), *ix = floe_kernel_input(kc, 1);
+    int pr = floe_tensor_ndim(pa), ir = floe_tensor_ndim(ix), n, od = 0;
+    int64_t ax, bd = 0, batch = 1, outer = 1, inner = 1, nidx = 1, axis_dim, out[FLOE_MAX_DIMS];
+    bool i64 = floe_tensor_dtype(ix) == FLOE_DTYPE_I64;
+    const void *host_idx = floe_tensor_data(ix);
+    void *dev_idx = NULL;
+    floe_tensor *y;
+    floe_status st;
+
+    if (d == NULL)
+        return FLOE_INTERNAL;
+    if ((st = read_ints(floe_kernel_input(kc, 2), "axis", &ax, 1, &n)) != FLOE_OK)
+        return st;
+    if (floe_attrs_type(floe_kernel_attrs(kc), "batch_dims") != FLOE_ATTR_NONE)
+        floe_attrs_get_int(floe_kernel_attrs(kc), "batch_dims", &bd);
+    if (n != 1 || ax < -pr || ax >= pr)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "Expected axis in the range [%d, %d), but got %lld",
+                         -pr, pr, (long long)(n == 1 ? ax : 0));
+    ax = ax < 0 ? ax + pr : ax;
+    if (bd < -ir || bd > ir)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "Expected batch_dims in the range [%d, %d], but got %lld",
+                         -ir, ir, (long long)bd);
+    bd = bd < 0 ? bd + ir : bd;
+    if (bd >= pr || bd > ax)
+        return floe_fail(FLOE_INVALID_ARGUMENT,
+                         "batch_dims (%lld) must be less than rank(params) (%d) and at most axis "
+                         "(%lld)",
+                         (long long)bd, pr, (long long)ax);
+    if (pr - 1 + ir - bd > FLOE_MAX_DIMS)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "the output would have more than %d dimensions",
+                         FLOE_MAX_DIMS);
+    for (int k = 0; k < bd; k++)
+        if (floe_tensor_dim(pa, k) != floe_tensor_dim(ix, k))
+            return floe_fail(FLOE_INVALID_ARGUMENT,
+                             "params.shape[%d] = %lld and indices.shape[%d] = %lld must match "
+                             "(batch_dims)",
+                             k, (long long)floe_tensor_dim(pa, k), k,
+                             (long long)floe_tensor_dim(ix, k));
+    axis_dim = floe_tensor_dim(pa, (int)ax);
+    for (int k = 0; k < pr; k++) {
+        int64_t e = floe_tensor_dim(pa, k);
+        batch *= k < bd ? e : 1;
+        outer *= k >= bd && k < ax ? e : 1;
+        inner *= k > ax ? e : 1;
+        if (k == ax)
+            for (int j = (int)bd; j < ir; j++)
+                out[od++] = floe_tensor_dim(ix, j);
+        else
+            out[od++] = e;
+    }
+    for (int j = (int)bd; j < ir; j++)
+        nidx *= floe_tensor_dim(ix, j);
+    for (int64_t i = 0; i < floe_tensor_num_elements(ix); i++) {
+        int64_t v = i64 ? ((const int64_t *)host_idx)[i] : ((const int32_t *)host_idx)[i];
+        if (v < 0 || v >= axis_dim)
+            return floe_fail(FLOE_INVALID_ARGUMENT, "indices[%lld] = %lld is not in [0, %lld)",
+                             (long long)i, (long long)v, (long long)axis_dim);
+    }
+    if ((st = floe_kernel_alloc_output(kc, 0, out, od, &y)) != FLOE_OK)
+        return st;
+    if (floe_tensor_num_elements(y) == 0)
+        return FLOE_OK;
+    if ((st = dev_cuda__scratch(d, floe_tensor_nbytes(ix), &dev_idx)) != FLOE_OK)
+        return st;
+    /* From pageable memory: returns once the bytes are staged, so @ix may go. */
+    st = dev_cuda__fail_cuda(cudaMemcpyAsync(dev_idx, host_idx, floe_tensor_nbytes(ix),
+                                             cudaMemcpyHostToDevice, d->stream),
+                             "GatherV2 indices");
+    if (st == FLOE_OK)
+        st = launched(dev_cuda__k_gather(d->stream, floe_dtype_size(floe_tensor_dtype(pa)), batch,
+                                         outer, axis_dim, inner, nidx, dptr(pa), dev_idx, i64,
+                                         dptr(y)),
+                      kc);
+    dev_cuda__scratch_free(d, dev_idx);
+    return st;
 }
 
 /* ---- Losses --------------------------------------------------------------------------- */
@@ -786,6 +975,11 @@ static const char *const T_F32[] = {"T: {f32}", NULL};
 static const char *const CAST_TYPES[] = {"SrcT: {f32, f64, i32, i64, u8, bool}",
                                          "DstT: {f32, f64, i32, i64, u8, bool}", NULL};
 static const char *const VAR_NUM[] = {"dtype: {f32, f64, i32, i64}", NULL};
+/* Every fixed-size type: strings (host pointers) and resources never go to the GPU. */
+#define FIXED_TYPES "{f32, f64, i32, u8, i16, i8, complex64, i64, bool, bf16, u16, f16, u32, u64}"
+static const char *const T_FIXED[] = {"T: " FIXED_TYPES, NULL};
+static const char *const TPARAMS_FIXED[] = {"Tparams: " FIXED_TYPES, NULL};
+static const char *const DTYPE_FIXED[] = {"dtype: " FIXED_TYPES, NULL};
 
 static const gpu_kernel gpu_kernels[] = {
     {"AddV2", add_k, T_NUM, NULL},
@@ -819,15 +1013,18 @@ static const gpu_kernel gpu_kernels[] = {
     {"Min", rmin_k, T_NUM, SPECS("reduction_indices")},
     {"BiasAdd", bias_add_compute, T_NUM, NULL},
     {"BiasAddGrad", bias_add_grad_compute, T_FLOAT, NULL},
-    {"Identity", identity_compute, NULL, NULL},
-    {"StopGradient", identity_compute, NULL, NULL},
-    {"Reshape", reshape_compute, NULL, SPECS("shape")},
-    {"Shape", shape_compute, NULL, SPECS("output")},
+    {"Identity", identity_compute, T_FIXED, NULL},
+    {"StopGradient", identity_compute, T_FIXED, NULL},
+    {"Reshape", reshape_compute, T_FIXED, SPECS("shape")},
+    {"Shape", shape_compute, T_FIXED, SPECS("output")},
     {"Cast", cast_compute, CAST_TYPES, NULL},
     {"Fill", fill_compute, T_NUM, SPECS("dims", "value")},
     {"ZerosLike", zeros_k, T_NUM, NULL},
     {"OnesLike", ones_k, T_NUM, NULL},
-    {"Transpose", transpose_compute, NULL, SPECS("perm")},
+    {"Transpose", transpose_compute, T_FIXED, SPECS("perm")},
+    {"ConcatV2", concat_compute, T_FIXED, SPECS("axis")},
+    {"Slice", slice_compute, T_FIXED, SPECS("begin", "size")},
+    {"GatherV2", gather_compute, TPARAMS_FIXED, SPECS("indices", "axis")},
     {"SparseSoftmaxCrossEntropyWithLogits", sparse_xent_compute, T_FLOAT, NULL},
     {"ResourceApplyGradientDescent", sgd_k, T_FLOAT, SPECS("alpha")},
     {"ResourceApplyMomentum", momentum_k, T_FLOAT, SPECS("lr", "momentum")},
@@ -835,9 +1032,9 @@ static const gpu_kernel gpu_kernels[] = {
      SPECS("beta1_power", "beta2_power", "lr", "beta1", "beta2", "epsilon")},
     {"ResourceApplyAdagrad", adagrad_k, T_FLOAT, SPECS("lr")},
     {"ResourceApplyRMSProp", rmsprop_k, T_FLOAT, SPECS("lr", "rho", "momentum", "epsilon")},
-    {"VarHandleOp", var_handle_compute, NULL, NULL},
-    {"ReadVariableOp", read_var_compute, NULL, NULL},
-    {"AssignVariableOp", assign_var_compute, NULL, NULL},
+    {"VarHandleOp", var_handle_compute, DTYPE_FIXED, NULL},
+    {"ReadVariableOp", read_var_compute, DTYPE_FIXED, NULL},
+    {"AssignVariableOp", assign_var_compute, DTYPE_FIXED, NULL},
     {"AssignAddVariableOp", assign_add_k, VAR_NUM, NULL},
     {"AssignSubVariableOp", assign_sub_k, VAR_NUM, NULL},
     {"MaxPool", maxpool_k, T_F32, NULL},

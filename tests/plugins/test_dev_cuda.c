@@ -45,6 +45,7 @@ typedef struct conf_case {
     input_spec in[4];
     void (*attrs)(floe_attrs *a);
     double rtol, atol;
+    int nlist;                /* the first nlist inputs form the op's list argument */
 } conf_case;
 
 static floe_tensor *make_input(const input_spec *s, uint64_t *seed) {
@@ -62,7 +63,13 @@ static floe_node *pinned(floe_graph *g, const conf_case *c, floe_node *const *in
     floe_node_builder *b;
     floe_node *n = NULL;
     assert_int_equal(floe_node_builder_new(g, c->op, NULL, &b), FLOE_OK);
-    for (int i = 0; i < c->nin; i++)
+    if (c->nlist > 0) {
+        floe_output list[4];
+        for (int i = 0; i < c->nlist; i++)
+            list[i] = (floe_output){in[i], 0};
+        floe_node_builder_add_input_list(b, list, c->nlist);
+    }
+    for (int i = c->nlist; i < c->nin; i++)
         floe_node_builder_add_input(b, (floe_output){in[i], 0});
     floe_node_builder_set_device(b, device);
     if (c->attrs != NULL)
@@ -166,6 +173,8 @@ static const int64_t conv_in[] = {2, 9, 9, 3}, conv_in_s2[] = {2, 9, 9, 3};
 static const int64_t conv_f[] = {3, 3, 3, 4};
 static const int64_t labels4[] = {0, 3, 9, 5};
 static const int64_t pool_in[] = {2, 8, 8, 3};
+static const int64_t axis0[] = {0}, begin_3[] = {1, 0, 2}, size_3[] = {1, -1, 2};
+static const int64_t idx5[] = {3, 0, 3, 1, 2};
 
 static const conf_case cases[] = {
     /* cuBLAS */
@@ -235,6 +244,11 @@ static const conf_case cases[] = {
     {"ZerosLike", 1, 1, {IN(FLOE_DTYPE_F64, 2, 3, 4, 0, 0, -1, 1)}, NULL, 0, 0},
     {"OnesLike", 1, 1, {IN(FLOE_DTYPE_I32, 2, 3, 4, 0, 0, -9, 9)}, NULL, 0, 0},
     {"Transpose", 2, 1, {IN(FLOE_DTYPE_F32, 3, 3, 4, 5, 0, -1, 1), INTS(1, 3, perm_201)}, NULL, 0, 0},
+    {"ConcatV2", 4, 1, {IN(FLOE_DTYPE_F32, 3, 2, 3, 4, 0, -1, 1), IN(FLOE_DTYPE_F32, 3, 2, 5, 4, 0, -1, 1), IN(FLOE_DTYPE_F32, 3, 2, 0, 4, 0, -1, 1), INTS(0, 1, axes_1)}, NULL, 0, 0, 3},
+    {"ConcatV2", 3, 1, {IN(FLOE_DTYPE_I64, 2, 2, 3, 0, 0, -9, 9), IN(FLOE_DTYPE_I64, 2, 4, 3, 0, 0, -9, 9), INTS(0, 1, axis0)}, NULL, 0, 0, 2},
+    {"Slice", 3, 1, {IN(FLOE_DTYPE_F32, 3, 3, 4, 5, 0, -1, 1), INTS(1, 3, begin_3), INTS(1, 3, size_3)}, NULL, 0, 0},
+    {"GatherV2", 3, 1, {IN(FLOE_DTYPE_F32, 2, 4, 6, 0, 0, -1, 1), INTS(1, 5, idx5), INTS(0, 1, axis0)}, NULL, 0, 0},
+    {"GatherV2", 3, 1, {IN(FLOE_DTYPE_F64, 3, 2, 4, 3, 0, -1, 1), INTS(1, 5, idx5), INTS(0, 1, axes_1)}, NULL, 0, 0},
     /* losses, pooling */
     {"SparseSoftmaxCrossEntropyWithLogits", 2, 2, {IN(FLOE_DTYPE_F32, 2, 4, 10, 0, 0, -5, 5), {FLOE_DTYPE_I64, 1, {4}, 0, 0, labels4}}, NULL, 1e-5, 1e-6},
     {"MaxPool", 1, 1, {IN(FLOE_DTYPE_F32, 4, 2, 8, 8, 3, -1, 1)}, a_pool_2_2_valid, 0, 0},

@@ -8,6 +8,7 @@
  *               refuses, statistics, double frees, leaks at teardown, a randomized
  *               model check and concurrent use
  *   status      CUDA runtime, cuBLAS and cuDNN codes -> floe_status with the message
+ *   libs        cuBLAS and cuDNN found and opened with dlopen (no GPU needed)
  *   plans       broadcasting, reduction and transpose index plans
  *   plugin      floe_dev_cuda.so loads on this machine without a GPU, is skipped with
  *               the reason, registers nothing schedulable; with the registration check
@@ -19,6 +20,7 @@
  */
 #define FLOE_PLUGIN_NO_NATURAL_NAMES 1
 #include "../../plugins/dev_cuda/dev_cuda-impl.h"
+#include "../../plugins/dev_cuda/libs-impl.h"
 
 #include "test_common.h"
 
@@ -436,6 +438,18 @@ static void status_maps_cublas_and_cudnn(void **state) {
     assert_non_null(strstr(floe_last_error(), "cuDNN status 2000"));
 }
 
+/* cuBLAS and cuDNN open lazily with dlopen; no GPU is needed for that. */
+static void libs_open_lazily_and_name_cudnn_errors(void **state) {
+    assert_int_equal(dev_cuda__libs_open(), FLOE_OK);
+    assert_true(dev_cuda__blas.loaded);
+    assert_true(dev_cuda__dnn.loaded);
+    assert_non_null(dev_cuda__blas.cublasSgemm_v2);
+    assert_true(dev_cuda__dnn.cudnnGetVersion() >= 90000);
+    assert_int_equal(dev_cuda__libs_open(), FLOE_OK); /* once per process */
+    assert_int_equal(dev_cuda__fail_cudnn(2000, "conv"), FLOE_INVALID_ARGUMENT);
+    assert_non_null(strstr(floe_last_error(), "CUDNN_STATUS_BAD_PARAM"));
+}
+
 /* ---- Plans -------------------------------------------------------------------------------- */
 
 static void bcast_plan_collapses_and_broadcasts(void **state) {
@@ -593,7 +607,8 @@ static void plugin_registration_check_accepts_every_kernel(void **state) {
     static const char *const ops[] = {"MatMul", "BatchMatMulV2", "Conv2D",
                                       "Conv2DBackpropFilter", "Softmax", "AddV2", "Sum",
                                       "ResourceApplyAdam", "ReadVariableOp", "MaxPoolGrad",
-                                      "SparseSoftmaxCrossEntropyWithLogits", "Reshape"};
+                                      "SparseSoftmaxCrossEntropyWithLogits", "Reshape",
+                                      "ConcatV2", "GatherV2", "Slice"};
     floe_context *ctx;
     floe_plugin_info pi;
     char buf[8192];
@@ -690,6 +705,7 @@ int main(void) {
         cmocka_unit_test(allocator_concurrent_use_keeps_books),
         cmocka_unit_test(status_maps_cuda_errors_with_their_message),
         cmocka_unit_test(status_maps_cublas_and_cudnn),
+        cmocka_unit_test(libs_open_lazily_and_name_cudnn_errors),
         cmocka_unit_test(bcast_plan_collapses_and_broadcasts),
         cmocka_unit_test(reduce_plan_merges_axes_and_checks_them),
         cmocka_unit_test(transpose_plan_checks_perm),

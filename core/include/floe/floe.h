@@ -29,10 +29,10 @@ extern "C" {
 /* ---- Version ------------------------------------------------------------------- */
 
 #define FLOE_VERSION_MAJOR 0
-#define FLOE_VERSION_MINOR 1
+#define FLOE_VERSION_MINOR 2
 #define FLOE_VERSION_PATCH 0
 
-/* "0.1.0" of the library actually loaded (which may differ from the header). */
+/* "0.2.0" of the library actually loaded (which may differ from the header). */
 FLOE_API const char *floe_version(void);
 
 /* ---- Errors --------------------------------------------------------------------- */

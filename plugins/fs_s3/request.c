@@ -295,6 +295,9 @@ floe_status s3_map_http(long status, const char *code) {
     if (code != NULL && (strcmp(code, "NoSuchKey") == 0 || strcmp(code, "NoSuchBucket") == 0 ||
                          strcmp(code, "NoSuchUpload") == 0))
         return FLOE_NOT_FOUND;
+    if (code != NULL && (strcmp(code, "InvalidToken") == 0 || strcmp(code, "ExpiredToken") == 0 ||
+                         strcmp(code, "TokenRefreshRequired") == 0))
+        return FLOE_UNAUTHENTICATED;
     if (code != NULL && (strcmp(code, "SlowDown") == 0 || strcmp(code, "RequestTimeout") == 0 ||
                          strcmp(code, "InternalError") == 0 ||
                          strcmp(code, "ServiceUnavailable") == 0))

@@ -38,6 +38,7 @@ struct floe_ps {
     int64_t step;
     uint64_t pushed;       /* sync: bit w set when worker w pushed for this step */
     int npushed;
+    bool stopping;         /* floe_ps_stop: waiting pushes give up at once */
 };
 
 void floe_ps_options_init(floe_ps_options *o) {
@@ -258,6 +259,8 @@ static floe_status handle_push(floe_ps *ps, const Floe__Dist__Request *rq,
     /* Wait for the others, within the deadline the workers' RPCs have. */
     deadline_in(&until, ps->timeout_ms * 8 / 10);
     while (ps->step == step) {
+        if (ps->stopping)
+            return floe_set_error(FLOE_UNAVAILABLE, "Push: the parameter server is stopping");
         if (pthread_cond_timedwait(&ps->stepped, &ps->mu, &until) == ETIMEDOUT &&
             ps->step == step)
             return floe_set_error(FLOE_DEADLINE_EXCEEDED, "Push: step %lld: %d of %d workers "
@@ -353,6 +356,10 @@ int64_t floe_ps_step(floe_ps *ps) {
 void floe_ps_stop(floe_ps *ps) {
     if (ps == NULL)
         return;
+    pthread_mutex_lock(&ps->mu);
+    ps->stopping = true;
+    pthread_cond_broadcast(&ps->stepped);
+    pthread_mutex_unlock(&ps->mu);
     floe_transport_shutdown(ps->server);
     vars_free(ps->vars, ps->nvars);
     pthread_cond_destroy(&ps->stepped);

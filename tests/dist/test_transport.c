@@ -344,7 +344,7 @@ static void transport_bad_configurations_are_refused(void **state) {
     floe_context_free(ctx);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     char cmd[600];
     const char *src = getenv("FLOE_SOURCE_ROOT");
     const struct CMUnitTest tests[] = {
@@ -373,6 +373,8 @@ int main(void) {
         fprintf(stderr, "make-test-ca.sh failed\n");
         return 1;
     }
+    if (argc > 1)   /* one case, by name (cmocka's filter) */
+        cmocka_set_test_filter(argv[1]);
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ca_dir);
     if (system(cmd) != 0)

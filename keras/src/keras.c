@@ -844,6 +844,8 @@ static floe_status fit_logdir_open(floe_model *m, const char *logdir, int valida
                                    floe__tensorboard **tb) {
     floe_status st = floe__tensorboard_open(m->ctx, logdir, validation, m->g, tb);
 
+    if (st == FLOE_OK && floe_optimizer_lr_node(m->opt) != NULL)
+        floe__tensorboard_set_lr(*tb, floe_out(floe_optimizer_lr_node(m->opt), 0));
     for (int i = 0; i < m->nlayers && st == FLOE_OK; i++) {
         const floe_layer *l = m->layers[i];
         for (int k = 0; k < l->nvars + 2 && st == FLOE_OK; k++) {

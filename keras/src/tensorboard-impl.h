@@ -17,6 +17,9 @@ floe_status floe__tensorboard_open(floe_context *ctx, const char *logdir, int va
 /* Adds a variable whose histogram is written each epoch: @read outputs its value. */
 floe_status floe__tensorboard_add_weight(floe__tensorboard *tb, const char *name,
                                          floe_output read);
+/* Sets the node output whose value is logged as epoch_learning_rate (an F32/F64 scalar);
+ * .node NULL: none. */
+void floe__tensorboard_set_lr(floe__tensorboard *tb, floe_output lr);
 /* Writes one epoch's scalars and histograms and flushes both files. */
 floe_status floe__tensorboard_epoch(floe__tensorboard *tb, floe_session *s,
                                     const floe_epoch_logs *logs);

@@ -6,15 +6,17 @@
  *   LOGDIR/train/events.out.tfevents...       the graph (once, at the start of fit;
  *                                             a graph that cannot be exported is
  *                                             reported on stderr, and fit goes on),
- *                                             per epoch epoch_loss, epoch_accuracy and
- *                                             a histogram of each layer variable
- *                                             ("dense/kernel", ...)
+ *                                             per epoch epoch_loss, epoch_accuracy,
+ *                                             epoch_learning_rate (the optimizer's rate
+ *                                             node after the epoch) and a histogram of
+ *                                             each layer variable ("dense/kernel", ...)
  *   LOGDIR/validation/events.out.tfevents...  per epoch epoch_loss, epoch_accuracy of
  *                                             the validation data (when fit has some)
  *
  * The step of an epoch's values is the epoch's 0-based index, as in Keras.  Both files
  * are flushed after every epoch, so `tensorboard --logdir LOGDIR` shows each epoch as
- * it ends.  Variables are read with their "NAME/Read" nodes in one session run.
+ * it ends.  Variables and the rate are read (their "NAME/Read" nodes, the rate node) in
+ * one session run.
  */
 #include "keras-impl.h"
 #include "tensorboard-impl.h"
@@ -27,9 +29,11 @@
 
 struct floe__tensorboard {
     floe_summary_writer *train, *val;
-    floe_output *reads;
+    floe_output *reads;       /* the weights' readers, then the rate when has_lr */
     char **names;
     int nweights, cap;
+    int has_lr;
+    floe_output lr;
 };
 
 static floe_status tb_fail(floe_status st, const char *what) {
@@ -102,25 +106,65 @@ floe_status floe__tensorboard_add_weight(floe__tensorboard *tb, const char *name
     return FLOE_OK;
 }
 
-/* One histogram per variable, values read in one run. */
+void floe__tensorboard_set_lr(floe__tensorboard *tb, floe_output lr) {
+    tb->lr = lr;
+    tb->has_lr = lr.node != NULL;
+}
+
+/* The learning rate's scalar from its fetched value (F32 or F64, one element). */
+static floe_status write_lr(floe__tensorboard *tb, const floe_tensor *t, int64_t step) {
+    floe_tensor *h = NULL;
+    double v;
+    floe_status st = floe_tensor_to_host(t, &h);
+
+    if (st != FLOE_OK)
+        return tb_fail(st, "reading the learning rate");
+    if (floe_tensor_num_elements(h) != 1 ||
+        (floe_tensor_dtype(h) != FLOE_DTYPE_F32 && floe_tensor_dtype(h) != FLOE_DTYPE_F64)) {
+        floe_tensor_unref(h);
+        return floe__keras_fail(FLOE_INTERNAL, "fit: TensorBoard log: the learning rate is "
+                                "not a real scalar");
+    }
+    v = floe_tensor_dtype(h) == FLOE_DTYPE_F32 ? *(const float *)floe_tensor_data(h)
+                                               : *(const double *)floe_tensor_data(h);
+    floe_tensor_unref(h);
+    if ((st = floe_summary_scalar(tb->train, "epoch_learning_rate", v, step)) != FLOE_OK)
+        return tb_fail(st, "learning rate");
+    return FLOE_OK;
+}
+
+/* One histogram per variable and the learning rate, values read in one run. */
 static floe_status write_weights(floe__tensorboard *tb, floe_session *s, int64_t step) {
+    int n = tb->nweights + tb->has_lr;
+    floe_output *fetch;
     floe_tensor **vals;
     floe_status st;
 
-    if (tb->nweights == 0)
+    if (n == 0)
         return FLOE_OK;
-    vals = calloc((size_t)tb->nweights, sizeof(*vals));
-    if (vals == NULL)
+    vals = calloc((size_t)n, sizeof(*vals));
+    fetch = calloc((size_t)n, sizeof(*fetch));
+    if (vals == NULL || fetch == NULL) {
+        free(vals);
+        free(fetch);
         return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "fit: out of memory");
-    st = floe_session_run(s, NULL, NULL, 0, tb->reads, tb->nweights, NULL, 0, vals);
+    }
+    if (tb->nweights > 0)
+        memcpy(fetch, tb->reads, (size_t)tb->nweights * sizeof(*fetch));
+    if (tb->has_lr)
+        fetch[tb->nweights] = tb->lr;
+    st = floe_session_run(s, NULL, NULL, 0, fetch, n, NULL, 0, vals);
     if (st != FLOE_OK)
         st = tb_fail(st, "reading the weights");
+    if (st == FLOE_OK && tb->has_lr)
+        st = write_lr(tb, vals[tb->nweights], step);
     for (int i = 0; i < tb->nweights && st == FLOE_OK; i++)
         if ((st = floe_summary_histogram(tb->train, tb->names[i], vals[i], step)) != FLOE_OK)
             st = tb_fail(st, "weight histogram");
-    for (int i = 0; i < tb->nweights; i++)
+    for (int i = 0; i < n; i++)
         floe_tensor_unref(vals[i]);
     free(vals);
+    free(fetch);
     return st;
 }
 

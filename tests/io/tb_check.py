@@ -164,8 +164,12 @@ def check_fit(d, epochs):
     runs = sorted(mux.Runs())
     check(runs == ["train", "validation"], f"runs {runs}")
     scal = mux.PluginRunToTagToContent("scalars")
-    check(sorted(scal.get("train", {})) == ["epoch_accuracy", "epoch_loss"],
+    check(sorted(scal.get("train", {})) == ["epoch_accuracy", "epoch_learning_rate",
+                                              "epoch_loss"],
           f"train scalars {scal.get('train')}")
+    lr = [(e.step, float(tensor_util.make_ndarray(e.tensor_proto)))
+          for e in mux.Tensors("train", "epoch_learning_rate")]
+    check(lr == [(0, f32(1e-2)), (1, f32(1e-2))], f"train/epoch_learning_rate {lr}")
     check(sorted(scal.get("validation", {})) == ["epoch_accuracy", "epoch_loss"],
           f"validation scalars {scal.get('validation')}")
     hist = mux.PluginRunToTagToContent("histograms").get("train", {})

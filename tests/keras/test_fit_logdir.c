@@ -1,7 +1,7 @@
 /*
  * test_fit_logdir.c - fit's TensorBoard log directory (floe_fit_options.logdir), read
  * back with Floe's event reader: the Keras layout (train/, validation/), per-epoch
- * scalars equal to fit's logs, one histogram per layer variable per epoch matching the
+ * scalars equal to fit's logs and the learning rate, one histogram per layer variable per epoch matching the
  * variables' values, the graph, events readable while fit still runs, bad log
  * directories refused, and `floe train --logdir` (when Fashion-MNIST is installed).
  */
@@ -86,8 +86,8 @@ static void rm_rf(const char *dir) {
 /* What one event file holds, by tag. */
 typedef struct file_summary {
     int version, graphs;
-    double loss[EPOCHS], acc[EPOCHS];
-    int nloss, nacc;
+    double loss[EPOCHS], acc[EPOCHS], lr[EPOCHS];
+    int nloss, nacc, nlr;
     int histos;          /* histogram values */
     char last_tags[16][64]; /* histogram tags of the last epoch */
     double last_sum[16], last_num[16];
@@ -117,6 +117,10 @@ static void summarize(floe_context *ctx, const char *path, file_summary *s) {
             } else if (strcmp(v->tag, "epoch_accuracy") == 0) {
                 assert_int_equal(ev->step, s->nacc);
                 s->acc[s->nacc++] = v->scalar;
+            } else if (strcmp(v->tag, "epoch_learning_rate") == 0) {
+                assert_int_equal(v->kind, FLOE_SUMMARY_SCALAR);
+                assert_int_equal(ev->step, s->nlr);
+                s->lr[s->nlr++] = v->scalar;
             } else {
                 assert_int_equal(v->kind, FLOE_SUMMARY_HISTOGRAM);
                 s->histos++;
@@ -189,9 +193,11 @@ static void fit_writes_keras_layout_with_epoch_values(void **state) {
     assert_int_equal(s.graphs, exportable);
     assert_int_equal(s.nloss, EPOCHS);
     assert_int_equal(s.nacc, EPOCHS);
+    assert_int_equal(s.nlr, EPOCHS);
     for (int e = 0; e < EPOCHS; e++) {
         assert_true(s.loss[e] == (double)(float)rl.logs[e].loss);
         assert_true(s.acc[e] == (double)(float)rl.logs[e].accuracy);
+        assert_true(s.lr[e] == (double)1e-2f); /* compile's Adam rate, constant */
     }
     /* dense kernel+bias, batch_normalization gamma, beta, moving mean and variance,
      * dense_1 kernel+bias. */
@@ -233,6 +239,7 @@ static void fit_writes_keras_layout_with_epoch_values(void **state) {
     summarize(ctx, path, &s);
     assert_int_equal(s.graphs, 0);
     assert_int_equal(s.histos, 0);
+    assert_int_equal(s.nlr, 0);
     assert_int_equal(s.nloss, EPOCHS);
     for (int e = 0; e < EPOCHS; e++) {
         assert_true(s.loss[e] == (double)(float)rl.logs[e].val_loss);

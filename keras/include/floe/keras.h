@@ -155,9 +155,9 @@ typedef struct floe_fit_options {
     int keep_last;
     /* (nullable) TensorBoard log directory (a URI, floe/fs.h), laid out as Keras'
      * TensorBoard callback: LOGDIR/train/ gets the graph once and per epoch epoch_loss,
-     * epoch_accuracy and a histogram of every layer variable; LOGDIR/validation/ gets
-     * epoch_loss and epoch_accuracy of @validation.  Step = 0-based epoch; flushed after
-     * each epoch (floe/summary.h). */
+     * epoch_accuracy, epoch_learning_rate and a histogram of every layer variable;
+     * LOGDIR/validation/ gets epoch_loss and epoch_accuracy of @validation.  Step =
+     * 0-based epoch; flushed after each epoch (floe/summary.h). */
     const char *logdir;
 } floe_fit_options;
 

@@ -183,7 +183,8 @@ static floe_status export_tensor(exporter *ex, const floe_tensor *t0,
             uint8_t *copy = arena_alloc(&ex->ar, len);
             if (copy == NULL)
                 goto fail_oom;
-            memcpy(copy, s, len);
+            if (len > 0)
+                memcpy(copy, s, len);
             tp->string_val[i].data = copy;
             tp->string_val[i].len = len;
         }
@@ -233,7 +234,8 @@ static floe_status export_attr(exporter *ex, const floe_attrs *as, const char *n
         uint8_t *copy = arena_alloc(&ex->ar, len);
         if (copy == NULL)
             return oom();
-        memcpy(copy, s, len);
+        if (len > 0)
+            memcpy(copy, s, len);
         v->value_case = FLOE__TF__ATTR_VALUE__VALUE_S;
         v->s.data = copy;
         v->s.len = len;
@@ -285,7 +287,8 @@ static floe_status export_attr(exporter *ex, const floe_attrs *as, const char *n
             return st;
         if ((lv->i = arena_array(&ex->ar, (size_t)n, sizeof(*lv->i))) == NULL)
             return oom();
-        memcpy(lv->i, p, (size_t)n * sizeof(*p));
+        if (n > 0)
+            memcpy(lv->i, p, (size_t)n * sizeof(*p));
         lv->n_i = (size_t)n;
     } else if (kind == FLOE_ATTR_LIST_FLOAT) {
         const float *p;
@@ -293,7 +296,8 @@ static floe_status export_attr(exporter *ex, const floe_attrs *as, const char *n
             return st;
         if ((lv->f = arena_array(&ex->ar, (size_t)n, sizeof(*lv->f))) == NULL)
             return oom();
-        memcpy(lv->f, p, (size_t)n * sizeof(*p));
+        if (n > 0)
+            memcpy(lv->f, p, (size_t)n * sizeof(*p));
         lv->n_f = (size_t)n;
     } else {
         const floe_dtype *p;

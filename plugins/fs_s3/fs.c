@@ -914,29 +914,10 @@ static void s3_destroy(void *state) {
     if (fs == NULL)
         return;
     for (int i = 0; i < fs->pool_len; i++)
-        curl_easy_cleanup(fs->pool[i]);
+        s3_curl.easy_cleanup(fs->pool[i]);
     pthread_mutex_destroy(&fs->lock);
     s3_config_free(&fs->cfg);
     free(fs);
-}
-
-static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc;
-
-static void global_init(void) {
-    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    xmlInitParser();
-}
-
-/* libcurl signs with SigV4 from 7.75.0 on; older builds cannot talk to S3 here. */
-static int s3_score(floe_plugin *self) {
-    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-    if (v == NULL || v->version_num < 0x074b00) {
-        floe_set_note(self, "libcurl %s has no AWS SigV4 signing (7.75.0 or newer needed)",
-                      v != NULL ? v->version : "(unknown)");
-        return 0;
-    }
-    return 1;
 }
 
 static floe_status s3_init(floe_plugin *self, void **user) {
@@ -963,12 +944,6 @@ static floe_status s3_init(floe_plugin *self, void **user) {
     floe_status st;
 
     *user = NULL;
-    pthread_once(&global_once, global_init);
-    if (global_rc != CURLE_OK) {
-        floe_set_note(self, "curl_global_init failed: %s", curl_easy_strerror(global_rc));
-        return floe_fail(FLOE_UNAVAILABLE, "s3: curl_global_init failed: %s",
-                         curl_easy_strerror(global_rc));
-    }
     s3_fs *fs = calloc(1, sizeof(*fs));
     if (fs == NULL)
         return floe_fail(FLOE_RESOURCE_EXHAUSTED, "s3: out of memory");
@@ -976,16 +951,6 @@ static floe_status s3_init(floe_plugin *self, void **user) {
         floe_set_note(self, "bad configuration (see the load error)");
         free(fs);
         return st;
-    }
-    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-    int https = 0;
-    for (const char *const *p = v->protocols; p != NULL && *p != NULL; p++)
-        https |= strcmp(*p, "https") == 0;
-    if (!https && (fs->cfg.endpoint == NULL || strncmp(fs->cfg.endpoint, "https", 5) == 0)) {
-        s3_config_free(&fs->cfg);
-        free(fs);
-        floe_set_note(self, "libcurl %s was built without HTTPS", v->version);
-        return floe_fail(FLOE_UNAVAILABLE, "s3: libcurl %s was built without HTTPS", v->version);
     }
     pthread_mutex_init(&fs->lock, NULL);
     ops.state = fs;
@@ -1001,5 +966,4 @@ static floe_status s3_init(floe_plugin *self, void **user) {
 }
 
 FLOE_PLUGIN_DEFINE_FULL(fs_s3, "0.1.0", "The Floe developers", "Apache-2.0",
-                        "s3:// filesystem on libcurl (SigV4) and libxml2", NULL, s3_score, s3_init,
-                        NULL)
+                        "s3:// filesystem on libcurl (SigV4) and libxml2", NULL, NULL, s3_init, NULL)

@@ -58,6 +58,28 @@ void s3_config_free(s3_config *cfg);
  * strings are malloc'd; FLOE_INVALID_ARGUMENT with a message for a malformed URI. */
 floe_status s3_split_uri(const char *uri, char **bucket, char **key);
 
+/* ---- libcurl, loaded on first use (request.c) ------------------------------------------ */
+
+/* libcurl and its ~40 libraries (TLS, HTTP/2, IDN, ...) take 20-40 ms to map: loaded
+ * with dlopen() at the first request instead of with the plugin, so every Floe process
+ * that never touches s3:// starts as fast as without the plugin. */
+typedef struct s3_curl_api {
+    CURL *(*easy_init)(void);
+    void (*easy_cleanup)(CURL *h);
+    void (*easy_reset)(CURL *h);
+    CURLcode (*easy_setopt)(CURL *h, CURLoption opt, ...);
+    CURLcode (*easy_perform)(CURL *h);
+    CURLcode (*easy_getinfo)(CURL *h, CURLINFO info, ...);
+    const char *(*easy_strerror)(CURLcode rc);
+    CURLcode (*global_init)(long flags);
+    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+    void (*slist_free_all)(struct curl_slist *l);
+    curl_version_info_data *(*version_info)(CURLversion v);
+} s3_curl_api;
+
+/* Valid once a request has started (s3_request_msg loads it). */
+extern s3_curl_api s3_curl;
+
 /* ---- Requests (request.c) ------------------------------------------------------------ */
 
 typedef struct s3_fs {

@@ -1,8 +1,9 @@
 /*
  * request.c - one S3 request through libcurl, with retries, error mapping and XML.
  *
- * libcurl does the HTTP (keep-alive connections held by a small pool of easy handles
- * per filesystem, TLS, timeouts) and signs every request with AWS Signature V4
+ * libcurl (loaded with dlopen at the first request: see fs_s3-impl.h) does the HTTP
+ * (keep-alive connections held by a small pool of easy handles per filesystem, TLS,
+ * timeouts) and signs every request with AWS Signature V4
  * (CURLOPT_AWS_SIGV4, "aws:amz:<region>:s3"); the payload is declared
  * UNSIGNED-PAYLOAD (x-amz-content-sha256), as the AWS SDKs do over TLS.  Query strings
  * are built sorted and percent-encoded here because curl 7.88 signs the query as given.
@@ -20,11 +21,13 @@
  * answers carry arbitrary user keys, which a hand-written scanner gets wrong on
  * entities and CDATA.
  *
- * Sections: handles, callbacks, one attempt, retries and errors, encoding, XML, time.
+ * Sections: handles, callbacks, one attempt, loading libcurl, retries and errors,
+ * encoding, XML, time.
  */
 #include "fs_s3-impl.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +47,9 @@ static CURL *handle_get(s3_fs *fs) {
         h = fs->pool[--fs->pool_len];
     pthread_mutex_unlock(&fs->lock);
     if (h == NULL)
-        h = curl_easy_init();
+        h = s3_curl.easy_init();
     else
-        curl_easy_reset(h);
+        s3_curl.easy_reset(h);
     return h;
 }
 
@@ -58,7 +61,7 @@ static void handle_put(s3_fs *fs, CURL *h) {
     }
     pthread_mutex_unlock(&fs->lock);
     if (h != NULL)
-        curl_easy_cleanup(h);
+        s3_curl.easy_cleanup(h);
 }
 
 /* ---- Callbacks ------------------------------------------------------------------------------- */
@@ -88,7 +91,7 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg) {
     size_t n = size * nmemb;
     long code = 0;
 
-    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+    s3_curl.easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
     if (r->sink != NULL && code >= 200 && code < 300) {
         if (n > r->sink_cap - r->sink_len) {
             x->overflow = 1;
@@ -209,56 +212,56 @@ static CURLcode attempt(s3_fs *fs, CURL *h, s3_req *r, const char *url, int64_t 
 
     /* No "Expect:" override: curl 7.88 would sign the empty header, which servers do not
      * see; large PUTs keep curl's 100-continue, which S3 supports. */
-    hdrs = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+    hdrs = s3_curl.slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
     if (hdrs != NULL && c->session_token != NULL) {
         snprintf(token, sizeof(token), "x-amz-security-token: %s", c->session_token);
-        if ((t = curl_slist_append(hdrs, token)) != NULL)
+        if ((t = s3_curl.slist_append(hdrs, token)) != NULL)
             hdrs = t;
     }
     for (int i = 0; hdrs != NULL && i < 6 && r->headers[i] != NULL; i++)
-        if ((t = curl_slist_append(hdrs, r->headers[i])) != NULL)
+        if ((t = s3_curl.slist_append(hdrs, r->headers[i])) != NULL)
             hdrs = t;
     if (hdrs == NULL)
         return CURLE_OUT_OF_MEMORY;
 
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    s3_curl.easy_setopt(h, CURLOPT_URL, url);
+    s3_curl.easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    s3_curl.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     /* Larger socket reads and writes than curl's 16/64 KiB defaults: fewer callbacks and
      * syscalls on multi-megabyte bodies (measured in benchmarks/bench_s3.sh). */
-    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L << 10);
-    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 2L << 20);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 1));
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->stall_seconds);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
-    curl_easy_setopt(h, CURLOPT_VERBOSE, (long)c->verbose);
+    s3_curl.easy_setopt(h, CURLOPT_BUFFERSIZE, 512L << 10);
+    s3_curl.easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 2L << 20);
+    s3_curl.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+    s3_curl.easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 1));
+    s3_curl.easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    s3_curl.easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->stall_seconds);
+    s3_curl.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    s3_curl.easy_setopt(h, CURLOPT_WRITEDATA, &x);
+    s3_curl.easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    s3_curl.easy_setopt(h, CURLOPT_HEADERDATA, &x);
+    s3_curl.easy_setopt(h, CURLOPT_VERBOSE, (long)c->verbose);
     if (c->access_key != NULL) {
-        curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
-        curl_easy_setopt(h, CURLOPT_USERNAME, c->access_key);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, c->secret_key);
+        s3_curl.easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
+        s3_curl.easy_setopt(h, CURLOPT_USERNAME, c->access_key);
+        s3_curl.easy_setopt(h, CURLOPT_PASSWORD, c->secret_key);
     }
     if (strcmp(r->method, "HEAD") == 0) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+        s3_curl.easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (strcmp(r->method, "PUT") == 0) {
-        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(h, CURLOPT_READDATA, &x);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+        s3_curl.easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        s3_curl.easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        s3_curl.easy_setopt(h, CURLOPT_READDATA, &x);
+        s3_curl.easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
     } else if (strcmp(r->method, "POST") == 0) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body != NULL ? r->body : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        s3_curl.easy_setopt(h, CURLOPT_POST, 1L);
+        s3_curl.easy_setopt(h, CURLOPT_POSTFIELDS, r->body != NULL ? r->body : "");
+        s3_curl.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     } else if (strcmp(r->method, "DELETE") == 0) {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
+        s3_curl.easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
     }
-    rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(hdrs);
+    rc = s3_curl.easy_perform(h);
+    s3_curl.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    s3_curl.slist_free_all(hdrs);
     *overflow = x.overflow;
     return rc;
 }
@@ -368,6 +371,62 @@ floe_status s3_request(s3_fs *fs, s3_req *r) {
     return st == FLOE_OK ? FLOE_OK : floe_fail(st, "%s", msg);
 }
 
+/* libcurl (dlopen), its global set-up and libxml2's, done at the first request rather
+ * than at plugin load, so that processes which never touch s3:// do not pay for them. */
+s3_curl_api s3_curl;
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static floe_status global_st = FLOE_OK;
+static char global_msg[512];
+static int global_https;
+
+static void global_init(void) {
+    static const char *const libs[] = {"libcurl.so.4", "libcurl-gnutls.so.4", "libcurl.so"};
+    void *lib = NULL;
+    for (size_t i = 0; lib == NULL && i < sizeof(libs) / sizeof(libs[0]); i++)
+        lib = dlopen(libs[i], RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        global_st = FLOE_UNAVAILABLE;
+        snprintf(global_msg, sizeof(global_msg), "libcurl could not be loaded (%s); install "
+                 "libcurl4", dlerror());
+        return;
+    }
+#define S3_SYM(field, name)                                                              \
+    if ((*(void **)&s3_curl.field = dlsym(lib, name)) == NULL) {                         \
+        global_st = FLOE_UNAVAILABLE;                                                    \
+        snprintf(global_msg, sizeof(global_msg), "libcurl lacks %s", name);             \
+        return;                                                                          \
+    }
+    S3_SYM(easy_init, "curl_easy_init")
+    S3_SYM(easy_cleanup, "curl_easy_cleanup")
+    S3_SYM(easy_reset, "curl_easy_reset")
+    S3_SYM(easy_setopt, "curl_easy_setopt")
+    S3_SYM(easy_perform, "curl_easy_perform")
+    S3_SYM(easy_getinfo, "curl_easy_getinfo")
+    S3_SYM(easy_strerror, "curl_easy_strerror")
+    S3_SYM(global_init, "curl_global_init")
+    S3_SYM(slist_append, "curl_slist_append")
+    S3_SYM(slist_free_all, "curl_slist_free_all")
+    S3_SYM(version_info, "curl_version_info")
+#undef S3_SYM
+    const curl_version_info_data *v = s3_curl.version_info(CURLVERSION_NOW);
+    if (v == NULL || v->version_num < 0x074b00) {   /* CURLOPT_AWS_SIGV4: 7.75.0 */
+        global_st = FLOE_UNIMPLEMENTED;
+        snprintf(global_msg, sizeof(global_msg), "libcurl %s cannot sign with AWS SigV4 "
+                 "(7.75.0 or newer needed)", v != NULL ? v->version : "(unknown version)");
+        return;
+    }
+    for (const char *const *p = v->protocols; p != NULL && *p != NULL; p++)
+        global_https |= strcmp(*p, "https") == 0;
+    CURLcode rc = s3_curl.global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK) {
+        global_st = FLOE_UNAVAILABLE;
+        snprintf(global_msg, sizeof(global_msg), "curl_global_init failed: %s",
+                 s3_curl.easy_strerror(rc));
+        return;
+    }
+    xmlInitParser();
+}
+
 floe_status s3_request_msg(s3_fs *fs, s3_req *r, char *errmsg, size_t errlen) {
     const s3_config *c = &fs->cfg;
     char code[128], msg[512], last[1024] = "";
@@ -376,6 +435,16 @@ floe_status s3_request_msg(s3_fs *fs, s3_req *r, char *errmsg, size_t errlen) {
 
     r->attempts = 0;
     r->status = 0;
+    pthread_once(&global_once, global_init);
+    if (global_st != FLOE_OK) {
+        snprintf(errmsg, errlen, "s3: %s '%s': %s", r->method, r->uri, global_msg);
+        return global_st;
+    }
+    if (!global_https && (c->endpoint == NULL || strncmp(c->endpoint, "https:", 6) == 0)) {
+        snprintf(errmsg, errlen, "s3: %s '%s': this libcurl was built without HTTPS", r->method,
+                 r->uri);
+        return FLOE_UNIMPLEMENTED;
+    }
     char *url = build_url(fs, r);
     CURL *h = url != NULL ? handle_get(fs) : NULL;
     if (h == NULL) {
@@ -412,7 +481,7 @@ floe_status s3_request_msg(s3_fs *fs, s3_req *r, char *errmsg, size_t errlen) {
         } else {
             st = rc == CURLE_OUT_OF_MEMORY ? FLOE_RESOURCE_EXHAUSTED : FLOE_UNAVAILABLE;
             retry = retryable_curl(rc);
-            snprintf(last, sizeof(last), "%s (curl error %d)", curl_easy_strerror(rc), (int)rc);
+            snprintf(last, sizeof(last), "%s (curl error %d)", s3_curl.easy_strerror(rc), (int)rc);
         }
         if (!retry)
             break;

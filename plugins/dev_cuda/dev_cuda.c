@@ -57,20 +57,26 @@ static floe_status gpu_alloc(void *dev, size_t nbytes, void **out) {
     return dev_cuda__allocator_alloc(d->alloc, nbytes, out);
 }
 
+/* The free that empties a destroyed device tears it down; the lock makes sure exactly
+ * one free sees that. */
 static void gpu_free(void *dev, void *ptr, size_t nbytes) {
     dev_cuda__device *d = dev;
     floe_device_memory_stats s;
     bool last;
+    floe_status st;
 
     (void)nbytes;
     if (ptr == NULL)
         return;
-    if (dev_cuda__allocator_dealloc(d->alloc, ptr) != FLOE_OK)
-        floe_log(plugin_self, FLOE_PLUGIN_LOG_ERROR, "%s", "GPU free of an unknown pointer");
     pthread_mutex_lock(&d->life_lock);
+    st = dev_cuda__allocator_dealloc(d->alloc, ptr);
     dev_cuda__allocator_stats(d->alloc, &s);
-    last = d->destroyed && s.bytes_in_use == 0;
+    last = d->destroyed && !d->torn_down && s.bytes_in_use == 0;
+    d->torn_down = d->torn_down || last;
     pthread_mutex_unlock(&d->life_lock);
+    if (st != FLOE_OK)
+        floe_log(plugin_self, FLOE_PLUGIN_LOG_ERROR, "GPU:%d: free of %p, which it did not allocate",
+                 d->index, ptr);
     if (last)
         device_teardown(d);
 }
@@ -226,7 +232,8 @@ static void gpu_destroy(void *dev) {
     pthread_mutex_lock(&d->life_lock);
     d->destroyed = true;
     dev_cuda__allocator_stats(d->alloc, &s);
-    now = s.bytes_in_use == 0;
+    now = s.bytes_in_use == 0 && !d->torn_down;
+    d->torn_down = d->torn_down || now;
     pthread_mutex_unlock(&d->life_lock);
     if (now)
         device_teardown(d);

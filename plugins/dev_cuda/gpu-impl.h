@@ -37,7 +37,7 @@ typedef struct dev_cuda__device {
     cudaEvent_t staging_done[2];
     size_t staging_bytes;
     pthread_mutex_t life_lock;      /* destroyed / last free */
-    bool destroyed;
+    bool destroyed, torn_down;
     char description[256];
 } dev_cuda__device;
 

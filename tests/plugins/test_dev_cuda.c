@@ -582,6 +582,9 @@ int main(void) {
     };
     int rc;
 
+    /* Grow on demand: the `floe train` children share the GPU with this process (the
+     * default would reserve 90% of its memory at the first allocation). */
+    setenv("FLOE_CUDA_ALLOW_GROWTH", "1", 1);
     ctx = tc_context();
     if (floe_context_find_device(ctx, "/device:GPU:0", &gpu) != FLOE_OK) {
         const char *why = "dev_cuda was not built (no CUDA toolkit)";

@@ -134,7 +134,9 @@ in_root() {
     out=$(floe plugins)
     echo "$out"
     check_plugins "$out" "dev_cpu ops_math ops_nn" "$pluginsdir"
-    floe version
+    floe version | tee "$work/version.log"
+    grep -q "plugin directory: $pluginsdir\$" "$work/version.log" ||
+        fail "floe version does not name $pluginsdir as its plugin directory"
     floe devices | grep -qi cpu || fail "floe devices lists no CPU device"
     local nn_ops
     nn_ops=$(awk '$1 == "loaded" {name = $2} $1 == "registered:" && name == "ops_nn" {print $2}' <<<"$out")

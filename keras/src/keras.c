@@ -731,8 +731,17 @@ typedef struct pass_result {
     int64_t examples;
 } pass_result;
 
+/* fit's per-step TensorBoard scalars (floe_fit_options.log_every_steps); @base: training
+ * steps before this pass. */
+typedef struct step_log {
+    floe__tensorboard *tb;
+    int every;
+    int64_t base;
+} step_log;
+
 static floe_status run_pass(floe_model *m, floe_plan *plan, const floe_dataset *ds, int64_t bs,
-                            const int64_t *index, floe__progress *prog, pass_result *r) {
+                            const int64_t *index, floe__progress *prog, const step_log *sl,
+                            pass_result *r) {
     int64_t n = floe_dataset_size(ds), steps = (n + bs - 1) / bs;
     floe_tensor *xb[2] = {NULL, NULL}, *yb[2] = {NULL, NULL};
     floe_status st;
@@ -754,12 +763,19 @@ static floe_status run_pass(floe_model *m, floe_plan *plan, const floe_dataset *
             st = floe__keras_fail(st, "step %lld: %s", (long long)step + 1, floe_last_error());
             break;
         }
-        r->loss_sum += (double)*(const float *)floe_tensor_data(fetch[0]) * (double)cnt;
-        if (fetch[1] != NULL)
-            r->correct += (double)*(const float *)floe_tensor_data(fetch[1]);
+        double bl = (double)*(const float *)floe_tensor_data(fetch[0]), bc = -1;
+        r->loss_sum += bl * (double)cnt;
+        if (fetch[1] != NULL) {
+            bc = (double)*(const float *)floe_tensor_data(fetch[1]);
+            r->correct += bc;
+        }
         r->examples += cnt;
         floe_tensor_unref(fetch[0]);
         floe_tensor_unref(fetch[1]);
+        if (sl != NULL && (sl->base + step + 1) % sl->every == 0 &&
+            (st = floe__tensorboard_batch(sl->tb, sl->base + step + 1, bl,
+                                          m->has_accuracy ? bc / (double)cnt : -1)) != FLOE_OK)
+            break;
         if (prog != NULL)
             floe__progress_update(prog, step + 1, r->loss_sum / (double)r->examples,
                                   m->has_accuracy ? r->correct / (double)r->examples : -1,
@@ -786,7 +802,8 @@ floe_status floe_model_evaluate(floe_model *m, const floe_dataset *data, int64_t
         return st;
     if (batch_size < 0)
         return floe__keras_fail(FLOE_INVALID_ARGUMENT, "evaluate: batch_size < 0");
-    st = run_pass(m, m->eval_plan, data, batch_size == 0 ? 256 : batch_size, NULL, NULL, &r);
+    st = run_pass(m, m->eval_plan, data, batch_size == 0 ? 256 : batch_size, NULL, NULL, NULL,
+                  &r);
     if (st != FLOE_OK)
         return st;
     if (loss != NULL)
@@ -798,8 +815,9 @@ floe_status floe_model_evaluate(floe_model *m, const floe_dataset *data, int64_t
 
 static floe_status fit_epoch(floe_model *m, const floe_dataset *train, const floe_dataset *val,
                              const floe_fit_options *o, int epoch, int64_t *index,
-                             floe_epoch_logs *logs) {
+                             floe__tensorboard *tb, floe_epoch_logs *logs) {
     int64_t n = floe_dataset_size(train);
+    step_log sl = {tb, o->log_every_steps, m->steps_done};
     floe__progress prog;
     pass_result r;
     floe_status st;
@@ -810,7 +828,8 @@ static floe_status fit_epoch(floe_model *m, const floe_dataset *train, const flo
     floe__progress_begin(&prog, o->out != NULL ? o->out : stdout, o->verbose, epoch, o->epochs,
                          (n + o->batch_size - 1) / o->batch_size);
     t0 = floe__now();
-    st = run_pass(m, m->train_plan, train, o->batch_size, o->shuffle ? index : NULL, &prog, &r);
+    st = run_pass(m, m->train_plan, train, o->batch_size, o->shuffle ? index : NULL, &prog,
+                  tb != NULL && o->log_every_steps > 0 ? &sl : NULL, &r);
     if (st != FLOE_OK) {
         if (prog.tty)
             fputc('\n', prog.f);
@@ -841,9 +860,14 @@ static floe_status fit_epoch(floe_model *m, const floe_dataset *train, const flo
 
 /* fit's TensorBoard log (tensorboard.c): the files, and every layer variable's reader. */
 static floe_status fit_logdir_open(floe_model *m, const char *logdir, int validation,
-                                   floe__tensorboard **tb) {
-    floe_status st = floe__tensorboard_open(m->ctx, logdir, validation, m->g, tb);
+                                   int log_every_steps, floe__tensorboard **tb) {
+    floe_status st;
 
+    *tb = NULL;
+    if (log_every_steps < 0)
+        return floe__keras_fail(FLOE_INVALID_ARGUMENT, "fit: log_every_steps is %d; must be "
+                                ">= 0", log_every_steps);
+    st = floe__tensorboard_open(m->ctx, logdir, validation, m->g, tb);
     if (st == FLOE_OK && floe_optimizer_lr_node(m->opt) != NULL)
         floe__tensorboard_set_lr(*tb, floe_out(floe_optimizer_lr_node(m->opt), 0));
     for (int i = 0; i < m->nlayers && st == FLOE_OK; i++) {
@@ -888,9 +912,9 @@ floe_status floe_model_fit(floe_model *m, const floe_dataset *train,
     if (index == NULL)
         return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "fit: out of memory");
     if (o.logdir != NULL)
-        st = fit_logdir_open(m, o.logdir, validation != NULL, &tb);
+        st = fit_logdir_open(m, o.logdir, validation != NULL, o.log_every_steps, &tb);
     for (int e = 1; e <= o.epochs && st == FLOE_OK; e++) {
-        st = fit_epoch(m, train, validation, &o, e, index, &logs);
+        st = fit_epoch(m, train, validation, &o, e, index, tb, &logs);
         if (st == FLOE_OK && last != NULL)
             *last = logs;
         if (st == FLOE_OK && tb != NULL)
@@ -1000,8 +1024,8 @@ static floe_status pipeline_feeds(const floe_model *m, floe_tensor *const *t, in
 
 /* A pass over @p (at most @steps batches, 0: to its end), like run_pass. */
 static floe_status run_pipeline_pass(floe_model *m, floe_plan *plan, floe_pipeline *p,
-                                     int64_t steps, floe__progress *prog, const char *what,
-                                     pass_result *r, int64_t *steps_done) {
+                                     int64_t steps, floe__progress *prog, const step_log *sl,
+                                     const char *what, pass_result *r, int64_t *steps_done) {
     floe_status st = FLOE_OK;
     int64_t step = 0;
 
@@ -1032,12 +1056,19 @@ static floe_status run_pipeline_pass(floe_model *m, floe_plan *plan, floe_pipeli
                                   floe_last_error());
             break;
         }
-        r->loss_sum += (double)*(const float *)floe_tensor_data(fetch[0]) * (double)rows;
-        if (fetch[1] != NULL)
-            r->correct += (double)*(const float *)floe_tensor_data(fetch[1]);
+        double bl = (double)*(const float *)floe_tensor_data(fetch[0]), bc = -1;
+        r->loss_sum += bl * (double)rows;
+        if (fetch[1] != NULL) {
+            bc = (double)*(const float *)floe_tensor_data(fetch[1]);
+            r->correct += bc;
+        }
         r->examples += rows;
         floe_tensor_unref(fetch[0]);
         floe_tensor_unref(fetch[1]);
+        if (sl != NULL && (sl->base + step + 1) % sl->every == 0 &&
+            (st = floe__tensorboard_batch(sl->tb, sl->base + step + 1, bl,
+                                          m->has_accuracy ? bc / (double)rows : -1)) != FLOE_OK)
+            break;
         if (prog != NULL)
             floe__progress_update(prog, step + 1, r->loss_sum / (double)r->examples,
                                   m->has_accuracy ? r->correct / (double)r->examples : -1,
@@ -1062,7 +1093,7 @@ floe_status floe_model_evaluate_pipeline(floe_model *m, floe_pipeline *data, dou
     if (m == NULL || !m->compiled || data == NULL)
         return floe__keras_fail(m && data ? FLOE_FAILED_PRECONDITION : FLOE_INVALID_ARGUMENT,
                                 "evaluate: %s", m && data ? "compile first" : "NULL argument");
-    st = run_pipeline_pass(m, m->eval_plan, data, 0, NULL, "evaluate", &r, &steps);
+    st = run_pipeline_pass(m, m->eval_plan, data, 0, NULL, NULL, "evaluate", &r, &steps);
     if (st != FLOE_OK)
         return st;
     if (loss != NULL)
@@ -1075,7 +1106,9 @@ floe_status floe_model_evaluate_pipeline(floe_model *m, floe_pipeline *data, dou
 /* One epoch on a pipeline: fit_epoch's steps, logs, validation and checkpoint. */
 static floe_status fit_pipeline_epoch(floe_model *m, floe_pipeline *train, int64_t steps,
                                       floe_pipeline *val, const floe_fit_options *o, int epoch,
-                                      int64_t *last_steps, floe_epoch_logs *logs) {
+                                      floe__tensorboard *tb, int64_t *last_steps,
+                                      floe_epoch_logs *logs) {
+    step_log sl = {tb, o->log_every_steps, m->steps_done};
     floe__progress prog;
     pass_result r;
     int64_t done;
@@ -1090,7 +1123,8 @@ static floe_status fit_pipeline_epoch(floe_model *m, floe_pipeline *train, int64
     floe__progress_begin(&prog, o->out != NULL ? o->out : stdout, o->verbose, epoch, o->epochs,
                          steps > 0 ? steps : *last_steps);
     double t0 = floe__now();
-    st = run_pipeline_pass(m, m->train_plan, train, steps, &prog, "fit", &r, &done);
+    st = run_pipeline_pass(m, m->train_plan, train, steps, &prog,
+                           tb != NULL && o->log_every_steps > 0 ? &sl : NULL, "fit", &r, &done);
     if (st != FLOE_OK) {
         if (prog.tty)
             fputc('\n', prog.f);
@@ -1143,9 +1177,10 @@ floe_status floe_model_fit_pipeline(floe_model *m, floe_pipeline *train, int64_t
                                 "steps_per_epoch >= 0 (got %d, %lld)", o.epochs,
                                 (long long)steps_per_epoch);
     if (o.logdir != NULL)
-        st = fit_logdir_open(m, o.logdir, validation != NULL, &tb);
+        st = fit_logdir_open(m, o.logdir, validation != NULL, o.log_every_steps, &tb);
     for (int e = 1; e <= o.epochs && st == FLOE_OK; e++) {
-        st = fit_pipeline_epoch(m, train, steps_per_epoch, validation, &o, e, &last_steps, &logs);
+        st = fit_pipeline_epoch(m, train, steps_per_epoch, validation, &o, e, tb, &last_steps,
+                                &logs);
         if (st == FLOE_OK && last != NULL)
             *last = logs;
         if (st == FLOE_OK && tb != NULL)

@@ -20,6 +20,9 @@ floe_status floe__tensorboard_add_weight(floe__tensorboard *tb, const char *name
 /* Sets the node output whose value is logged as epoch_learning_rate (an F32/F64 scalar);
  * .node NULL: none. */
 void floe__tensorboard_set_lr(floe__tensorboard *tb, floe_output lr);
+/* Writes one training step's batch_loss and batch_accuracy (@accuracy < 0: none). */
+floe_status floe__tensorboard_batch(floe__tensorboard *tb, int64_t step, double loss,
+                                    double accuracy);
 /* Writes one epoch's scalars and histograms and flushes both files. */
 floe_status floe__tensorboard_epoch(floe__tensorboard *tb, floe_session *s,
                                     const floe_epoch_logs *logs);

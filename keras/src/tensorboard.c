@@ -13,8 +13,9 @@
  *   LOGDIR/validation/events.out.tfevents...  per epoch epoch_loss, epoch_accuracy of
  *                                             the validation data (when fit has some)
  *
- * The step of an epoch's values is the epoch's 0-based index, as in Keras.  Both files
- * are flushed after every epoch, so `tensorboard --logdir LOGDIR` shows each epoch as
+ * The step of an epoch's values is the epoch's 0-based index, as in Keras; with
+ * log_every_steps, batch_loss and batch_accuracy go to train/ at the training step (the
+ * train file then also flushes every 10 s).  Both files are flushed after every epoch, so `tensorboard --logdir LOGDIR` shows each epoch as
  * it ends.  Variables and the rate are read (their "NAME/Read" nodes, the rate node) in
  * one session run.
  */
@@ -58,8 +59,8 @@ floe_status floe__tensorboard_open(floe_context *ctx, const char *logdir, int va
         st = floe__keras_fail(FLOE_INVALID_ARGUMENT, "fit: logdir is too long");
         goto fail;
     }
-    /* Flushed by hand after each epoch. */
-    if ((st = floe_summary_writer_new(ctx, dir, -1, &tb->train)) != FLOE_OK) {
+    /* Flushed by hand after each epoch, and every 10 s when batches are logged. */
+    if ((st = floe_summary_writer_new(ctx, dir, 10.0, &tb->train)) != FLOE_OK) {
         st = tb_fail(st, "train writer");
         goto fail;
     }
@@ -166,6 +167,17 @@ static floe_status write_weights(floe__tensorboard *tb, floe_session *s, int64_t
     free(vals);
     free(fetch);
     return st;
+}
+
+floe_status floe__tensorboard_batch(floe__tensorboard *tb, int64_t step, double loss,
+                                    double accuracy) {
+    floe_status st;
+
+    if ((st = floe_summary_scalar(tb->train, "batch_loss", loss, step)) != FLOE_OK ||
+        (accuracy >= 0 &&
+         (st = floe_summary_scalar(tb->train, "batch_accuracy", accuracy, step)) != FLOE_OK))
+        return tb_fail(st, "batch scalars");
+    return FLOE_OK;
 }
 
 floe_status floe__tensorboard_epoch(floe__tensorboard *tb, floe_session *s,

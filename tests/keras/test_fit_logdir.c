@@ -2,8 +2,8 @@
  * test_fit_logdir.c - fit's TensorBoard log directory (floe_fit_options.logdir), read
  * back with Floe's event reader: the Keras layout (train/, validation/), per-epoch
  * scalars equal to fit's logs and the learning rate, one histogram per layer variable per epoch matching the
- * variables' values, the graph, events readable while fit still runs, bad log
- * directories refused, and `floe train --logdir` (when Fashion-MNIST is installed).
+ * variables' values, the graph, events readable while fit still runs, per-step scalars
+ * (log_every_steps), bad log directories refused, and `floe train --logdir` (when Fashion-MNIST is installed).
  */
 #include "test_common.h"
 
@@ -289,6 +289,59 @@ static void fit_logdir_without_validation_and_bad_dirs(void **state) {
     rm_rf(dir);
 }
 
+/* log_every_steps: batch_loss and batch_accuracy at every Nth training step, counted
+ * across epochs. */
+static void fit_logs_every_n_steps(void **state) {
+    floe_context *ctx = *state;
+    char dir[64] = "/tmp/floe-fitlog-XXXXXX", sub[128], path[1024];
+    floe_dataset *train = blobs(256, 4);
+    floe_model *m = model(ctx);
+    floe_fit_options o;
+    floe_event_reader *r = NULL;
+    const floe_event *ev;
+    floe_status st;
+    int64_t loss_steps[16], acc_steps[16];
+    int nl = 0, na = 0;
+
+    assert_non_null(mkdtemp(dir));
+    floe_fit_options_init(&o);
+    o.epochs = 2;
+    o.verbose = 0;
+    o.logdir = dir;
+    o.log_every_steps = -1;
+    assert_int_equal(floe_model_fit(m, train, NULL, &o, NULL), FLOE_INVALID_ARGUMENT);
+    assert_non_null(strstr(floe_keras_last_error(), "log_every_steps"));
+    o.log_every_steps = 3; /* 8 steps an epoch: steps 3, 6, 9, 12, 15 */
+    check_ok(floe_model_fit(m, train, NULL, &o, NULL));
+    snprintf(sub, sizeof(sub), "%s/train", dir);
+    /* The rejected call made no file (it failed before opening any). */
+    assert_true(event_file(sub, path, sizeof(path)));
+    check_ok(floe_event_reader_open(ctx, path, &r));
+    while ((st = floe_event_reader_next(r, &ev)) == FLOE_OK) {
+        for (size_t i = 0; i < ev->nvalues; i++) {
+            const floe_summary_value *v = &ev->values[i];
+            if (strcmp(v->tag, "batch_loss") == 0) {
+                assert_true(nl < 16 && v->scalar > 0 && isfinite(v->scalar));
+                loss_steps[nl++] = ev->step;
+            } else if (strcmp(v->tag, "batch_accuracy") == 0) {
+                assert_true(na < 16 && v->scalar >= 0 && v->scalar <= 1);
+                acc_steps[na++] = ev->step;
+            }
+        }
+    }
+    assert_int_equal(st, FLOE_OUT_OF_RANGE);
+    floe_event_reader_close(r);
+    assert_int_equal(nl, 5);
+    assert_int_equal(na, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(loss_steps[i], 3 * (i + 1));
+        assert_int_equal(acc_steps[i], 3 * (i + 1));
+    }
+    floe_model_free(m);
+    floe_dataset_free(train);
+    rm_rf(dir);
+}
+
 static void floe_train_tool_writes_a_logdir(void **state) {
     const char *root = getenv("FLOE_BUILD_ROOT");
     char dir[64] = "/tmp/floe-fitlog-XXXXXX", cmd[1024], path[1024], sub[160];
@@ -325,6 +378,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fit_writes_keras_layout_with_epoch_values),
         cmocka_unit_test(fit_logdir_without_validation_and_bad_dirs),
+        cmocka_unit_test(fit_logs_every_n_steps),
         cmocka_unit_test(floe_train_tool_writes_a_logdir),
     };
     return cmocka_run_group_tests(tests, tc_setup_context, tc_teardown_context);

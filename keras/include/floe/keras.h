@@ -159,6 +159,10 @@ typedef struct floe_fit_options {
      * LOGDIR/validation/ gets epoch_loss and epoch_accuracy of @validation.  Step =
      * 0-based epoch; flushed after each epoch (floe/summary.h). */
     const char *logdir;
+    /* With @logdir: also batch_loss and batch_accuracy (that batch's values) in train/
+     * every @log_every_steps training steps, step = training steps so far (Keras'
+     * update_freq); 0: per epoch only (default); < 0: FLOE_INVALID_ARGUMENT. */
+    int log_every_steps;
 } floe_fit_options;
 
 FLOE_KERAS_API void floe_fit_options_init(floe_fit_options *opts);

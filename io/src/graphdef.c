@@ -379,9 +379,14 @@ static floe_status export_node(exporter *ex, const floe_node *node, Floe__Tf__No
 
 floe_status floe_graphdef_export(const floe_graph *g, void **data, size_t *size) {
     exporter ex = {{NULL}, "", ""};
-    Floe__Tf__GraphDef gd = FLOE__TF__GRAPH_DEF__INIT;
-    Floe__Tf__VersionDef ver = FLOE__TF__VERSION_DEF__INIT;
+    Floe__Tf__GraphDef gd;
+    Floe__Tf__VersionDef ver;
     floe_status st = FLOE_OK;
+
+    /* The _init functions, not the INIT macros: these name the deprecated `version`
+     * field, which clang warns about. */
+    floe__tf__graph_def__init(&gd);
+    floe__tf__version_def__init(&ver);
 
     if (data != NULL)
         *data = NULL;

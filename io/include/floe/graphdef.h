@@ -76,10 +76,13 @@ FLOE_IO_API floe_status floe_graphdef_import(floe_graph *g, const void *data, si
  * order); inputs name nodes of the same GraphDef.  @opts may be NULL for the defaults.
  *
  * Returns FLOE_OK; FLOE_INVALID_ARGUMENT for malformed or truncated bytes, a limit
- * exceeded, a cycle, a duplicate or clashing name, an input naming no node or a
+ * exceeded, a cycle, a name defined twice, an input naming no node or a
  * missing output, a tensor whose values do not fit its shape, an attribute Floe
  * cannot represent or that the op does not define; FLOE_NOT_FOUND for an op no plugin
- * registers ("node 'NAME': op 'OP' is not registered"); FLOE_RESOURCE_EXHAUSTED.
+ * registers ("node 'NAME': op 'OP' is not registered"); FLOE_ALREADY_EXISTS when @g
+ * already has a node of one of the names; FLOE_UNIMPLEMENTED when an op
+ * refuses a configuration Floe does not implement (strides in the batch dimension);
+ * FLOE_RESOURCE_EXHAUSTED.
  * Messages name the node (and attribute) at fault.  On failure @g is unchanged (the
  * nodes are first built in a scratch graph; only running out of memory while adding
  * the checked nodes to @g can leave some of them behind).

@@ -364,7 +364,9 @@ static void *rec_alloc(size_t nbytes, size_t align) {
         align = 64;
     if ((align & (align - 1)) != 0 || align < sizeof(void *))
         align = align < sizeof(void *) && (align & (align - 1)) == 0 ? sizeof(void *) : 0;
-    if (align == 0)
+    /* No machine has 16 TiB to give: refuse before the allocator (sanitizers abort on
+     * absurd sizes instead of returning NULL, as the core's allocator does too). */
+    if (align == 0 || nbytes > ((size_t)1 << 44))
         return NULL;
     if (posix_memalign(&p, align, nbytes ? nbytes : 1) != 0)
         return NULL;
@@ -2062,7 +2064,7 @@ static void test_kernel(report *r, plugin_ut *p, op_sig *s, const char *device, 
     const char *shadow = NULL;
     int ref = REF_NONE;
 
-    snprintf(sec, sizeof(sec), "kernel %s on %s", s->name, device);
+    snprintf(sec, sizeof(sec), "kernel %.100s on %.60s", s->name, device);
     if (s->unsupported[0] != '\0') {
         rep_addf(r, V_WARN, sec, "not exercised: generated inputs cannot drive it (%s); test "
                  "it with your own cases", s->unsupported);

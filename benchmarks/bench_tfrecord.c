@@ -10,9 +10,11 @@
  * they are there already.  Then, each the median of 5 runs (3 with --quick):
  *   read_plain / read_gzip: every record through floe_tfrecord_read (MB/s of file);
  *   pipeline: from_tfrecord -> batch(256) -> parse_example (image, label) -> map
- *     decoding the bytes to f32 / 255 (4 in parallel on the shared pool) -> prefetch(2),
- *     drained: examples/s;
- *   pipeline_shuffle: the same with shuffle(10000) before batch.
+ *     decoding the bytes to f32 / 255 -> prefetch(2), parse and map with 4 workers
+ *     each, drained: examples/s;
+ *   pipeline_shuffle: the same with shuffle(10000) before batch;
+ *   pipeline_seq: the same as pipeline with parse and map sequential (on the prefetch
+ *     thread).
  * Output lines "floe <name> <value> <unit>", read by bench_tfrecord.sh.
  */
 #include "bench_common.h"
@@ -101,7 +103,7 @@ static floe_status decode(void *arg, floe_tensor *const *in, int nin, floe_tenso
     return FLOE_OK;
 }
 
-static double run_pipeline(floe_context *ctx, int shuffle, int64_t *examples) {
+static double run_pipeline(floe_context *ctx, int shuffle, int par, int64_t *examples) {
     const char *files[1] = {g_plain};
     floe_feature_spec specs[2];
     memset(specs, 0, sizeof specs);
@@ -115,8 +117,8 @@ static double run_pipeline(floe_context *ctx, int shuffle, int64_t *examples) {
     if (shuffle)
         bench_check(floe_pipeline_shuffle(p, 10000, 1, &p), "shuffle");
     bench_check(floe_pipeline_batch(p, 256, 0, &p), "batch");
-    bench_check(floe_pipeline_parse_example(p, specs, 2, ctx, 4, &p), "parse");
-    bench_check(floe_pipeline_map(p, decode, NULL, ctx, 4, &p), "map");
+    bench_check(floe_pipeline_parse_example(p, specs, 2, ctx, par, &p), "parse");
+    bench_check(floe_pipeline_map(p, decode, NULL, ctx, par, &p), "map");
     bench_check(floe_pipeline_prefetch(p, 2, &p), "prefetch");
     floe_tensor *t[FLOE_PIPELINE_MAX_TUPLE];
     int n;
@@ -168,16 +170,16 @@ int main(int argc, char **argv) {
         printf("floe %s %.1f MB/s (%.0f records/s)\n", names[c],
                (double)(c ? sb_gzip.st_size : sb_plain.st_size) / med / 1e6, (double)n / med);
     }
-    for (int sh = 0; sh < 2; sh++) {
+    const char *pnames[3] = {"pipeline", "pipeline_shuffle", "pipeline_seq"};
+    for (int v = 0; v < 3; v++) {
         for (int r = 0; r < reps; r++)
-            t[r] = run_pipeline(ctx, sh, &cnt);
+            t[r] = run_pipeline(ctx, v == 1, v == 2 ? 1 : 4, &cnt);
         if (cnt != n) {
             fprintf(stderr, "pipeline gave %lld examples, not %lld\n", (long long)cnt,
                     (long long)n);
             return 1;
         }
-        printf("floe %s %.0f examples/s\n", sh ? "pipeline_shuffle" : "pipeline",
-               (double)n / bench_median(t, reps));
+        printf("floe %s %.0f examples/s\n", pnames[v], (double)n / bench_median(t, reps));
     }
     floe_context_free(ctx);
     return 0;

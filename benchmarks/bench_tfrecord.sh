@@ -25,7 +25,7 @@ reps=5
 if python3 "benchmarks/peer_tfrecord.py" "$plain" "$gz" "$n" "$reps" >>"$out" 2>/dev/null; then
     grep '^tf ' "$out"
     echo
-    for name in read_plain read_gzip pipeline pipeline_shuffle; do
+    for name in read_plain read_gzip pipeline pipeline_shuffle pipeline_seq; do
         f=$(awk -v k="$name" '$1 == "floe" && $2 == k {print $3}' "$out")
         t=$(awk -v k="$name" '$1 == "tf" && $2 == k {print $3}' "$out")
         awk -v k="$name" -v f="$f" -v t="$t" 'BEGIN {printf "ratio %-17s floe/tf = %.2f\n", k, f / t}'

@@ -9,7 +9,8 @@ Prints "tf <name> <value> <unit>" lines; exits 3 when TensorFlow is not installe
     spread over 1024 records, so TF's reader is what is measured);
   pipeline: TFRecordDataset -> batch(256) -> map(parse_example + decode_raw + cast / 255,
     num_parallel_calls=4) -> prefetch(2), drained with reduce;
-  pipeline_shuffle: the same with shuffle(10000) before batch.
+  pipeline_shuffle: the same with shuffle(10000) before batch;
+  pipeline_seq: pipeline with the map run sequentially (num_parallel_calls=None).
 """
 import os
 import statistics
@@ -53,11 +54,12 @@ def main():
         t, cnt = timed(tf.data.TFRecordDataset(path, compression_type=comp).batch(1024), reps)
         assert cnt == n, (cnt, n)
         print("tf %s %.1f MB/s (%.0f records/s)" % (name, os.path.getsize(path) / t / 1e6, n / t))
-    for name, shuffle in (("pipeline", False), ("pipeline_shuffle", True)):
+    for name, shuffle, par in (("pipeline", False, 4), ("pipeline_shuffle", True, 4),
+                               ("pipeline_seq", False, None)):
         ds = tf.data.TFRecordDataset(plain)
         if shuffle:
             ds = ds.shuffle(10000, seed=1)
-        ds = ds.batch(256).map(parse, num_parallel_calls=4).prefetch(2)
+        ds = ds.batch(256).map(parse, num_parallel_calls=par).prefetch(2)
         t, cnt = timed(ds, reps)
         assert cnt == n, (cnt, n)
         print("tf %s %.0f examples/s" % (name, n / t))

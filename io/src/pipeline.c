@@ -9,7 +9,7 @@
  * bounded queue), cache, take and skip.
  *
  * A pull model: floe_pipeline_next asks the last node, which asks its input, and so on.
- * Errors raised on another thread (a pool worker, the prefetch thread) travel with the
+ * Errors raised on another thread (a map worker, the prefetch thread) travel with the
  * element as a status and a copy of the message, and are set again on the consumer's
  * thread, since floe_last_error() is per thread.
  */
@@ -427,11 +427,21 @@ floe_status floe_pipeline_from_source(const floe_pipeline_source *src, floe_pipe
     return node_new(&source_ops, NULL, s, source_free, out);
 }
 
-/* ---- Map ------------------------------------------------------------------------------- */
+/* ---- Map ---------------------------------------------------------------------------------
+ *
+ * Sequential: the callback runs in next().  Parallel: num_parallel worker threads of the
+ * map's own, as tf.data's parallel map: each worker takes the next input element (under
+ * in_mu, which numbers elements in input order), runs the callback without any lock and
+ * stores the result in slot seq % window; next() hands out slot out_seq when it is done.
+ * No barrier: a slow element holds up only the elements after it, never the workers,
+ * which run on while fewer than `window` elements are in flight. */
+
+enum { SLOT_EMPTY = 0, SLOT_DONE = 1, SLOT_END = 2 };
 
 typedef struct map_slot {
-    elem in, out;
-    floe_status st;
+    int state;
+    elem out;
+    floe_status st;         /* SLOT_END: how the stream ends here */
     char *msg;
 } map_slot;
 
@@ -439,111 +449,158 @@ typedef struct mapper {
     floe_map_fn fn;
     void *arg;
     void (*free_arg)(void *);
-    floe_threadpool *pool;
-    int window;             /* elements run at once; 1: sequential */
+    floe_pipeline *input;
+    int nworkers;           /* 0: sequential */
+    int window;
     map_slot *slots;
-    int filled, pos;
-    floe_status input_st;   /* how the input ended the last window (OK: not yet) */
-    char *input_msg;
+    pthread_t *threads;
+    int running;            /* threads started */
+    pthread_mutex_t mu;     /* slots, counters, stop */
+    pthread_cond_t done_cv, space_cv;
+    pthread_mutex_t in_mu;  /* the input and in_seq */
+    int64_t in_seq, out_seq, inflight;
+    bool stop;
+    bool input_ended;       /* written under in_mu and mu both */
 } mapper;
 
-static floe_status map_one(mapper *m, map_slot *s) {
+static floe_status map_one(mapper *m, elem *in, elem *out) {
     int nout = 0;
-    floe_status st = m->fn(m->arg, s->in.t, s->in.n, s->out.t, &nout);
+    floe_status st = m->fn(m->arg, in->t, in->n, out->t, &nout);
     if (st == FLOE_OK && (nout < 1 || nout > FLOE_PIPELINE_MAX_TUPLE)) {
         for (int i = 0; i < nout && i < FLOE_PIPELINE_MAX_TUPLE; i++)
-            floe_tensor_unref(s->out.t[i]);
+            floe_tensor_unref(out->t[i]);
         st = floe_set_error(FLOE_INVALID_ARGUMENT, "pipeline map: the callback gave %d tensors "
                             "(need 1..%d)", nout, FLOE_PIPELINE_MAX_TUPLE);
     }
-    s->out.n = st == FLOE_OK ? nout : 0;
-    elem_clear(&s->in);
+    out->n = st == FLOE_OK ? nout : 0;
+    elem_clear(in);
     return st;
 }
 
-static void map_chunk(void *arg, int64_t begin, int64_t end) {
+static void *map_worker(void *arg) {
     mapper *m = arg;
-    for (int64_t i = begin; i < end; i++) {
-        map_slot *s = &m->slots[i];
-        s->st = map_one(m, s);
-        if (s->st != FLOE_OK)
-            s->msg = dup_last_error();
-    }
-}
-
-static void map_drop_window(mapper *m) {
-    for (int i = 0; i < m->filled; i++) {
-        elem_clear(&m->slots[i].in);
-        elem_clear(&m->slots[i].out);
-        free(m->slots[i].msg);
-        m->slots[i].msg = NULL;
-    }
-    m->filled = m->pos = 0;
-}
-
-/* Pulls up to a window of input elements and maps them all, in parallel. */
-static floe_status map_fill(floe_pipeline *p, mapper *m) {
-    map_drop_window(m);
-    if (m->input_st != FLOE_OK)
-        return floe_set_error(m->input_st, "%s", m->input_msg ? m->input_msg : "end of input");
-    while (m->filled < m->window) {
-        floe_status st = pull(p->input, &m->slots[m->filled].in);
-        if (st != FLOE_OK) {
-            m->input_st = st;
-            m->input_msg = dup_last_error();
+    for (;;) {
+        pthread_mutex_lock(&m->mu);
+        while (!m->stop && !m->input_ended && m->inflight >= m->window)
+            pthread_cond_wait(&m->space_cv, &m->mu);
+        bool quit = m->stop || m->input_ended;
+        if (!quit)
+            m->inflight++;
+        pthread_mutex_unlock(&m->mu);
+        if (quit)
+            break;
+        /* Take the next element in input order. */
+        elem in = {0}, out = {0};
+        pthread_mutex_lock(&m->in_mu);
+        if (m->input_ended) {
+            pthread_mutex_unlock(&m->in_mu);
+            pthread_mutex_lock(&m->mu);
+            m->inflight--;
+            pthread_mutex_unlock(&m->mu);
             break;
         }
-        m->filled++;
+        int64_t seq = m->in_seq++;
+        floe_status st = pull(m->input, &in);
+        char *msg = st != FLOE_OK ? dup_last_error() : NULL;
+        if (st != FLOE_OK) {
+            pthread_mutex_lock(&m->mu); /* lock order: in_mu, then mu */
+            m->input_ended = true;
+            pthread_mutex_unlock(&m->mu);
+        }
+        pthread_mutex_unlock(&m->in_mu);
+        if (st == FLOE_OK) {
+            st = map_one(m, &in, &out);
+            if (st != FLOE_OK)
+                msg = dup_last_error();
+        }
+        pthread_mutex_lock(&m->mu);
+        map_slot *s = &m->slots[seq % m->window];
+        s->out = out;
+        s->st = st;
+        s->msg = msg;
+        s->state = st == FLOE_OK ? SLOT_DONE : SLOT_END;
+        pthread_cond_broadcast(&m->done_cv);
+        pthread_cond_broadcast(&m->space_cv);
+        pthread_mutex_unlock(&m->mu);
     }
-    if (m->filled == 0)
-        return floe_set_error(m->input_st, "%s", m->input_msg);
-    floe_threadpool_parallel_for(m->pool, m->filled, 1, map_chunk, m);
-    return FLOE_OK;
+    return NULL;
+}
+
+static void map_stop(mapper *m) {
+    if (m->running > 0) {
+        pthread_mutex_lock(&m->mu);
+        m->stop = true;
+        pthread_cond_broadcast(&m->space_cv);
+        pthread_mutex_unlock(&m->mu);
+        for (int i = 0; i < m->running; i++)
+            pthread_join(m->threads[i], NULL);
+        m->running = 0;
+    }
+    for (int i = 0; m->slots != NULL && i < m->window; i++) {
+        elem_clear(&m->slots[i].out);
+        free(m->slots[i].msg);
+        memset(&m->slots[i], 0, sizeof m->slots[i]);
+    }
+    m->in_seq = m->out_seq = m->inflight = 0;
+    m->stop = m->input_ended = false;
 }
 
 static floe_status map_next(floe_pipeline *p, elem *e) {
     mapper *m = p->state;
-    if (m->window == 1) {
+    if (m->nworkers == 0) {
         elem in;
         floe_status st = pull(p->input, &in);
-        if (st != FLOE_OK)
-            return st;
-        map_slot s = {.in = in};
-        st = map_one(m, &s);
-        *e = s.out;
+        return st != FLOE_OK ? st : map_one(m, &in, e);
+    }
+    while (m->running < m->nworkers) {
+        if (pthread_create(&m->threads[m->running], NULL, map_worker, m) != 0) {
+            if (m->running > 0)
+                break; /* fewer workers than asked: still correct */
+            return floe_set_error(FLOE_RESOURCE_EXHAUSTED, "map: cannot start a thread");
+        }
+        m->running++;
+    }
+    pthread_mutex_lock(&m->mu);
+    map_slot *s = &m->slots[m->out_seq % m->window];
+    while (s->state == SLOT_EMPTY)
+        pthread_cond_wait(&m->done_cv, &m->mu);
+    if (s->state == SLOT_END) {
+        /* stays there: every later call ends the same way */
+        floe_status st = s->st;
+        char *msg = s->msg ? strdup(s->msg) : NULL;
+        pthread_mutex_unlock(&m->mu);
+        st = floe_set_error(st, "%s", msg ? msg : "end of input");
+        free(msg);
         return st;
     }
-    if (m->pos >= m->filled) {
-        floe_status st = map_fill(p, m);
-        if (st != FLOE_OK)
-            return st;
-    }
-    map_slot *s = &m->slots[m->pos++];
-    if (s->st != FLOE_OK)
-        return floe_set_error(s->st, "%s", s->msg ? s->msg : "map failed");
     *e = s->out;
     s->out.n = 0;
+    s->state = SLOT_EMPTY;
+    m->out_seq++;
+    m->inflight--;
+    pthread_cond_signal(&m->space_cv);
+    pthread_mutex_unlock(&m->mu);
     return FLOE_OK;
 }
 
 static floe_status map_reset(floe_pipeline *p) {
-    mapper *m = p->state;
-    if (m->slots != NULL)
-        map_drop_window(m);
-    m->input_st = FLOE_OK;
-    free(m->input_msg);
-    m->input_msg = NULL;
+    map_stop(p->state);
     return reset_input(p);
 }
 
 static void mapper_free(void *state) {
     mapper *m = state;
-    if (m->slots != NULL)
-        map_drop_window(m);
+    map_stop(m);
+    if (m->nworkers > 0) {
+        pthread_mutex_destroy(&m->mu);
+        pthread_mutex_destroy(&m->in_mu);
+        pthread_cond_destroy(&m->done_cv);
+        pthread_cond_destroy(&m->space_cv);
+    }
     if (m->free_arg != NULL)
         m->free_arg(m->arg);
     free(m->slots);
-    free(m->input_msg);
+    free(m->threads);
     free(m);
 }
 
@@ -556,34 +613,42 @@ static const node_ops map_ops = {"map", map_next, map_reset, map_destroy};
 static floe_status map_new(floe_pipeline *input, floe_map_fn fn, void *arg,
                            void (*free_arg)(void *), floe_context *ctx, int num_parallel,
                            floe_pipeline **out) {
+    (void)ctx;
     mapper *m = calloc(1, sizeof *m);
     if (m == NULL) {
         if (free_arg)
             free_arg(arg);
         floe_pipeline_free(input);
+        *out = NULL;
         return oom("map");
     }
     m->fn = fn;
     m->arg = arg;
     m->free_arg = free_arg;
-    m->window = 1;
-    if (num_parallel > 1 && ctx != NULL && floe_context_threadpool(ctx) != NULL) {
-        m->pool = floe_context_threadpool(ctx);
-        m->window = 4 * num_parallel;
+    m->input = input;
+    if (num_parallel > 1) {
+        m->nworkers = num_parallel > 64 ? 64 : num_parallel;
+        m->window = 2 * m->nworkers;
         m->slots = calloc((size_t)m->window, sizeof *m->slots);
-        if (m->slots == NULL) {
+        m->threads = calloc((size_t)m->nworkers, sizeof *m->threads);
+        if (m->slots == NULL || m->threads == NULL) {
+            m->nworkers = 0;
             mapper_free(m);
             floe_pipeline_free(input);
+            *out = NULL;
             return oom("map");
         }
+        pthread_mutex_init(&m->mu, NULL);
+        pthread_mutex_init(&m->in_mu, NULL);
+        pthread_cond_init(&m->done_cv, NULL);
+        pthread_cond_init(&m->space_cv, NULL);
     }
     return node_new(&map_ops, input, m, mapper_free, out);
 }
 
 floe_status floe_pipeline_map(floe_pipeline *input, floe_map_fn fn, void *arg,
                               floe_context *ctx, int num_parallel, floe_pipeline **out) {
-    floe_status st = check_input(input, out, fn != NULL && (num_parallel <= 1 || ctx != NULL),
-                                 "floe_pipeline_map (a callback, and a context when parallel)");
+    floe_status st = check_input(input, out, fn != NULL, "floe_pipeline_map (a callback)");
     if (st != FLOE_OK)
         return st;
     return map_new(input, fn, arg, NULL, ctx, num_parallel, out);
@@ -679,8 +744,7 @@ floe_status floe_pipeline_parse_example(floe_pipeline *input, const floe_feature
                                         int nspecs, floe_context *ctx, int num_parallel,
                                         floe_pipeline **out) {
     floe_status st = check_input(input, out, specs != NULL && nspecs >= 1 &&
-                                 nspecs <= FLOE_PIPELINE_MAX_TUPLE &&
-                                 (num_parallel <= 1 || ctx != NULL),
+                                 nspecs <= FLOE_PIPELINE_MAX_TUPLE,
                                  "floe_pipeline_parse_example (1..16 specs)");
     if (st != FLOE_OK)
         return st;

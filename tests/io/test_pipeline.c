@@ -3,7 +3,7 @@
  *
  * Every transform's output checked element by element: slices, batch (with and without
  * drop_remainder, mismatched elements), shuffle (a seeded permutation, a new one each
- * pass, buffer 1 = no shuffle), map (sequential and on the shared pool in order, a
+ * pass, buffer 1 = no shuffle), map (sequential and on worker threads, in order, a
  * failing callback's message reaching next()), interleaved TFRecord files parsed as
  * Examples, repeat/take/skip, prefetch (the same stream, errors through the thread,
  * freeing mid-stream), cache in memory and in a file (the source runs once; a file is
@@ -549,7 +549,7 @@ static void pipeline_bad_arguments(void **state) {
     assert_int_equal(floe_pipeline_batch(p, 0, 0, &p), FLOE_INVALID_ARGUMENT);
     assert_null(p);
     p = range_pipeline(3);
-    assert_int_equal(floe_pipeline_map(p, triple, NULL, NULL, 4, &p), FLOE_INVALID_ARGUMENT);
+    assert_int_equal(floe_pipeline_map(p, NULL, NULL, NULL, 4, &p), FLOE_INVALID_ARGUMENT);
     p = range_pipeline(3);
     assert_int_equal(floe_pipeline_shuffle(p, 0, 1, &p), FLOE_INVALID_ARGUMENT);
     p = range_pipeline(3);

@@ -25,15 +25,15 @@
  * generator, a new order each pass (each repeat) that only the seed decides.
  *
  * Memory is bounded by the buffers asked for (shuffle's buffer, prefetch's depth, the
- * map's window of 4 x num_parallel elements, one batch), except for cache, which keeps
+ * map's 2 x num_parallel elements in flight, one batch), except for cache, which keeps
  * one whole pass.
  *
  * Threads: one thread at a time calls into a pipeline.  Prefetch runs its input on a
- * background thread; parallel map runs the callback on the context's shared thread pool
- * (floe_threadpool_parallel_for), so the callback must be thread-safe.
+ * background thread; parallel map runs the callback on its own worker threads, so the
+ * callback must be thread-safe.
  *
  * Errors: floe_status with the message in floe_last_error(); an error inside the
- * pipeline (a corrupt record, a failing map callback, even on a pool or prefetch
+ * pipeline (a corrupt record, a failing map callback, even on a map worker or prefetch
  * thread) reaches floe_pipeline_next() with its message, and the pipeline then stays
  * failed: every later call returns the same error.
  */
@@ -122,8 +122,11 @@ typedef floe_status (*floe_map_fn)(void *arg, floe_tensor *const *in, int nin,
 
 /*
  * floe_pipeline_map: applies @fn to every element.  @num_parallel <= 1 runs it on the
- * calling thread; more runs up to that many elements at once on @ctx's shared thread
- * pool (@ctx required then), still yielding them in input order.
+ * calling thread; more runs it on that many worker threads of the map's own (at most
+ * 64), with up to 2 x num_parallel elements in flight, still yielding them in input
+ * order (like tf.data's map with num_parallel_calls and deterministic order).  Workers
+ * never wait for one another: a slow element delays only the hand-out of the ones
+ * after it.  @ctx: (nullable) unused today, kept for running on its pool later.
  */
 FLOE_IO_API floe_status floe_pipeline_map(floe_pipeline *input, floe_map_fn fn, void *arg,
                                           floe_context *ctx, int num_parallel,

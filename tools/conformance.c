@@ -1028,7 +1028,10 @@ static void descriptor_child(void *arg) {
         return;
     dprintf(out_fd, "P\tinit\n");
     for (int i = 0; i < rec.ndevices; i++) {
-        dprintf(out_fd, "V\t%s\t%d\n", str_or(rec.devices[i].type, "?"), (int)rec.devices[i].index);
+        char type[64];
+        snprintf(type, sizeof(type), "%s", str_or(rec.devices[i].type, "?"));
+        clean(type); /* the type is the plugin's string: keep the record one line */
+        dprintf(out_fd, "V\t%s\t%d\n", type, (int)rec.devices[i].index);
         check_device_desc(i);
     }
     for (int i = 0; i < rec.nfs && i < 64; i++)

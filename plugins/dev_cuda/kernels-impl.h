@@ -67,6 +67,13 @@ int dev_cuda__k_sparse_xent(cudaStream_t s, int dtype, int64_t batch, int64_t cl
                             const void *logits, const void *labels, int label_i64, void *loss,
                             void *backprop);
 
+/* RandomUniform (0), RandomStandardNormal (1), TruncatedNormal (2) into @n elements of
+ * f32 or f64, exactly as ops_math/random.c draws them: Philox4x32-10 under @key, counter
+ * block @start + g for output group g (4 floats or 2 doubles per group; truncated: the 256
+ * blocks from @start + 256 g). */
+int dev_cuda__k_random(cudaStream_t s, int dist, int dtype, int64_t n, const uint32_t key[2],
+                       const uint32_t start[4], void *out);
+
 /* Optimizers: the formulas of ops_nn/optimizers.c; scalars in op order. f32, f64. */
 typedef enum dev_cuda__opt {
     DC_OPT_SGD, DC_OPT_MOMENTUM, DC_OPT_ADAM, DC_OPT_ADAGRAD, DC_OPT_RMSPROP

@@ -387,6 +387,128 @@ __global__ void sparse_xent_kernel(int64_t batch, int64_t classes, const T *logi
     }
 }
 
+/* ---- Random numbers (ops_math/random.c's streams) ---------------------------------------- */
+
+struct Block {
+    uint32_t w[4];
+};
+
+__device__ inline Block philox(Block c, uint32_t k0, uint32_t k1) {
+    for (int r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c.w[0], p1 = (uint64_t)0xCD9E8D57u * c.w[2];
+        Block n;
+        n.w[0] = (uint32_t)(p1 >> 32) ^ c.w[1] ^ k0;
+        n.w[1] = (uint32_t)p1;
+        n.w[2] = (uint32_t)(p0 >> 32) ^ c.w[3] ^ k1;
+        n.w[3] = (uint32_t)p0;
+        c = n;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    return c;
+}
+
+/* @start + @skip as a 128-bit counter. */
+__device__ inline Block counter_at(const uint32_t *start, uint64_t skip) {
+    uint64_t lo = ((uint64_t)start[1] << 32 | start[0]) + skip;
+    uint64_t hi = (uint64_t)start[3] << 32 | start[2];
+    if (lo < skip)
+        hi++;
+    Block b = {{(uint32_t)lo, (uint32_t)(lo >> 32), (uint32_t)hi, (uint32_t)(hi >> 32)}};
+    return b;
+}
+
+__device__ inline float unit_f(uint32_t x) {
+    return __uint_as_float((x & 0x7fffffu) | 0x3f800000u) - 1.0f;
+}
+
+__device__ inline double unit_d(uint32_t hi, uint32_t lo) {
+    return __longlong_as_double((long long)(((uint64_t)(hi & 0xfffffu) << 32 | lo) |
+                                            0x3ff0000000000000ull)) - 1.0;
+}
+
+__device__ inline void box_muller_f(uint32_t x0, uint32_t x1, float *z0, float *z1) {
+    float u1 = unit_f(x0), v1 = 6.2831853071795864f * unit_f(x1), r;
+    if (u1 < 1.0e-7f)
+        u1 = 1.0e-7f;
+    r = sqrtf(-2.0f * logf(u1));
+    *z0 = sinf(v1) * r;
+    *z1 = cosf(v1) * r;
+}
+
+__device__ inline void box_muller_d(const uint32_t *w, double *z0, double *z1) {
+    double u1 = unit_d(w[0], w[1]), v1 = 6.283185307179586477 * unit_d(w[2], w[3]), r;
+    if (u1 < 1.0e-7)
+        u1 = 1.0e-7;
+    r = sqrt(-2.0 * log(u1));
+    *z0 = sin(v1) * r;
+    *z1 = cos(v1) * r;
+}
+
+struct RandArgs {
+    uint32_t key[2], start[4];
+};
+
+__global__ void random_f32(int dist, int64_t n, RandArgs a, float *out) {
+    GRID_LOOP(g, (n + 3) / 4) {
+        int64_t i0 = g * 4;
+        int cnt = n - i0 < 4 ? (int)(n - i0) : 4;
+        float z[4];
+        if (dist == 2) {
+            uint64_t j = (uint64_t)g * 256;
+            int filled = 0;
+            while (filled < cnt) {
+                Block b = philox(counter_at(a.start, j++), a.key[0], a.key[1]);
+                box_muller_f(b.w[0], b.w[1], &z[0], &z[1]);
+                box_muller_f(b.w[2], b.w[3], &z[2], &z[3]);
+                for (int q = 0; q < 4 && filled < cnt; q++)
+                    if (fabsf(z[q]) < 2.0f)
+                        out[i0 + filled++] = z[q];
+            }
+            continue;
+        }
+        Block b = philox(counter_at(a.start, (uint64_t)g), a.key[0], a.key[1]);
+        if (dist == 1) {
+            box_muller_f(b.w[0], b.w[1], &z[0], &z[1]);
+            box_muller_f(b.w[2], b.w[3], &z[2], &z[3]);
+        } else {
+            for (int q = 0; q < 4; q++)
+                z[q] = unit_f(b.w[q]);
+        }
+        for (int q = 0; q < cnt; q++)
+            out[i0 + q] = z[q];
+    }
+}
+
+__global__ void random_f64(int dist, int64_t n, RandArgs a, double *out) {
+    GRID_LOOP(g, (n + 1) / 2) {
+        int64_t i0 = g * 2;
+        int cnt = n - i0 < 2 ? (int)(n - i0) : 2;
+        double z[2];
+        if (dist == 2) {
+            uint64_t j = (uint64_t)g * 256;
+            int filled = 0;
+            while (filled < cnt) {
+                Block b = philox(counter_at(a.start, j++), a.key[0], a.key[1]);
+                box_muller_d(b.w, &z[0], &z[1]);
+                for (int q = 0; q < 2 && filled < cnt; q++)
+                    if (fabs(z[q]) < 2.0)
+                        out[i0 + filled++] = z[q];
+            }
+            continue;
+        }
+        Block b = philox(counter_at(a.start, (uint64_t)g), a.key[0], a.key[1]);
+        if (dist == 1) {
+            box_muller_d(b.w, &z[0], &z[1]);
+        } else {
+            z[0] = unit_d(b.w[0], b.w[1]);
+            z[1] = unit_d(b.w[2], b.w[3]);
+        }
+        for (int q = 0; q < cnt; q++)
+            out[i0 + q] = z[q];
+    }
+}
+
 /* ---- Optimizers (ops_nn/optimizers.c's formulas) ----------------------------------------- */
 
 struct OptArgs {
@@ -753,6 +875,20 @@ int dev_cuda__k_sparse_xent(cudaStream_t s, int dtype, int64_t batch, int64_t cl
                 batch, classes, (const T *)logits, (const int32_t *)labels, (T *)loss, (T *)backprop);
         return launched();
     });
+}
+
+int dev_cuda__k_random(cudaStream_t s, int dist, int dtype, int64_t n, const uint32_t key[2],
+                       const uint32_t start[4], void *out) {
+    RandArgs a = {{key[0], key[1]}, {start[0], start[1], start[2], start[3]}};
+    if (n == 0)
+        return 0;
+    if (dtype == FLOE_DTYPE_F32)
+        random_f32<<<blocks_for((n + 3) / 4), kThreads, 0, s>>>(dist, n, a, (float *)out);
+    else if (dtype == FLOE_DTYPE_F64)
+        random_f64<<<blocks_for((n + 1) / 2), kThreads, 0, s>>>(dist, n, a, (double *)out);
+    else
+        return (int)cudaErrorInvalidValue;
+    return launched();
 }
 
 int dev_cuda__k_apply(cudaStream_t s, int kind, int dtype, int64_t n, void *const *slots,

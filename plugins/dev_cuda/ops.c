@@ -13,8 +13,11 @@
 #include "gpu-impl.h"
 #include "kernels-impl.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 /* ---- Helpers ----------------------------------------------------------------------- */
 
@@ -554,6 +557,111 @@ static floe_status gather_compute(floe_kernel_ctx *kc, void *state) {
     return st;
 }
 
+/* ---- Random numbers ---------------------------------------------------------------------- */
+
+/* The state of one random node: ops_math/random.c's, so that with the same seeds the GPU
+ * draws exactly the CPU's numbers (one stream per node, continued run after run). */
+typedef struct random_state {
+    int dist;                    /* 0 uniform, 1 normal, 2 truncated */
+    floe_dtype dtype;
+    uint32_t key[2];
+    uint32_t counter[4];
+    _Atomic uint64_t used;       /* counter blocks taken by earlier runs */
+} random_state;
+
+static uint64_t random_seed(void) {
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v) || v == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ (uint64_t)(uintptr_t)&v;
+        v = (v ^ (v >> 33)) * 0xff51afd7ed558ccdull;
+    }
+    return v;
+}
+
+static floe_status random_create(floe_kernel_ctx *kc, int dist, void **state) {
+    const floe_attrs *a = floe_kernel_attrs(kc);
+    int64_t seed = 0, seed2 = 0;
+    floe_dtype dt = FLOE_DTYPE_INVALID;
+    random_state *s;
+    floe_status st;
+
+    *state = NULL;
+    if ((st = floe_attrs_get_int(a, "seed", &seed)) != FLOE_OK ||
+        (st = floe_attrs_get_int(a, "seed2", &seed2)) != FLOE_OK ||
+        (st = floe_attrs_get_type(a, "dtype", &dt)) != FLOE_OK)
+        return st;
+    if ((s = floe_alloc(sizeof(*s), 0)) == NULL)
+        return floe_fail(FLOE_RESOURCE_EXHAUSTED, "random op: out of memory");
+    if (seed == 0 && seed2 == 0) {
+        seed = (int64_t)random_seed();
+        seed2 = (int64_t)random_seed();
+    }
+    s->dist = dist;
+    s->dtype = dt;
+    s->key[0] = (uint32_t)(uint64_t)seed;
+    s->key[1] = (uint32_t)((uint64_t)seed >> 32);
+    s->counter[0] = s->counter[1] = 0;
+    s->counter[2] = (uint32_t)(uint64_t)seed2;
+    s->counter[3] = (uint32_t)((uint64_t)seed2 >> 32);
+    atomic_init(&s->used, 0);
+    *state = s;
+    return FLOE_OK;
+}
+
+static floe_status uniform_create(floe_kernel_ctx *kc, void **state) {
+    return random_create(kc, 0, state);
+}
+static floe_status normal_create(floe_kernel_ctx *kc, void **state) {
+    return random_create(kc, 1, state);
+}
+static floe_status truncated_create(floe_kernel_ctx *kc, void **state) {
+    return random_create(kc, 2, state);
+}
+
+static void random_destroy(void *state) {
+    floe_free(state);
+}
+
+static floe_status random_compute(floe_kernel_ctx *kc, void *state) {
+    random_state *s = state;
+    dev_cuda__device *d = dev_cuda__kernel_gpu(kc);
+    int64_t dims[FLOE_MAX_DIMS], n = 1, groups;
+    uint64_t base, lo, hi;
+    uint32_t start[4];
+    int nd;
+    floe_tensor *y;
+    floe_status st;
+
+    if (d == NULL || s == NULL)
+        return d == NULL ? FLOE_INTERNAL : floe_fail(FLOE_INTERNAL, "random op: no state");
+    if (floe_tensor_ndim(floe_kernel_input(kc, 0)) != 1)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "shape must be a vector");
+    if ((st = read_ints(floe_kernel_input(kc, 0), "shape", dims, FLOE_MAX_DIMS, &nd)) != FLOE_OK)
+        return st;
+    for (int i = 0; i < nd; i++) {
+        if (dims[i] < 0)
+            return floe_fail(FLOE_INVALID_ARGUMENT, "shape dimension %d is %lld, must be >= 0", i,
+                             (long long)dims[i]);
+        if (dims[i] > 0 && n > INT64_MAX / dims[i])
+            return floe_fail(FLOE_INVALID_ARGUMENT, "shape's element count overflows int64");
+        n *= dims[i];
+    }
+    if ((st = floe_kernel_alloc_output(kc, 0, dims, nd, &y)) != FLOE_OK || n == 0)
+        return st;
+    groups = s->dtype == FLOE_DTYPE_F64 ? (n + 1) / 2 : (n + 3) / 4;
+    base = atomic_fetch_add(&s->used, (uint64_t)groups * (s->dist == 2 ? 256u : 1u));
+    lo = ((uint64_t)s->counter[1] << 32 | s->counter[0]) + base;
+    hi = ((uint64_t)s->counter[3] << 32 | s->counter[2]) + (lo < base ? 1 : 0);
+    start[0] = (uint32_t)lo;
+    start[1] = (uint32_t)(lo >> 32);
+    start[2] = (uint32_t)hi;
+    start[3] = (uint32_t)(hi >> 32);
+    return launched(dev_cuda__k_random(d->stream, s->dist, s->dtype, n, s->key, start, dptr(y)),
+                    kc);
+}
+
 /* ---- Losses --------------------------------------------------------------------------- */
 
 static floe_status sparse_xent_compute(floe_kernel_ctx *kc, void *state) {
@@ -1043,7 +1151,34 @@ static const gpu_kernel gpu_kernels[] = {
     {"AvgPoolGrad", avgpool_grad_compute, T_F32, SPECS("orig_input_shape")},
 };
 
+static const char *const RANDOM_TYPES[] = {"dtype: {f32, f64}", NULL};
+static const char *const SHAPE_ARG[] = {"shape", NULL};
+
+static const struct {
+    const char *op;
+    floe_status (*create)(floe_kernel_ctx *, void **);
+} random_kernels[] = {
+    {"RandomUniform", uniform_create},
+    {"RandomStandardNormal", normal_create},
+    {"TruncatedNormal", truncated_create},
+};
+
 floe_status dev_cuda__register_ops(floe_plugin *self) {
+    for (size_t i = 0; i < sizeof(random_kernels) / sizeof(random_kernels[0]); i++) {
+        floe_kernel_def k;
+        floe_status st;
+        memset(&k, 0, sizeof(k));
+        k.struct_size = sizeof(k);
+        k.op = random_kernels[i].op;
+        k.device_type = "GPU";
+        k.constraints = RANDOM_TYPES;
+        k.create = random_kernels[i].create;
+        k.compute = random_compute;
+        k.destroy = random_destroy;
+        k.host_memory = SHAPE_ARG;
+        if ((st = floe_register_kernel(self, &k)) != FLOE_OK)
+            return st;
+    }
     for (size_t i = 0; i < sizeof(gpu_kernels) / sizeof(gpu_kernels[0]); i++) {
         const gpu_kernel *g = &gpu_kernels[i];
         floe_kernel_def k;

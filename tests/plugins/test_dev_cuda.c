@@ -148,6 +148,14 @@ static void a_dst_i32(floe_attrs *a) { floe_attrs_set_type(a, "DstT", FLOE_DTYPE
 static void a_dst_f64(floe_attrs *a) { floe_attrs_set_type(a, "DstT", FLOE_DTYPE_F64); }
 static void a_nchw(floe_attrs *a) { floe_attrs_set_string(a, "data_format", "NCHW", 4); }
 
+static void seeded(floe_attrs *a, floe_dtype dt) {
+    floe_attrs_set_int(a, "seed", 7);
+    floe_attrs_set_int(a, "seed2", 3);
+    floe_attrs_set_type(a, "dtype", dt);
+}
+static void a_seeded_f32(floe_attrs *a) { seeded(a, FLOE_DTYPE_F32); }
+static void a_seeded_f64(floe_attrs *a) { seeded(a, FLOE_DTYPE_F64); }
+
 static void conv_attrs(floe_attrs *a, int64_t s, const char *pad) {
     int64_t st[4] = {1, s, s, 1};
     floe_attrs_set_int_list(a, "strides", st, 4);
@@ -175,6 +183,7 @@ static const int64_t labels4[] = {0, 3, 9, 5};
 static const int64_t pool_in[] = {2, 8, 8, 3};
 static const int64_t axis0[] = {0}, begin_3[] = {1, 0, 2}, size_3[] = {1, -1, 2};
 static const int64_t idx5[] = {3, 0, 3, 1, 2};
+static const int64_t rand_shape[] = {37, 11};
 
 static const conf_case cases[] = {
     /* cuBLAS */
@@ -249,6 +258,12 @@ static const conf_case cases[] = {
     {"Slice", 3, 1, {IN(FLOE_DTYPE_F32, 3, 3, 4, 5, 0, -1, 1), INTS(1, 3, begin_3), INTS(1, 3, size_3)}, NULL, 0, 0},
     {"GatherV2", 3, 1, {IN(FLOE_DTYPE_F32, 2, 4, 6, 0, 0, -1, 1), INTS(1, 5, idx5), INTS(0, 1, axis0)}, NULL, 0, 0},
     {"GatherV2", 3, 1, {IN(FLOE_DTYPE_F64, 3, 2, 4, 3, 0, -1, 1), INTS(1, 5, idx5), INTS(0, 1, axes_1)}, NULL, 0, 0},
+    /* random numbers: the same seeds draw the CPU's Philox streams */
+    {"RandomUniform", 1, 1, {INTS(1, 2, rand_shape)}, a_seeded_f32, 0, 0},
+    {"RandomUniform", 1, 1, {INTS(1, 2, rand_shape)}, a_seeded_f64, 0, 0},
+    {"RandomStandardNormal", 1, 1, {INTS(1, 2, rand_shape)}, a_seeded_f32, 1e-5, 1e-6},
+    {"RandomStandardNormal", 1, 1, {INTS(1, 2, rand_shape)}, a_seeded_f64, 1e-10, 1e-12},
+    {"TruncatedNormal", 1, 1, {INTS(1, 2, rand_shape)}, a_seeded_f32, 1e-5, 1e-6},
     /* losses, pooling */
     {"SparseSoftmaxCrossEntropyWithLogits", 2, 2, {IN(FLOE_DTYPE_F32, 2, 4, 10, 0, 0, -5, 5), {FLOE_DTYPE_I64, 1, {4}, 0, 0, labels4}}, NULL, 1e-5, 1e-6},
     {"MaxPool", 1, 1, {IN(FLOE_DTYPE_F32, 4, 2, 8, 8, 3, -1, 1)}, a_pool_2_2_valid, 0, 0},

@@ -2136,7 +2136,7 @@ static void test_kernel(report *r, plugin_ut *p, op_sig *s, const char *device, 
                 return;
             }
             rep_addf(r, V_FAIL, sec, "%s %s: %s (invalid or unusual input must return an "
-                     "error, never crash)", floe_dtype_name(cand_dtypes[k.last / NCONFIG]),
+                     "error, never crash or hang)", floe_dtype_name(cand_dtypes[k.last / NCONFIG]),
                      config_names[k.last % NCONFIG], death);
             k.fail++;
             crashes++;

@@ -196,6 +196,18 @@ static void broken_plugin_json(void **state) {
     expect_contains(r->out, "{\"result\": \"FAIL\", \"section\": \"kernel AddV2 on CPU\"");
 }
 
+/* A hang is reported as such (the child killed after --timeout), and the cases after it
+ * still run. */
+static void hanging_kernel_is_reported(void **state) {
+    char args[4200];
+    (void)state;
+    snprintf(args, sizeof(args), "--timeout 3 %s", fixture("fx_hang"));
+    const run_result *r = run(args);
+    assert_int_equal(r->status, 1);
+    expect_line(r->out, "FAIL", "FxHang on CPU: f32 rank 0", "hung: killed after 3 s");
+    expect_line(r->out, "FAIL", "FxHang on CPU: f32", "1 of 8 cases failed");
+}
+
 static void unloadable_plugins_fail(void **state) {
     const run_result *r;
     (void)state;
@@ -289,6 +301,7 @@ int main(void) {
         cmocka_unit_test(other_in_tree_plugins_conform),
         cmocka_unit_test(broken_plugin_fails_clearly),
         cmocka_unit_test(broken_plugin_json),
+        cmocka_unit_test(hanging_kernel_is_reported),
         cmocka_unit_test(unloadable_plugins_fail),
         cmocka_unit_test(old_minor_plugin_conforms),
         cmocka_unit_test(usage_errors),

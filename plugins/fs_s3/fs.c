@@ -622,7 +622,7 @@ typedef void (*list_fn)(void *arg, const char *name, const floe_file_info *info)
  * the marker included.  Stops after @limit entries when > 0. */
 static floe_status list_prefix(s3_fs *fs, const char *bucket, const char *prefix, const char *uri,
                                int limit, list_fn fn, void *arg, int64_t *count, int *marker) {
-    char token[2048] = "", keys[16], name[S3_MAX_KEY + 1], text[64];
+    char token[2048] = "", prev[2048], keys[16], name[S3_MAX_KEY + 2], text[64];
     floe_status st = FLOE_OK;
     size_t plen = strlen(prefix);
 
@@ -664,11 +664,18 @@ static floe_status list_prefix(s3_fs *fs, const char *bucket, const char *prefix
             if (!s3_xml_text(n, is_key ? "Key" : "Prefix", name, sizeof(name)) ||
                 strncmp(name, prefix, plen) != 0)
                 continue;   /* not under the prefix asked for: ignored */
-            (*count)++;
+            if (strlen(name) >= sizeof(name) - 1) {
+                st = floe_fail(FLOE_DATA_LOSS, "s3: list '%s': a key longer than %d bytes in the "
+                               "answer (request id %s)", uri, S3_MAX_KEY, r.request_id);
+                break;
+            }
             char *rel = name + plen;
             size_t rlen = strlen(rel);
             if (is_dir && rlen > 0 && rel[rlen - 1] == '/')
                 rel[--rlen] = '\0';
+            if (memchr(rel, '/', rlen) != NULL)
+                continue;   /* not a direct child (a server ignoring the delimiter) */
+            (*count)++;
             if (rlen == 0 && marker != NULL)
                 *marker = 1;
             if (rlen == 0 || fn == NULL)
@@ -686,13 +693,18 @@ static floe_status list_prefix(s3_fs *fs, const char *bucket, const char *prefix
             fn(arg, rel, &info);
         }
         s3_xml_text(root, "IsTruncated", text, sizeof(text));
-        int more = strcmp(text, "true") == 0;
-        if (more && !s3_xml_text(root, "NextContinuationToken", token, sizeof(token)))
-            st = floe_fail(FLOE_DATA_LOSS, "s3: list '%s': truncated answer without a "
-                           "NextContinuationToken", uri);
+        int more = st == FLOE_OK && strcmp(text, "true") == 0;
+        /* A server that never ends (no token, the same token again, one too long to send
+         * back) would loop forever: each is an error instead. */
+        memcpy(prev, token, sizeof(prev));
+        if (more && (!s3_xml_text(root, "NextContinuationToken", token, sizeof(token)) ||
+                     token[0] == '\0' || strlen(token) >= sizeof(token) - 1 ||
+                     strcmp(token, prev) == 0))
+            st = floe_fail(FLOE_DATA_LOSS, "s3: list '%s': page %d is truncated without a usable "
+                           "NextContinuationToken (request id %s)", uri, page + 1, r.request_id);
         xmlFreeDoc(doc);
         s3_req_clear(&r);
-        if (!more || (limit > 0 && *count >= limit) || token[0] == '\0')
+        if (st != FLOE_OK || !more || (limit > 0 && *count >= limit))
             break;
     }
     return st;

@@ -534,6 +534,17 @@ static void missing_keys_and_buckets(void **state) {
     expect_status(floe_fs_stat(ctx, "s3://floe-no-bucket/a", &info), FLOE_NOT_FOUND,
                   "NoSuchBucket");
     expect_status(floe_fs_mkdir(ctx, "s3://floe-no-bucket/d"), FLOE_NOT_FOUND, "NoSuchBucket");
+    /* A broken server: a listing that never ends, an answer that is not XML. */
+    OK(server_cmd(&srv, "fault GET list-type=2 listloop 1000"));
+    memset(&l, 0, sizeof(l));
+    expect_status(floe_fs_list(ctx, "s3://floe-test/loop", on_entry, &l), FLOE_DATA_LOSS,
+                  "page 2 is truncated");
+    assert_true(has_name(&l, "a&b"));
+    OK(server_cmd(&srv, "clear"));
+    OK(server_cmd(&srv, "fault GET list-type=2 notxml 1"));
+    expect_status(floe_fs_list(ctx, "s3://floe-test/", on_entry, &l), FLOE_DATA_LOSS,
+                  "not a ListBucketResult");
+    OK(server_cmd(&srv, "clear"));
     /* Malformed URIs never reach the network. */
     expect_status(floe_fs_stat(ctx, "s3://ab/k", &info), FLOE_INVALID_ARGUMENT, "3 to 63");
     expect_status(floe_fs_stat(ctx, "s3://bad!bucket/k", &info), FLOE_INVALID_ARGUMENT,

@@ -23,7 +23,9 @@ then reads commands from stdin, one per line, answering "ok" (or "error: why"):
                                           answer nothing for SECONDS, then close), or
                                           "drop" (close the connection at once) or
                                           "flip" (forward, flipping a bit of byte
-                                          20 of the answer's body)
+                                          20 of the answer's body), "listloop" (a
+                                          listing page that is truncated and gives
+                                          the same token each time) or "notxml"
     clear                                 removes every rule
     count METHOD SUBSTRING                answers "ok N": requests seen by the proxy
     mkbucket NAME                         creates bucket NAME (through boto3, to moto)
@@ -76,6 +78,18 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             flip = True
         else:
             flip = False
+        if action in ("listloop", "notxml"):   # a broken server's 200 answers
+            payload = (b"<?xml version=\"1.0\"?><ListBucketResult><IsTruncated>true"
+                       b"</IsTruncated><NextContinuationToken>same</NextContinuationToken>"
+                       b"<Contents><Key>loop/a&amp;b</Key><Size>1</Size></Contents>"
+                       b"</ListBucketResult>" if action == "listloop"
+                       else b"<html>this is not S3</html><<<")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
         if action is not None and action.startswith("hang:"):
             time.sleep(float(action[5:]))
             self.close_connection = True

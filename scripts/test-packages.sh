@@ -353,6 +353,10 @@ main() {
              dpkg-buildpackage -b -uc -us >"$tmp/build.log" 2>&1) ||
             { grep -v "^\[[0-9]*/[0-9]*\]" "$tmp/build.log" | tail -n 25; fail "dpkg-buildpackage (log above)"; }
         grep -E '^dpkg-deb: building package' "$tmp/build.log" | sed 's/^/  /'
+        # New public symbols of libfloe: to be added to debian/libfloe0.symbols.
+        if grep -q '^dpkg-gensymbols: warning' "$tmp/build.log"; then
+            sed -n '/^dpkg-gensymbols: warning/,/^ *dh_/p' "$tmp/build.log" | grep -v '^ *dh_'
+        fi
         debs_in=$tmp/src
     fi
     t1=$(date +%s.%N)

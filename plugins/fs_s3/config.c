@@ -176,10 +176,9 @@ static floe_status knob(const char *name, int64_t lo, int64_t hi, int sizes, int
     }
     if (end == s || *end != '\0' || errno != 0 || x < 0 || x > (INT64_MAX >> shift) ||
         (x << shift) < lo || (x << shift) > hi)
-        return floe_fail(FLOE_INVALID_ARGUMENT,
-                         "s3: %s='%s' is not a%s integer in [%lld, %lld]", name, s,
-                         sizes ? " size (bytes, or with K/M/G)" : "n", (long long)lo,
-                         (long long)hi);
+        return floe_fail(FLOE_INVALID_ARGUMENT, "s3: %s='%s' is not %s in [%lld, %lld]", name, s,
+                         sizes ? "a size (bytes, or with a K/M/G suffix)" : "an integer",
+                         (long long)lo, (long long)hi);
     *v = (int64_t)x << shift;
     return FLOE_OK;
 }

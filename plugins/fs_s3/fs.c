@@ -970,9 +970,8 @@ static floe_status s3_init(floe_plugin *self, void **user) {
         s3_destroy(fs);
         return st;
     }
-    floe_set_note(self, "%s, region %s, %s credentials%s", fs->cfg.endpoint ? fs->cfg.endpoint
-                                                                        : "AWS endpoint",
-                  fs->cfg.region, fs->cfg.access_key ? "with" : "no (anonymous)",
+    floe_set_note(self, "%s, region %s, %s credentials%s; libcurl loaded on first use",
+                  fs->cfg.endpoint ? fs->cfg.endpoint : "AWS endpoint", fs->cfg.region, fs->cfg.access_key ? "with" : "no (anonymous)",
                   fs->cfg.path_style ? ", path-style" : "");
     return FLOE_OK;
 }

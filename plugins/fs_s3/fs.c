@@ -622,19 +622,19 @@ typedef void (*list_fn)(void *arg, const char *name, const floe_file_info *info)
  * the marker included.  Stops after @limit entries when > 0. */
 static floe_status list_prefix(s3_fs *fs, const char *bucket, const char *prefix, const char *uri,
                                int limit, list_fn fn, void *arg, int64_t *count, int *marker) {
-    char token[2048] = "", prev[2048], keys[16], name[S3_MAX_KEY + 2], text[64];
+    char token[2048] = "", keys[16], msg[256];
     floe_status st = FLOE_OK;
-    size_t plen = strlen(prefix);
 
     *count = 0;
     if (marker != NULL)
         *marker = 0;
     snprintf(keys, sizeof(keys), "%d", limit > 0 && limit < fs->cfg.max_keys ? limit
                                                                             : fs->cfg.max_keys);
-    for (int page = 0; st == FLOE_OK; page++) {
+    for (int page = 1; st == FLOE_OK; page++) {
         const char *kv[] = {"continuation-token", token, "delimiter", "/", "list-type", "2",
                             "max-keys", keys, "prefix", prefix};
         char *q = token[0] ? s3_query(5, kv) : s3_query(4, kv + 2);
+        int more = 0;
         s3_req r;
         if (q == NULL)
             return oom(uri);
@@ -642,67 +642,13 @@ static floe_status list_prefix(s3_fs *fs, const char *bucket, const char *prefix
         r.query = q;
         st = s3_request(fs, &r);
         free(q);
-        if (st != FLOE_OK) {
-            s3_req_clear(&r);
-            break;
+        if (st == FLOE_OK) {
+            st = s3_parse_list_page(r.text, r.text_len, prefix, fn, arg, count, marker, &more,
+                                    token, sizeof(token), msg, sizeof(msg));
+            if (st != FLOE_OK)
+                st = floe_fail(st, "s3: list '%s': page %d: %s (request id %s)", uri, page, msg,
+                               r.request_id[0] ? r.request_id : "none");
         }
-        xmlDoc *doc = s3_xml_parse(r.text, r.text_len);
-        xmlNode *root = doc != NULL ? xmlDocGetRootElement(doc) : NULL;
-        if (root == NULL || strcmp((const char *)root->name, "ListBucketResult") != 0) {
-            st = floe_fail(FLOE_DATA_LOSS, "s3: list '%s': the answer is not a ListBucketResult "
-                           "(request id %s)", uri, r.request_id);
-            xmlFreeDoc(doc);
-            s3_req_clear(&r);
-            break;
-        }
-        for (xmlNode *n = root->children; n != NULL; n = n->next) {
-            int is_key = n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, "Contents") == 0;
-            int is_dir = n->type == XML_ELEMENT_NODE &&
-                         strcmp((const char *)n->name, "CommonPrefixes") == 0;
-            if (!is_key && !is_dir)
-                continue;
-            if (!s3_xml_text(n, is_key ? "Key" : "Prefix", name, sizeof(name)) ||
-                strncmp(name, prefix, plen) != 0)
-                continue;   /* not under the prefix asked for: ignored */
-            if (strlen(name) >= sizeof(name) - 1) {
-                st = floe_fail(FLOE_DATA_LOSS, "s3: list '%s': a key longer than %d bytes in the "
-                               "answer (request id %s)", uri, S3_MAX_KEY, r.request_id);
-                break;
-            }
-            char *rel = name + plen;
-            size_t rlen = strlen(rel);
-            if (is_dir && rlen > 0 && rel[rlen - 1] == '/')
-                rel[--rlen] = '\0';
-            if (memchr(rel, '/', rlen) != NULL)
-                continue;   /* not a direct child (a server ignoring the delimiter) */
-            (*count)++;
-            if (rlen == 0 && marker != NULL)
-                *marker = 1;
-            if (rlen == 0 || fn == NULL)
-                continue;
-            floe_file_info info;
-            memset(&info, 0, sizeof(info));
-            info.struct_size = sizeof(info);
-            info.is_dir = is_dir;
-            if (is_key) {
-                s3_xml_text(n, "Size", text, sizeof(text));
-                info.size = strtoull(text, NULL, 10);
-                s3_xml_text(n, "LastModified", text, sizeof(text));
-                info.mtime_ns = s3_parse_time(text);
-            }
-            fn(arg, rel, &info);
-        }
-        s3_xml_text(root, "IsTruncated", text, sizeof(text));
-        int more = st == FLOE_OK && strcmp(text, "true") == 0;
-        /* A server that never ends (no token, the same token again, one too long to send
-         * back) would loop forever: each is an error instead. */
-        memcpy(prev, token, sizeof(prev));
-        if (more && (!s3_xml_text(root, "NextContinuationToken", token, sizeof(token)) ||
-                     token[0] == '\0' || strlen(token) >= sizeof(token) - 1 ||
-                     strcmp(token, prev) == 0))
-            st = floe_fail(FLOE_DATA_LOSS, "s3: list '%s': page %d is truncated without a usable "
-                           "NextContinuationToken (request id %s)", uri, page + 1, r.request_id);
-        xmlFreeDoc(doc);
         s3_req_clear(&r);
         if (st != FLOE_OK || !more || (limit > 0 && *count >= limit))
             break;

@@ -135,8 +135,10 @@ char *s3_query(int n, const char *const *kv);
 /* Percent-encodes @s for a URL path (keeps '/' when @keep_slash).  malloc'd or NULL. */
 char *s3_encode(const char *s, int keep_slash);
 
-/* Parses an XML answer (network access, DTD loading and entity substitution off).
- * NULL for malformed text. */
+/* ---- XML answers (xml.c: no host calls, fuzzed by tests/fuzz/fuzz_s3_xml.c) ------------ */
+
+/* Parses an XML answer (network access, DTD loading and entity substitution off; a
+ * document with a DTD is refused).  NULL for malformed text. */
 xmlDoc *s3_xml_parse(const char *text, size_t len);
 /* The first child element of @parent named @name, or NULL. */
 xmlNode *s3_xml_child(xmlNode *parent, const char *name);
@@ -147,5 +149,22 @@ int s3_xml_text(xmlNode *parent, const char *name, char *buf, size_t len);
 /* ISO 8601 ("2024-01-02T03:04:05.000Z") or RFC 1123 time in ns since the epoch; 0 if
  * unparsable. */
 int64_t s3_parse_time(const char *s);
+
+/* 1 when @text is an S3 <Error>: its Code, Message and (when @rid is still empty)
+ * RequestId into the buffers (truncated); else 0 with code and msg "". */
+int s3_parse_error(const char *text, size_t len, char *code, size_t clen, char *msg, size_t mlen,
+                   char *rid, size_t rlen);
+
+typedef void (*s3_list_fn)(void *arg, const char *name, const floe_file_info *info);
+
+/* Parses one ListObjectsV2 page.  Each key or common prefix that is a direct child of
+ * @prefix goes to @fn (nullable) by its name relative to @prefix (the marker object
+ * "prefix" itself only counts, setting *@marker); *@count grows by those entries.
+ * *@more: the page is truncated; then @token (in: the token sent, "" for the first page;
+ * out: the next) must be present, fit @token_len and differ from the one sent.
+ * FLOE_DATA_LOSS with @msg for anything else (not a listing, an over-long key, ...). */
+floe_status s3_parse_list_page(const char *text, size_t len, const char *prefix, s3_list_fn fn,
+                               void *arg, int64_t *count, int *marker, int *more, char *token,
+                               size_t token_len, char *msg, size_t mlen);
 
 #endif /* FLOE_FS_S3_IMPL_H */

@@ -16,13 +16,10 @@
  * can start before the deadline (FLOE_S3_DEADLINE_MS after the first).  A final failure
  * maps to a floe_status (s3_map_http) with the S3 error code, message and request id.
  *
- * XML is parsed with libxml2 (xmlReadMemory without network access, DTD loading or
- * entity substitution), a maintained parser rather than string matching: listing
- * answers carry arbitrary user keys, which a hand-written scanner gets wrong on
- * entities and CDATA.
+ * XML answers are parsed in xml.c.
  *
  * Sections: handles, callbacks, one attempt, loading libcurl, retries and errors,
- * encoding, XML, time.
+ * encoding.
  */
 #include "fs_s3-impl.h"
 
@@ -34,7 +31,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include <libxml/parser.h>
+#include <libxml/parser.h>   /* xmlInitParser */
 
 #define MAX_TEXT_BODY ((size_t)64 << 20)   /* XML answers (a 1000-key listing is ~300 KiB) */
 
@@ -334,20 +331,7 @@ static int retryable_curl(CURLcode rc) {
 static int error_of(const s3_req *r, char *code, size_t clen, char *msg, size_t mlen, char *rid,
                     size_t rlen) {
     code[0] = msg[0] = '\0';
-    if (r->text == NULL || r->text_len == 0)
-        return 0;
-    xmlDoc *doc = s3_xml_parse(r->text, r->text_len);
-    xmlNode *root = doc != NULL ? xmlDocGetRootElement(doc) : NULL;
-    int is_error = root != NULL && strcmp((const char *)root->name, "Error") == 0;
-    if (is_error) {
-        s3_xml_text(root, "Code", code, clen);
-        s3_xml_text(root, "Message", msg, mlen);
-        char id[128];
-        if (s3_xml_text(root, "RequestId", id, sizeof(id)) && rid[0] == '\0')
-            snprintf(rid, rlen, "%s", id);
-    }
-    xmlFreeDoc(doc);
-    return is_error;
+    return s3_parse_error(r->text, r->text_len, code, clen, msg, mlen, rid, rlen);
 }
 
 /* Code names for answers without a body (HEAD). */
@@ -557,55 +541,4 @@ out:
         free(enc[i]);
     free(enc);
     return out;
-}
-
-/* ---- XML ------------------------------------------------------------------------------------- */
-
-xmlDoc *s3_xml_parse(const char *text, size_t len) {
-    if (len > (size_t)INT32_MAX)
-        return NULL;
-    return xmlReadMemory(text, (int)len, "s3.xml", NULL,
-                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-}
-
-xmlNode *s3_xml_child(xmlNode *parent, const char *name) {
-    for (xmlNode *n = parent != NULL ? parent->children : NULL; n != NULL; n = n->next)
-        if (n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0)
-            return n;
-    return NULL;
-}
-
-int s3_xml_text(xmlNode *parent, const char *name, char *buf, size_t len) {
-    xmlNode *n = s3_xml_child(parent, name);
-    buf[0] = '\0';
-    if (n == NULL)
-        return 0;
-    xmlChar *t = xmlNodeGetContent(n);
-    snprintf(buf, len, "%s", t != NULL ? (const char *)t : "");
-    xmlFree(t);
-    return 1;
-}
-
-/* ---- Time ------------------------------------------------------------------------------------ */
-
-int64_t s3_parse_time(const char *s) {
-    struct tm tm;
-    const char *end;
-
-    memset(&tm, 0, sizeof(tm));
-    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (end == NULL) {
-        memset(&tm, 0, sizeof(tm));
-        end = strptime(s, "%a, %d %b %Y %H:%M:%S", &tm);
-    }
-    if (end == NULL)
-        return 0;
-    time_t t = timegm(&tm);
-    int64_t ns = 0;
-    if (*end == '.') {
-        int64_t scale = 100000000;
-        for (end++; isdigit((unsigned char)*end) && scale > 0; end++, scale /= 10)
-            ns += (*end - '0') * scale;
-    }
-    return t < 0 ? 0 : (int64_t)t * 1000000000 + ns;
 }

@@ -3,10 +3,10 @@
  *
  * Layout: the node structure every pipeline shares (an ops table, the input, a sticky
  * error) and the element helpers; then one section per kind: the sources (tensors,
- * TFRecord files with interleave, generator callbacks), map (sequential, or a window of
- * elements run with floe_threadpool_parallel_for and handed out in order),
- * parse_example (a map), shuffle, batch, repeat, prefetch (a producer thread and a
- * bounded queue), cache, take and skip.
+ * TFRecord files with interleave, generator callbacks), map (sequential, or worker
+ * threads of its own handing results out in input order), parse_example (a map),
+ * shuffle, batch, repeat, take, skip, prefetch (a producer thread and a bounded queue),
+ * cache in memory and cache in a file.
  *
  * A pull model: floe_pipeline_next asks the last node, which asks its input, and so on.
  * Errors raised on another thread (a map worker, the prefetch thread) travel with the

@@ -616,6 +616,26 @@ floe_status floe_attrs_get_type_list(const floe_attrs *a, const char *name, cons
     return get_list(a, name, FLOE_ATTR_LIST_TYPE, (const void **)v, n);
 }
 
+floe_status floe_attrs_get_bool_list(const floe_attrs *a, const char *name, const int **v,
+                                     int *n) {
+    return get_list(a, name, FLOE_ATTR_LIST_BOOL, (const void **)v, n);
+}
+
+floe_status floe_attrs_get_string_list(const floe_attrs *a, const char *name,
+                                       const floe_tstring **v, int *n) {
+    return get_list(a, name, FLOE_ATTR_LIST_STRING, (const void **)v, n);
+}
+
+floe_status floe_attrs_get_shape_list(const floe_attrs *a, const char *name,
+                                      const floe_shape **v, int *n) {
+    return get_list(a, name, FLOE_ATTR_LIST_SHAPE, (const void **)v, n);
+}
+
+floe_status floe_attrs_get_tensor_list(const floe_attrs *a, const char *name,
+                                       floe_tensor *const **v, int *n) {
+    return get_list(a, name, FLOE_ATTR_LIST_TENSOR, (const void **)v, n);
+}
+
 int floe_attrs_count(const floe_attrs *a) {
     return a != NULL ? a->n : 0;
 }

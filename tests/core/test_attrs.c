@@ -159,6 +159,38 @@ static void lists_round_trip(void **state) {
     for (int i = 0; i < 40; i++)
         many[i] = "item";
     assert_int_equal(floe_attrs_set_string_list(a, "many", many, NULL, 40), FLOE_OK);
+
+    /* The getters of the other list kinds (GraphDef export reads every kind). */
+    const int *gb = NULL;
+    assert_int_equal(floe_attrs_get_bool_list(a, "bl", &gb, &n), FLOE_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(gb[2], 5);
+    const floe_tstring *gs = NULL;
+    assert_int_equal(floe_attrs_get_string_list(a, "sl", &gs, &n), FLOE_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(gs[2].size, 3);
+    assert_memory_equal(gs[2].data, "d\0e", 3);
+    assert_int_equal(gs[2].data[3], '\0');                    /* NUL-terminated too */
+    assert_int_equal(floe_attrs_get_string_list(a, "sl0", &gs, &n), FLOE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(gs[1].data, "bc");
+    const floe_shape *gsh = NULL;
+    assert_int_equal(floe_attrs_get_shape_list(a, "shl", &gsh, &n), FLOE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(gsh[0].ndim, 2);
+    assert_int_equal(gsh[0].dims[1], -1);
+    assert_int_equal(gsh[1].ndim, -1);
+    floe_tensor *const *gtl = NULL;
+    assert_int_equal(floe_attrs_get_tensor_list(a, "tens", &gtl, &n), FLOE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(*(const int32_t *)floe_tensor_data(gtl[1]), 2);
+    /* Wrong kind and missing name: an error, outputs reset. */
+    assert_int_equal(floe_attrs_get_string_list(a, "bl", &gs, &n), FLOE_INVALID_ARGUMENT);
+    assert_null(gs);
+    assert_int_equal(n, 0);
+    assert_int_equal(floe_attrs_get_tensor_list(a, "nope", &gtl, &n), FLOE_NOT_FOUND);
+    assert_int_equal(floe_attrs_get_shape_list(a, "il", &gsh, &n), FLOE_INVALID_ARGUMENT);
+    assert_int_equal(floe_attrs_get_bool_list(a, "tens", &gb, &n), FLOE_INVALID_ARGUMENT);
 }
 
 static void set_replaces_and_keeps_order(void **state) {

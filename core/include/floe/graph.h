@@ -77,6 +77,16 @@ FLOE_API floe_status floe_attrs_get_float_list(const floe_attrs *a, const char *
                                                const float **v, int *n);
 FLOE_API floe_status floe_attrs_get_type_list(const floe_attrs *a, const char *name,
                                               const floe_dtype **v, int *n);
+FLOE_API floe_status floe_attrs_get_bool_list(const floe_attrs *a, const char *name,
+                                              const int **v, int *n);
+/* Items are lent (data, size) pairs; each data is NUL-terminated as well. */
+FLOE_API floe_status floe_attrs_get_string_list(const floe_attrs *a, const char *name,
+                                                const floe_tstring **v, int *n);
+FLOE_API floe_status floe_attrs_get_shape_list(const floe_attrs *a, const char *name,
+                                               const floe_shape **v, int *n);
+/* The tensors are lent: floe_tensor_ref() one to keep it. */
+FLOE_API floe_status floe_attrs_get_tensor_list(const floe_attrs *a, const char *name,
+                                                floe_tensor *const **v, int *n);
 /* Number of attributes and the name of the @i-th (insertion order), for iteration. */
 FLOE_API int floe_attrs_count(const floe_attrs *a);
 FLOE_API const char *floe_attrs_name(const floe_attrs *a, int i);

@@ -267,11 +267,13 @@ static floe_status export_attr(exporter *ex, const floe_attrs *as, const char *n
     case FLOE_ATTR_LIST_INT:
     case FLOE_ATTR_LIST_FLOAT:
     case FLOE_ATTR_LIST_TYPE:
+    case FLOE_ATTR_LIST_BOOL:
+    case FLOE_ATTR_LIST_STRING:
+    case FLOE_ATTR_LIST_SHAPE:
+    case FLOE_ATTR_LIST_TENSOR:
         break;
     default:
-        return floe_set_error(FLOE_UNIMPLEMENTED,
-                              "node '%s': attr '%s': a list of this kind (%d) cannot be read "
-                              "through Floe's public attribute API, so it is not exported",
+        return floe_set_error(FLOE_UNIMPLEMENTED, "node '%s': attr '%s': unknown kind %d",
                               ex->node, name, (int)kind);
     }
     Floe__Tf__AttrValue__ListValue *lv = arena_alloc(&ex->ar, sizeof(*lv));
@@ -299,6 +301,51 @@ static floe_status export_attr(exporter *ex, const floe_attrs *as, const char *n
         if (n > 0)
             memcpy(lv->f, p, (size_t)n * sizeof(*p));
         lv->n_f = (size_t)n;
+    } else if (kind == FLOE_ATTR_LIST_BOOL) {
+        const int *p;
+        if ((st = floe_attrs_get_bool_list(as, name, &p, &n)) != FLOE_OK)
+            return st;
+        if ((lv->b = arena_array(&ex->ar, (size_t)n, sizeof(*lv->b))) == NULL)
+            return oom();
+        for (int i = 0; i < n; i++)
+            lv->b[i] = p[i] != 0;
+        lv->n_b = (size_t)n;
+    } else if (kind == FLOE_ATTR_LIST_STRING) {
+        const floe_tstring *p;
+        if ((st = floe_attrs_get_string_list(as, name, &p, &n)) != FLOE_OK)
+            return st;
+        if ((lv->s = arena_array(&ex->ar, (size_t)n, sizeof(*lv->s))) == NULL)
+            return oom();
+        for (int i = 0; i < n; i++) {
+            uint8_t *copy = arena_alloc(&ex->ar, p[i].size);
+            if (copy == NULL)
+                return oom();
+            if (p[i].size > 0)
+                memcpy(copy, p[i].data, p[i].size);
+            lv->s[i].data = copy;
+            lv->s[i].len = p[i].size;
+        }
+        lv->n_s = (size_t)n;
+    } else if (kind == FLOE_ATTR_LIST_SHAPE) {
+        const floe_shape *p;
+        if ((st = floe_attrs_get_shape_list(as, name, &p, &n)) != FLOE_OK)
+            return st;
+        if ((lv->shape = arena_array(&ex->ar, (size_t)n, sizeof(*lv->shape))) == NULL)
+            return oom();
+        for (int i = 0; i < n; i++)
+            if ((lv->shape[i] = export_dims(ex, p[i].dims, p[i].ndim)) == NULL)
+                return oom();
+        lv->n_shape = (size_t)n;
+    } else if (kind == FLOE_ATTR_LIST_TENSOR) {
+        floe_tensor *const *p;
+        if ((st = floe_attrs_get_tensor_list(as, name, &p, &n)) != FLOE_OK)
+            return st;
+        if ((lv->tensor = arena_array(&ex->ar, (size_t)n, sizeof(*lv->tensor))) == NULL)
+            return oom();
+        for (int i = 0; i < n; i++)
+            if ((st = export_tensor(ex, p[i], &lv->tensor[i])) != FLOE_OK)
+                return st;
+        lv->n_tensor = (size_t)n;
     } else {
         const floe_dtype *p;
         if ((st = floe_attrs_get_type_list(as, name, &p, &n)) != FLOE_OK)

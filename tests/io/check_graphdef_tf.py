@@ -22,6 +22,7 @@ ops = {op.name: op for op in g.get_operations()}
 assert len(ops) == len(gd.node), (len(ops), len(gd.node))
 assert ops["dense/Relu6"].device.endswith("device:CPU:0"), ops["dense/Relu6"].device
 assert [c.name for c in ops["init"].control_inputs] == ["bn"]
+assert list(ops["var"].get_attr("allowed_devices")) == [b"/device:CPU:0", b"x\0y"]
 x = np.array([[1, 2, 3], [-4, 5, 0.5]], np.float32)
 w = np.array([[1.5, -2, 0.25], [3, 1e-7, -0.0]], np.float32)
 ba = x @ w.T + np.array([0.5, -0.5], np.float32)

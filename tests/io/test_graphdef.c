@@ -180,6 +180,19 @@ static floe_graph *sample_graph(floe_context *ctx) {
     uint16_t halves[2] = {0x3c00, 0xc000};
     konst(g, "halves", tc_tensor(FLOE_DTYPE_F16, &two, 1, halves));
     build(g, "NoOp", "init", NULL, 0, -1, 0, NULL, NULL, bn);
+
+    /* A list of strings (bytes, one with a NUL inside) and a shape attr. */
+    floe_node_builder *b;
+    assert_int_equal(floe_node_builder_new(g, "VarHandleOp", "var", &b), FLOE_OK);
+    floe_attrs *va = floe_node_builder_attrs(b);
+    const char *devs[2] = {"/device:CPU:0", "x\0y"};
+    size_t lens[2] = {13, 3};
+    int64_t vs[2] = {2, -1};
+    floe_attrs_set_string_list(va, "allowed_devices", devs, lens, 2);
+    floe_attrs_set_type(va, "dtype", FLOE_DTYPE_F32);
+    floe_attrs_set_shape(va, "shape", vs, 2);
+    floe_attrs_set_string(va, "shared_name", "v", 1);
+    tc_finish(b);
     return g;
 }
 
@@ -245,6 +258,16 @@ static void assert_attrs_equal(const floe_attrs *a, const floe_attrs *b, const c
                 vb = y;
             }
             assert_int_equal(va, vb);
+        } else if (k == FLOE_ATTR_LIST_STRING) {
+            const floe_tstring *va, *vb;
+            int na, nb;
+            assert_int_equal(floe_attrs_get_string_list(a, nm, &va, &na), FLOE_OK);
+            assert_int_equal(floe_attrs_get_string_list(b, nm, &vb, &nb), FLOE_OK);
+            assert_int_equal(na, nb);
+            for (int e = 0; e < na; e++) {
+                assert_int_equal(va[e].size, vb[e].size);
+                assert_memory_equal(va[e].data, vb[e].data, va[e].size);
+            }
         } else if (k == FLOE_ATTR_LIST_INT) {
             const int64_t *va, *vb;
             int na, nb;

@@ -58,9 +58,8 @@ FLOE_IO_API void floe_graphdef_options_init(floe_graphdef_options *opts);
  * GraphDef version of TensorFlow 2.21).
  * @data: (out) (transfer full): freed with free(); NULL on failure.   @size: (out).
  * Returns FLOE_INVALID_ARGUMENT (NULL argument), FLOE_UNIMPLEMENTED for a value the
- * wire format cannot hold (a RESOURCE tensor in an attribute; a list of bools,
- * strings, shapes or tensors, which the public attribute API cannot read back), the
- * message naming node and attribute, or FLOE_RESOURCE_EXHAUSTED.
+ * wire format cannot hold (a RESOURCE tensor in an attribute), the message naming node
+ * and attribute, or FLOE_RESOURCE_EXHAUSTED.
  */
 FLOE_IO_API floe_status floe_graphdef_export(const floe_graph *g, void **data, size_t *size);
 

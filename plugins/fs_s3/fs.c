@@ -898,7 +898,6 @@ static floe_status s3_init(floe_plugin *self, void **user) {
         .rename = s3_rename,
         .destroy = s3_destroy,
     };
-    floe_fs_ops ops = templ;
     floe_status st;
 
     *user = NULL;
@@ -911,8 +910,10 @@ static floe_status s3_init(floe_plugin *self, void **user) {
         return st;
     }
     pthread_mutex_init(&fs->lock, NULL);
-    ops.state = fs;
-    if ((st = floe_register_filesystem(self, &ops)) != FLOE_OK) {
+    /* The table lives as long as the filesystem (freed by destroy), not on the stack. */
+    fs->ops = templ;
+    fs->ops.state = fs;
+    if ((st = floe_register_filesystem(self, &fs->ops)) != FLOE_OK) {
         s3_destroy(fs);
         return st;
     }

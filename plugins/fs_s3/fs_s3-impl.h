@@ -83,6 +83,7 @@ extern s3_curl_api s3_curl;
 /* ---- Requests (request.c) ------------------------------------------------------------ */
 
 typedef struct s3_fs {
+    floe_fs_ops ops;         /* the table registered for this context */
     s3_config cfg;
     pthread_mutex_t lock;    /* guards pool */
     CURL *pool[8];           /* idle easy handles, kept for their connections */

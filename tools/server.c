@@ -209,8 +209,8 @@ static int run_worker(floe_context *ctx, const server_args *a, const floe_cluste
     o.out = stdout;
     o.checkpoint_dir = a->checkpoint;
     o.checkpoint_every = a->checkpoint_every;
-    if ((st = floe_dataset_load_fashion_mnist(a->data, 1, &train)) != FLOE_OK ||
-        (a->task == 0 && (st = floe_dataset_load_fashion_mnist(a->data, 0, &test)) != FLOE_OK)) {
+    if ((st = floe_dataset_load_fashion_mnist_ctx(ctx, a->data, 1, &train)) != FLOE_OK ||
+        (a->task == 0 && (st = floe_dataset_load_fashion_mnist_ctx(ctx, a->data, 0, &test)) != FLOE_OK)) {
         rc = fail("loading Fashion-MNIST", st);
         goto done;
     }

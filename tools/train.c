@@ -210,8 +210,8 @@ int floe_tool_train(const char *plugin_path, int no_system, int argc, char **arg
         return rc;
     if ((rc = open_context(plugin_path, no_system, &ctx)) != EXIT_OK)
         return rc;
-    if ((st = floe_dataset_load_fashion_mnist(a.data, 1, &train)) != FLOE_OK ||
-        (st = floe_dataset_load_fashion_mnist(a.data, 0, &test)) != FLOE_OK) {
+    if ((st = floe_dataset_load_fashion_mnist_ctx(ctx, a.data, 1, &train)) != FLOE_OK ||
+        (st = floe_dataset_load_fashion_mnist_ctx(ctx, a.data, 0, &test)) != FLOE_OK) {
         rc = keras_error("loading Fashion-MNIST", st);
         goto done;
     }
@@ -284,7 +284,7 @@ int floe_tool_predict(const char *plugin_path, int no_system, int argc, char **a
         return rc;
     if ((rc = open_context(plugin_path, no_system, &ctx)) != EXIT_OK)
         return rc;
-    if ((st = floe_dataset_load_fashion_mnist(a.data, 0, &test)) != FLOE_OK) {
+    if ((st = floe_dataset_load_fashion_mnist_ctx(ctx, a.data, 0, &test)) != FLOE_OK) {
         rc = keras_error("loading Fashion-MNIST", st);
         goto done;
     }

@@ -2,7 +2,8 @@
  * data.c - in-memory data sets (floe/data.h): the IDX reader for MNIST-style files,
  * data sets from arrays, batches converted on the fly, and seeded shuffling.
  *
- * IDX files are untrusted bytes: read through zlib (gzip or plain), capped in size,
+ * IDX files are untrusted bytes: read through the filesystem ABI (so any URI, s3://...)
+ * and inflated with zlib when gzip-compressed, capped in size,
  * and accepted only when the header (two zero bytes, type 0x08, rank 1..4, big-endian
  * u32 extents) describes exactly the bytes that follow.  Features keep their stored
  * type (images stay u8) and are converted into the caller's batch tensors.
@@ -12,6 +13,7 @@
 #include "keras-impl.h"
 
 #include <floe/data.h>
+#include <floe/fs.h>
 #include <floe/keras.h>
 
 #include <errno.h>
@@ -218,32 +220,122 @@ typedef struct idx_file {
     size_t size;
 } idx_file;
 
-/* Reads up to @n bytes; the count read, or -1 (message set) for a corrupt stream. */
-static int64_t gz_read_full(gzFile gz, const char *path, unsigned char *buf, size_t n) {
-    size_t got = 0;
+/* An IDX file being read through the filesystem ABI (any URI: s3://...), inflated on the
+ * fly when it starts with gzip's magic bytes, read as it is otherwise. */
+typedef struct idx_src {
+    floe_file *f;
+    const char *path;
+    uint64_t off;              /* next file offset to read */
+    int gz;                    /* gzip: inflating through z */
+    int eof;                   /* the file has no more bytes */
+    int zinit;
+    z_stream z;
+    unsigned char in[1 << 17];
+} idx_src;
 
+static floe_status src_open(floe_context *ctx, const char *path, idx_src *src) {
+    unsigned char magic[2];
+    size_t nr = 0;
+    floe_status st;
+
+    memset(src, 0, sizeof(*src));
+    src->path = path;
+    st = floe_file_open_read(ctx, path, &src->f);
+    if (st != FLOE_OK)
+        return floe__keras_fail(st, "cannot open '%s': %s", path, floe_last_error());
+    st = floe_file_pread(src->f, 0, magic, 2, &nr);
+    if (st != FLOE_OK) {
+        floe__keras_fail(st, "reading '%s': %s", path, floe_last_error());
+        floe_file_close(src->f);
+        src->f = NULL;
+        return st;
+    }
+    if (nr == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
+        src->gz = 1;
+        if (inflateInit2(&src->z, 15 + 16) != Z_OK) {
+            floe_file_close(src->f);
+            src->f = NULL;
+            return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "reading '%s': out of memory",
+                                    path);
+        }
+        src->zinit = 1;
+    }
+    return FLOE_OK;
+}
+
+static void src_close(idx_src *src) {
+    if (src->zinit)
+        inflateEnd(&src->z);
+    floe_file_close(src->f);
+    src->f = NULL;
+}
+
+/* Reads up to @n raw bytes of the file at src->off; *@nr 0 at its end. */
+static floe_status src_pread(idx_src *src, void *buf, size_t n, size_t *nr) {
+    floe_status st = floe_file_pread(src->f, src->off, buf, n, nr);
+    if (st != FLOE_OK)
+        return floe__keras_fail(st, "reading '%s' at offset %llu: %s", src->path,
+                                (unsigned long long)src->off, floe_last_error());
+    src->off += *nr;
+    return FLOE_OK;
+}
+
+/* Reads up to @n bytes; the count read (less than @n only at the end of the data), or -1
+ * (message set) for a corrupt stream or a failed read. */
+static int64_t src_read_full(idx_src *src, unsigned char *buf, size_t n) {
+    size_t got = 0, nr;
+
+    if (!src->gz) {
+        while (got < n) {
+            if (src_pread(src, buf + got, n - got, &nr) != FLOE_OK)
+                return -1;
+            if (nr == 0)
+                break;
+            got += nr;
+        }
+        return (int64_t)got;
+    }
     while (got < n) {
-        unsigned chunk = n - got < (1u << 30) ? (unsigned)(n - got) : 1u << 30;
-        int r = gzread(gz, buf + got, chunk);
-        if (r < 0) {
-            int errnum;
-            const char *msg = gzerror(gz, &errnum);
-            floe__keras_fail(FLOE_DATA_LOSS, "'%s' is corrupt: %s", path,
-                             msg != NULL ? msg : "read error");
+        if (src->z.avail_in == 0 && !src->eof) {
+            if (src_pread(src, src->in, sizeof(src->in), &nr) != FLOE_OK)
+                return -1;
+            src->eof = nr == 0;
+            src->z.next_in = src->in;
+            src->z.avail_in = (uInt)nr;
+        }
+        if (src->z.avail_in == 0 && src->eof)
+            break;                                /* the data ends here (maybe too early) */
+        size_t chunk = n - got < (1u << 30) ? n - got : 1u << 30;
+        src->z.next_out = buf + got;
+        src->z.avail_out = (uInt)chunk;
+        int r = inflate(&src->z, Z_NO_FLUSH);
+        got += chunk - src->z.avail_out;
+        if (r == Z_STREAM_END) {
+            /* Another gzip member may follow (as gzread allows); else the data ends. */
+            if (src->z.avail_in == 0 && !src->eof) {
+                if (src_pread(src, src->in, sizeof(src->in), &nr) != FLOE_OK)
+                    return -1;
+                src->eof = nr == 0;
+                src->z.next_in = src->in;
+                src->z.avail_in = (uInt)nr;
+            }
+            if (src->z.avail_in == 0)
+                break;
+            inflateReset(&src->z);
+        } else if (r != Z_OK && r != Z_BUF_ERROR) {
+            floe__keras_fail(FLOE_DATA_LOSS, "'%s' is corrupt: %s", src->path,
+                             src->z.msg != NULL ? src->z.msg : "bad gzip data");
             return -1;
         }
-        if (r == 0)
-            break;
-        got += (size_t)r;
     }
     return (int64_t)got;
 }
 
 /* Checks the header (two zero bytes, type 0x08, rank 1..4, non-zero extents whose
  * product fits IDX_MAX_BYTES); sets f->ndim, f->dims, f->size. */
-static floe_status idx_header(gzFile gz, const char *path, idx_file *f) {
+static floe_status idx_header(idx_src *src, const char *path, idx_file *f) {
     unsigned char h[4 + 16];
-    int64_t got = gz_read_full(gz, path, h, 4);
+    int64_t got = src_read_full(src, h, 4);
     size_t expect = 1;
 
     if (got < 0)
@@ -258,7 +350,7 @@ static floe_status idx_header(gzFile gz, const char *path, idx_file *f) {
     if (f->ndim < 1 || f->ndim > 4)
         return floe__keras_fail(FLOE_DATA_LOSS, "'%s': IDX rank %d is not in 1..4", path,
                                 f->ndim);
-    got = gz_read_full(gz, path, h + 4, 4 * (size_t)f->ndim);
+    got = src_read_full(src, h + 4, 4 * (size_t)f->ndim);
     if (got < 0)
         return FLOE_DATA_LOSS;
     if (got < 4 * f->ndim)
@@ -279,23 +371,22 @@ static floe_status idx_header(gzFile gz, const char *path, idx_file *f) {
 
 /* Reads an IDX file, gzip or plain, straight into a buffer of the announced size; the
  * data must end exactly there. */
-static floe_status idx_read(const char *path, idx_file *f) {
+static floe_status idx_read(floe_context *ctx, const char *path, idx_file *f) {
     unsigned char extra;
     floe_status st;
     int64_t got;
-    gzFile gz;
+    idx_src *src;
 
     memset(f, 0, sizeof(*f));
-    errno = 0;
-    gz = gzopen(path, "rb");
-    if (gz == NULL) {
-        int err = errno;
-        return floe__keras_fail(err == ENOENT ? FLOE_NOT_FOUND : FLOE_PERMISSION_DENIED,
-                                "cannot open '%s': %s", path,
-                                err != 0 ? strerror(err) : "out of memory");
+    src = malloc(sizeof(*src));
+    if (src == NULL)
+        return floe__keras_fail(FLOE_RESOURCE_EXHAUSTED, "reading '%s': out of memory", path);
+    st = src_open(ctx, path, src);
+    if (st != FLOE_OK) {
+        free(src);
+        return st;
     }
-    gzbuffer(gz, 1 << 17);
-    st = idx_header(gz, path, f);
+    st = idx_header(src, path, f);
     if (st != FLOE_OK)
         goto fail_close;
     f->payload = malloc(f->size);
@@ -304,9 +395,11 @@ static floe_status idx_read(const char *path, idx_file *f) {
                               "bytes", path, f->size);
         goto fail_close;
     }
-    got = gz_read_full(gz, path, f->payload, f->size);
-    if (got >= 0 && (size_t)got == f->size)
-        got = gz_read_full(gz, path, &extra, 1) == 0 ? (int64_t)f->size : -2;
+    got = src_read_full(src, f->payload, f->size);
+    if (got >= 0 && (size_t)got == f->size) {
+        int64_t more = src_read_full(src, &extra, 1);
+        got = more == 0 ? (int64_t)f->size : more < 0 ? -1 : -2;
+    }
     if (got == -1) {
         st = FLOE_DATA_LOSS;
     } else if (got != (int64_t)f->size) {
@@ -317,19 +410,27 @@ static floe_status idx_read(const char *path, idx_file *f) {
     }
     if (st != FLOE_OK)
         goto fail_free;
-    gzclose(gz);
+    src_close(src);
+    free(src);
     return FLOE_OK;
 
 fail_free:
     free(f->payload);
     f->payload = NULL;
 fail_close:
-    gzclose(gz);
+    src_close(src);
+    free(src);
     return st;
 }
 
 floe_status floe_dataset_load_idx(const char *images_path, const char *labels_path,
                                   float scale, floe_dataset **out) {
+    return floe_dataset_load_idx_ctx(NULL, images_path, labels_path, scale, out);
+}
+
+floe_status floe_dataset_load_idx_ctx(floe_context *ctx, const char *images_path,
+                                      const char *labels_path, float scale,
+                                      floe_dataset **out) {
     idx_file im, lb;
     floe_dataset *ds;
     floe_status st;
@@ -339,10 +440,10 @@ floe_status floe_dataset_load_idx(const char *images_path, const char *labels_pa
     *out = NULL;
     if (images_path == NULL || labels_path == NULL)
         return floe__keras_fail(FLOE_INVALID_ARGUMENT, "floe_dataset_load_idx: a path is NULL");
-    st = idx_read(images_path, &im);
+    st = idx_read(ctx, images_path, &im);
     if (st != FLOE_OK)
         return st;
-    st = idx_read(labels_path, &lb);
+    st = idx_read(ctx, labels_path, &lb);
     if (st != FLOE_OK)
         goto fail_free_images;
     if (lb.ndim != 1 || im.dims[0] != lb.dims[0]) {
@@ -371,6 +472,11 @@ fail_free_images:
 }
 
 floe_status floe_dataset_load_fashion_mnist(const char *dir, int train, floe_dataset **out) {
+    return floe_dataset_load_fashion_mnist_ctx(NULL, dir, train, out);
+}
+
+floe_status floe_dataset_load_fashion_mnist_ctx(floe_context *ctx, const char *dir, int train,
+                                                floe_dataset **out) {
     const char *prefix = train ? "train" : "t10k";
     char images[4096], labels[4096];
     floe_status st;
@@ -386,7 +492,7 @@ floe_status floe_dataset_load_fashion_mnist(const char *dir, int train, floe_dat
         (size_t)snprintf(labels, sizeof(labels), "%s/%s-labels-idx1-ubyte.gz", dir, prefix) >=
             sizeof(labels))
         return floe__keras_fail(FLOE_INVALID_ARGUMENT, "Fashion-MNIST: directory name too long");
-    st = floe_dataset_load_idx(images, labels, 1.0f / 255.0f, out);
+    st = floe_dataset_load_idx_ctx(ctx, images, labels, 1.0f / 255.0f, out);
     if (st == FLOE_NOT_FOUND) {
         char msg[4200];
         snprintf(msg, sizeof(msg), "%s", floe_keras_last_error());

@@ -56,6 +56,18 @@ FLOE_KERAS_API floe_status floe_dataset_load_fashion_mnist(const char *dir, int 
                                                            floe_dataset **out);
 
 /*
+ * The same two, reading through @ctx's filesystems (floe/fs.h), so a path may be any URI
+ * a loaded plugin serves (s3://bucket/fashion-mnist).  With @ctx NULL (as the two calls
+ * above do) only local paths and file:// URIs are accepted.
+ */
+FLOE_KERAS_API floe_status floe_dataset_load_idx_ctx(floe_context *ctx, const char *images_uri,
+                                                     const char *labels_uri, float scale,
+                                                     floe_dataset **out);
+FLOE_KERAS_API floe_status floe_dataset_load_fashion_mnist_ctx(floe_context *ctx,
+                                                               const char *dir, int train,
+                                                               floe_dataset **out);
+
+/*
  * floe_dataset_from_arrays: a data set holding copies of @n examples.
  * @x_dtype: FLOE_DTYPE_U8, F32 or I32; @x (array) n * prod(x_shape) elements, each
  *           example's shape @x_shape of rank @x_ndim (0..FLOE_MAX_DIMS-1).

@@ -59,8 +59,8 @@ pluginsdir=$(pc --variable=pluginsdir floe-plugin)
 libdir_abs=$(pc --variable=libdir floe)
 [ "$(pc --variable=pluginsdir floe)" = "$pluginsdir" ] || {
     echo "FAIL: floe.pc and floe-plugin.pc disagree on pluginsdir" >&2; exit 1; }
-# abi_minor (for packagers' dependencies) is the header's FLOE_PLUGIN_ABI_MINOR.
-hdr_minor=$(sed -n 's/^#define FLOE_PLUGIN_ABI_MINOR \([0-9]*\).*/\1/p' "$src/plugin_api/include/floe/plugin.h")
+# abi_minor (for packagers' dependencies) is the installed header's FLOE_PLUGIN_ABI_MINOR.
+hdr_minor=$(sed -n 's/^#define FLOE_PLUGIN_ABI_MINOR \([0-9]*\).*/\1/p' "$(pc --variable=includedir floe-plugin)/floe/plugin.h")
 [ -n "$hdr_minor" ] && [ "$(pc --variable=abi_minor floe-plugin)" = "$hdr_minor" ] || {
     echo "FAIL: floe-plugin.pc abi_minor '$(pc --variable=abi_minor floe-plugin)' is not plugin.h's '$hdr_minor'" >&2; exit 1; }
 case $pluginsdir in

@@ -739,6 +739,33 @@ typedef struct step_log {
     int64_t base;
 } step_log;
 
+/* Accounts training step @step (0-based in this pass) over @rows examples: adds the
+ * fetched mean loss (@fetch[0]) and correct count (@fetch[1], nullable) to @r, writes the
+ * per-step TensorBoard scalars when due, updates the progress bar.  Releases @fetch. */
+static floe_status step_done(const floe_model *m, int64_t step, int64_t rows,
+                             floe_tensor *fetch[2], floe__progress *prog, const step_log *sl,
+                             pass_result *r) {
+    floe_status st = FLOE_OK;
+    double bl = (double)*(const float *)floe_tensor_data(fetch[0]), bc = -1;
+
+    r->loss_sum += bl * (double)rows;
+    if (fetch[1] != NULL) {
+        bc = (double)*(const float *)floe_tensor_data(fetch[1]);
+        r->correct += bc;
+    }
+    r->examples += rows;
+    floe_tensor_unref(fetch[0]);
+    floe_tensor_unref(fetch[1]);
+    if (sl != NULL && (sl->base + step + 1) % sl->every == 0)
+        st = floe__tensorboard_batch(sl->tb, sl->base + step + 1, bl,
+                                     m->has_accuracy ? bc / (double)rows : -1);
+    if (st == FLOE_OK && prog != NULL)
+        floe__progress_update(prog, step + 1, r->loss_sum / (double)r->examples,
+                              m->has_accuracy ? r->correct / (double)r->examples : -1,
+                              r->examples);
+    return st;
+}
+
 static floe_status run_pass(floe_model *m, floe_plan *plan, const floe_dataset *ds, int64_t bs,
                             const int64_t *index, floe__progress *prog, const step_log *sl,
                             pass_result *r) {
@@ -763,23 +790,7 @@ static floe_status run_pass(floe_model *m, floe_plan *plan, const floe_dataset *
             st = floe__keras_fail(st, "step %lld: %s", (long long)step + 1, floe_last_error());
             break;
         }
-        double bl = (double)*(const float *)floe_tensor_data(fetch[0]), bc = -1;
-        r->loss_sum += bl * (double)cnt;
-        if (fetch[1] != NULL) {
-            bc = (double)*(const float *)floe_tensor_data(fetch[1]);
-            r->correct += bc;
-        }
-        r->examples += cnt;
-        floe_tensor_unref(fetch[0]);
-        floe_tensor_unref(fetch[1]);
-        if (sl != NULL && (sl->base + step + 1) % sl->every == 0 &&
-            (st = floe__tensorboard_batch(sl->tb, sl->base + step + 1, bl,
-                                          m->has_accuracy ? bc / (double)cnt : -1)) != FLOE_OK)
-            break;
-        if (prog != NULL)
-            floe__progress_update(prog, step + 1, r->loss_sum / (double)r->examples,
-                                  m->has_accuracy ? r->correct / (double)r->examples : -1,
-                                  r->examples);
+        st = step_done(m, step, cnt, fetch, prog, sl, r);
     }
     for (int k = 0; k < 2; k++) {
         floe_tensor_unref(xb[k]);
@@ -1056,23 +1067,8 @@ static floe_status run_pipeline_pass(floe_model *m, floe_plan *plan, floe_pipeli
                                   floe_last_error());
             break;
         }
-        double bl = (double)*(const float *)floe_tensor_data(fetch[0]), bc = -1;
-        r->loss_sum += bl * (double)rows;
-        if (fetch[1] != NULL) {
-            bc = (double)*(const float *)floe_tensor_data(fetch[1]);
-            r->correct += bc;
-        }
-        r->examples += rows;
-        floe_tensor_unref(fetch[0]);
-        floe_tensor_unref(fetch[1]);
-        if (sl != NULL && (sl->base + step + 1) % sl->every == 0 &&
-            (st = floe__tensorboard_batch(sl->tb, sl->base + step + 1, bl,
-                                          m->has_accuracy ? bc / (double)rows : -1)) != FLOE_OK)
+        if ((st = step_done(m, step, rows, fetch, prog, sl, r)) != FLOE_OK)
             break;
-        if (prog != NULL)
-            floe__progress_update(prog, step + 1, r->loss_sum / (double)r->examples,
-                                  m->has_accuracy ? r->correct / (double)r->examples : -1,
-                                  r->examples);
     }
     *steps_done = step;
     if (st == FLOE_OK && r->examples == 0)

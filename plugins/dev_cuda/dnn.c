@@ -1,6 +1,6 @@
 /*
- * dnn.c - Conv2D and its two backprops, Softmax and LogSoftmax through cuDNN 9 (f32,
- * NHWC).
+ * dnn.c - Conv2D and its two backprops, Softmax and LogSoftmax, FusedBatchNormV3 and
+ * FusedBatchNormGradV3 through cuDNN 9 (f32, NHWC; batch norm also NCHW).
  *
  * TensorFlow's filters are [height, width, in, out]; cuDNN's NHWC filters are
  * [out, height, width, in], so the filter is transposed into a scratch buffer (and the
@@ -10,7 +10,8 @@
  * algorithm is cuDNN's first heuristic choice whose workspace the allocator can give.
  * TF32 math is allowed only with FLOE_CUDA_ALLOW_TF32=1 (CUDNN_FMA_MATH otherwise).
  *
- * Sections: geometry; descriptors; Conv2D and backprops; softmax; registration.
+ * Sections: geometry; descriptors; Conv2D and backprops; softmax; batch normalisation;
+ * registration.
  */
 #include "gpu-impl.h"
 #include "kernels-impl.h"
@@ -507,11 +508,272 @@ static floe_status log_softmax_compute(floe_kernel_ctx *kc, void *state) {
     return softmax_run(kc, CUDNN_SOFTMAX_LOG);
 }
 
+/* ---- Batch normalisation ----------------------------------------------------------------- */
+
+/*
+ * The semantics are ops_nn/batchnorm.c's, so that the gradient consumes either device's
+ * forward outputs: reserve_space_1/2 hold the mean and the *biased* variance used to
+ * normalise (cuDNN's own saved inverse standard deviation is not exposed).  Training
+ * runs cuDNN with exponentialAverageFactor 1 into zeroed scratch, which makes its
+ * running variance the unbiased batch variance; a small kernel then derives the biased
+ * variance and blends batch_mean/variance with the inputs when exponential_avg_factor
+ * != 1 (the inputs are not read otherwise, as on the CPU).  The gradient gives cuDNN the
+ * reserve spaces as saved mean and 1 / sqrt(variance + epsilon); inference's gradient
+ * (dx = scale * inv * dy) overwrites cuDNN's training-mode dx.
+ */
+
+typedef struct bn_cfg {
+    float epsilon, factor;
+    int nchw, training;
+    int64_t n, c, h, w;           /* x's extents, in the order of its layout */
+    int64_t count, inner;         /* values per channel; 1 (NHWC) or h * w (NCHW) */
+} bn_cfg;
+
+static floe_status bn_config(floe_kernel_ctx *kc, const char *op, const floe_tensor *x,
+                             int has_factor, bn_cfg *b) {
+    const floe_attrs *a = floe_kernel_attrs(kc);
+    const char *fmt = "NHWC";
+    size_t flen = 4;
+    floe_status st;
+
+    memset(b, 0, sizeof(*b));
+    b->factor = 1.0f;
+    if ((st = floe_attrs_get_float(a, "epsilon", &b->epsilon)) != FLOE_OK ||
+        (has_factor &&
+         (st = floe_attrs_get_float(a, "exponential_avg_factor", &b->factor)) != FLOE_OK) ||
+        (st = floe_attrs_get_bool(a, "is_training", &b->training)) != FLOE_OK)
+        return st;
+    if (floe_attrs_get_string(a, "data_format", &fmt, &flen) != FLOE_OK)
+        fmt = "NHWC", flen = 4;
+    if (flen == 4 && memcmp(fmt, "NCHW", 4) == 0)
+        b->nchw = 1;
+    else if (!(flen == 4 && memcmp(fmt, "NHWC", 4) == 0))
+        return floe_fail(FLOE_INVALID_ARGUMENT, "%s: data_format must be NHWC or NCHW, got %.*s",
+                         op, (int)flen, fmt);
+    if (!(b->epsilon >= CUDNN_BN_MIN_EPSILON))
+        return floe_fail(FLOE_INVALID_ARGUMENT, "%s: epsilon must be >= %g, got %g", op,
+                         (double)CUDNN_BN_MIN_EPSILON, (double)b->epsilon);
+    if (floe_tensor_ndim(x) != 4)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "%s: x must be 4-dimensional, got rank %d", op,
+                         floe_tensor_ndim(x));
+    if (floe_tensor_dtype(x) != FLOE_DTYPE_F32)
+        return floe_fail(FLOE_UNIMPLEMENTED, "%s: x is %s; only f32 is supported", op,
+                         floe_dtype_name(floe_tensor_dtype(x)));
+    for (int i = 0; i < 4; i++) {
+        if (floe_tensor_dim(x, i) == 0)
+            return floe_fail(FLOE_INVALID_ARGUMENT, "%s: x [%lld,%lld,%lld,%lld] is empty", op,
+                             (long long)floe_tensor_dim(x, 0), (long long)floe_tensor_dim(x, 1),
+                             (long long)floe_tensor_dim(x, 2), (long long)floe_tensor_dim(x, 3));
+        if (floe_tensor_dim(x, i) > INT32_MAX)
+            return floe_fail(FLOE_INVALID_ARGUMENT, "%s: x's extents exceed cuDNN's int range",
+                             op);
+    }
+    b->n = floe_tensor_dim(x, 0);
+    b->c = floe_tensor_dim(x, b->nchw ? 1 : 3);
+    b->h = floe_tensor_dim(x, b->nchw ? 2 : 1);
+    b->w = floe_tensor_dim(x, b->nchw ? 3 : 2);
+    b->count = b->n * b->h * b->w;
+    b->inner = b->nchw ? b->h * b->w : 1;
+    return FLOE_OK;
+}
+
+/* A per-channel input: an f32 vector of @c values. */
+static floe_status bn_vector(const char *op, const floe_tensor *t, const char *what, int64_t c) {
+    if (floe_tensor_dtype(t) != FLOE_DTYPE_F32 || floe_tensor_ndim(t) != 1 ||
+        floe_tensor_dim(t, 0) != c)
+        return floe_fail(FLOE_INVALID_ARGUMENT,
+                         "%s: %s must be an f32 vector of %lld values (the depth of x), got rank "
+                         "%d with %lld elements", op, what, (long long)c, floe_tensor_ndim(t),
+                         (long long)floe_tensor_num_elements(t));
+    return FLOE_OK;
+}
+
+/* Outputs @first..@last as [c] vectors (device pointers in @out), then @nempty empty ones. */
+static floe_status bn_outputs(floe_kernel_ctx *kc, int first, int last, int nempty, int64_t c,
+                              float **out) {
+    floe_tensor *t = NULL;
+    int64_t zero = 0;
+    floe_status st;
+    for (int i = first; i <= last; i++) {
+        if ((st = floe_kernel_alloc_output(kc, i, &c, 1, &t)) != FLOE_OK)
+            return st;
+        out[i - first] = floe_tensor_device_data(t);
+    }
+    for (int i = 0; i < nempty; i++)
+        if ((st = floe_kernel_alloc_output(kc, last + 1 + i, &zero, 1, &t)) != FLOE_OK)
+            return st;
+    return FLOE_OK;
+}
+
+/* x's descriptor (also y's, dy's, dx's) and the [1, c, 1, 1] one of the vectors. */
+static int bn_desc(const bn_cfg *b, cudnnTensorDescriptor_t *xd, cudnnTensorDescriptor_t *vd) {
+    const dev_cuda__dnn_lib *L = &dev_cuda__dnn;
+    int s;
+    *xd = *vd = NULL;
+    s = L->cudnnCreateTensorDescriptor(xd);
+    if (!s) s = L->cudnnCreateTensorDescriptor(vd);
+    if (!s) s = L->cudnnSetTensor4dDescriptor(*xd, b->nchw ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC,
+                                              CUDNN_DATA_FLOAT, (int)b->n, (int)b->c, (int)b->h,
+                                              (int)b->w);
+    if (!s) s = L->cudnnSetTensor4dDescriptor(*vd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1,
+                                              (int)b->c, 1, 1);
+    return s;
+}
+
+static void bn_desc_free(cudnnTensorDescriptor_t xd, cudnnTensorDescriptor_t vd) {
+    const dev_cuda__dnn_lib *L = &dev_cuda__dnn;
+    if (xd) L->cudnnDestroyTensorDescriptor(xd);
+    if (vd) L->cudnnDestroyTensorDescriptor(vd);
+}
+
+static floe_status fused_batch_norm_compute(floe_kernel_ctx *kc, void *state) {
+    const char *op = "FusedBatchNormV3";
+    dev_cuda__device *d = dev_cuda__kernel_gpu(kc);
+    const floe_tensor *x = floe_kernel_input(kc, 0), *scale = floe_kernel_input(kc, 1);
+    const floe_tensor *offset = floe_kernel_input(kc, 2), *mean_in = floe_kernel_input(kc, 3);
+    const floe_tensor *var_in = floe_kernel_input(kc, 4);
+    const dev_cuda__dnn_lib *L = &dev_cuda__dnn;
+    cudnnTensorDescriptor_t xd = NULL, vd = NULL;
+    scratch sc = {{NULL}, 0};
+    float *vec[4], *tmp = NULL;
+    floe_tensor *y;
+    bn_cfg b;
+    floe_status st;
+    int s;
+
+    if (d == NULL)
+        return FLOE_INTERNAL;
+    if ((st = bn_config(kc, op, x, 1, &b)) != FLOE_OK ||
+        (st = bn_vector(op, scale, "scale", b.c)) != FLOE_OK ||
+        (st = bn_vector(op, offset, "offset", b.c)) != FLOE_OK)
+        return st;
+    bool use_running = !b.training || b.factor != 1.0f;
+    if (use_running && ((st = bn_vector(op, mean_in, "mean", b.c)) != FLOE_OK ||
+                        (st = bn_vector(op, var_in, "variance", b.c)) != FLOE_OK))
+        return st;
+    if ((st = floe_kernel_alloc_output(kc, 0, floe_tensor_shape(x), 4, &y)) != FLOE_OK ||
+        (st = bn_outputs(kc, 1, 4, 1, b.c, vec)) != FLOE_OK)
+        return st;
+    size_t vbytes = (size_t)b.c * sizeof(float);
+    if (!b.training) {
+        /* outputs: the inputs (batch_mean/variance and the reserve spaces) */
+        const void *src[4] = {floe_tensor_device_data(mean_in), floe_tensor_device_data(var_in),
+                              floe_tensor_device_data(mean_in), floe_tensor_device_data(var_in)};
+        for (int i = 0; i < 4 && st == FLOE_OK; i++)
+            st = dev_cuda__fail_cuda(cudaMemcpyAsync(vec[i], src[i], vbytes,
+                                                     cudaMemcpyDeviceToDevice, d->stream), op);
+        if (st != FLOE_OK)
+            return st;
+    } else {
+        /* save mean, save inverse std, running mean, running variance */
+        if ((st = scratch_get(d, &sc, 4 * vbytes, (void **)&tmp)) != FLOE_OK)
+            return st;
+        if ((st = dev_cuda__fail_cuda(cudaMemsetAsync(tmp, 0, 4 * vbytes, d->stream), op)) !=
+            FLOE_OK) {
+            scratch_release(d, &sc);
+            return st;
+        }
+    }
+    const float one = 1.0f, zero = 0.0f;
+    pthread_mutex_lock(&d->lib_lock);
+    s = bn_desc(&b, &xd, &vd);
+    if (!s && b.training)
+        s = L->cudnnBatchNormalizationForwardTraining(
+            d->dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd, floe_tensor_device_data(x), xd,
+            floe_tensor_device_data(y), vd, floe_tensor_device_data(scale),
+            floe_tensor_device_data(offset), 1.0, tmp + 2 * b.c, tmp + 3 * b.c, b.epsilon, tmp,
+            tmp + b.c);
+    else if (!s)
+        s = L->cudnnBatchNormalizationForwardInference(
+            d->dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd, floe_tensor_device_data(x), xd,
+            floe_tensor_device_data(y), vd, floe_tensor_device_data(scale),
+            floe_tensor_device_data(offset), floe_tensor_device_data(mean_in),
+            floe_tensor_device_data(var_in), b.epsilon);
+    bn_desc_free(xd, vd);
+    pthread_mutex_unlock(&d->lib_lock);
+    st = dev_cuda__fail_cudnn(s, b.training ? "FusedBatchNormV3 "
+                                              "(cudnnBatchNormalizationForwardTraining)"
+                                            : "FusedBatchNormV3 "
+                                              "(cudnnBatchNormalizationForwardInference)");
+    if (st == FLOE_OK && b.training)
+        st = dev_cuda__fail_cuda(
+            dev_cuda__k_bn_train_stats(d->stream, b.c, b.count, b.factor, tmp, tmp + 3 * b.c,
+                                       use_running ? floe_tensor_device_data(mean_in) : NULL,
+                                       use_running ? floe_tensor_device_data(var_in) : NULL,
+                                       vec[0], vec[1], vec[2], vec[3]),
+            "FusedBatchNormV3 statistics");
+    scratch_release(d, &sc);
+    return st;
+}
+
+static floe_status fused_batch_norm_grad_compute(floe_kernel_ctx *kc, void *state) {
+    const char *op = "FusedBatchNormGradV3";
+    dev_cuda__device *d = dev_cuda__kernel_gpu(kc);
+    const floe_tensor *dy = floe_kernel_input(kc, 0), *x = floe_kernel_input(kc, 1);
+    const floe_tensor *scale = floe_kernel_input(kc, 2), *rs1 = floe_kernel_input(kc, 3);
+    const floe_tensor *rs2 = floe_kernel_input(kc, 4);
+    const dev_cuda__dnn_lib *L = &dev_cuda__dnn;
+    cudnnTensorDescriptor_t xd = NULL, vd = NULL;
+    scratch sc = {{NULL}, 0};
+    float *vec[2], *inv = NULL;
+    floe_tensor *dx;
+    bn_cfg b;
+    floe_status st;
+    int s;
+
+    if (d == NULL)
+        return FLOE_INTERNAL;
+    if ((st = bn_config(kc, op, x, 0, &b)) != FLOE_OK ||
+        (st = bn_vector(op, scale, "scale", b.c)) != FLOE_OK ||
+        (st = bn_vector(op, rs1, "reserve_space_1 (mean)", b.c)) != FLOE_OK ||
+        (st = bn_vector(op, rs2, "reserve_space_2 (variance)", b.c)) != FLOE_OK)
+        return st;
+    if (floe_tensor_dtype(dy) != FLOE_DTYPE_F32 || floe_tensor_ndim(dy) != 4 ||
+        memcmp(floe_tensor_shape(dy), floe_tensor_shape(x), 4 * sizeof(int64_t)) != 0)
+        return floe_fail(FLOE_INVALID_ARGUMENT,
+                         "%s: y_backprop must have x's shape [%lld,%lld,%lld,%lld]", op,
+                         (long long)floe_tensor_dim(x, 0), (long long)floe_tensor_dim(x, 1),
+                         (long long)floe_tensor_dim(x, 2), (long long)floe_tensor_dim(x, 3));
+    if ((st = floe_kernel_alloc_output(kc, 0, floe_tensor_shape(x), 4, &dx)) != FLOE_OK ||
+        (st = bn_outputs(kc, 1, 2, 2, b.c, vec)) != FLOE_OK)
+        return st;
+    if ((st = scratch_get(d, &sc, (size_t)b.c * sizeof(float), (void **)&inv)) != FLOE_OK)
+        return st;
+    st = dev_cuda__fail_cuda(dev_cuda__k_bn_inv_std(d->stream, b.c, b.epsilon,
+                                                    floe_tensor_device_data(rs2), inv),
+                             "FusedBatchNormGradV3 inverse std");
+    if (st != FLOE_OK) {
+        scratch_release(d, &sc);
+        return st;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    pthread_mutex_lock(&d->lib_lock);
+    s = bn_desc(&b, &xd, &vd);
+    if (!s)
+        s = L->cudnnBatchNormalizationBackward(
+            d->dnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, xd,
+            floe_tensor_device_data(x), xd, floe_tensor_device_data(dy), xd,
+            floe_tensor_device_data(dx), vd, floe_tensor_device_data(scale), vec[0], vec[1],
+            b.epsilon, floe_tensor_device_data(rs1), inv);
+    bn_desc_free(xd, vd);
+    pthread_mutex_unlock(&d->lib_lock);
+    st = dev_cuda__fail_cudnn(s, "FusedBatchNormGradV3 (cudnnBatchNormalizationBackward)");
+    if (st == FLOE_OK && !b.training)
+        st = dev_cuda__fail_cuda(
+            dev_cuda__k_bn_dx_infer(d->stream, floe_tensor_num_elements(x), b.c, b.inner,
+                                    floe_tensor_device_data(dy), floe_tensor_device_data(scale),
+                                    inv, floe_tensor_device_data(dx)),
+            "FusedBatchNormGradV3 (inference)");
+    scratch_release(d, &sc);
+    return st;
+}
+
 /* ---- Registration ------------------------------------------------------------------------- */
 
 floe_status dev_cuda__register_dnn(floe_plugin *self) {
     static const char *const T_F32[] = {"T: {f32}", NULL};
     static const char *const T_FLOAT[] = {"T: {f32, f64}", NULL};
+    static const char *const TU_F32[] = {"T: {f32}", "U: {f32}", NULL};
     static const char *const IN_SIZES[] = {"input_sizes", NULL};
     static const char *const F_SIZES[] = {"filter_sizes", NULL};
     static const struct {
@@ -524,6 +786,8 @@ floe_status dev_cuda__register_dnn(floe_plugin *self) {
         {"Conv2DBackpropFilter", conv_backprop_filter_compute, T_F32, F_SIZES},
         {"Softmax", softmax_compute, T_FLOAT, NULL},
         {"LogSoftmax", log_softmax_compute, T_FLOAT, NULL},
+        {"FusedBatchNormV3", fused_batch_norm_compute, TU_F32, NULL},
+        {"FusedBatchNormGradV3", fused_batch_norm_grad_compute, TU_F32, NULL},
     };
 
     for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {

@@ -101,6 +101,21 @@ int dev_cuda__k_pad_nhwc(cudaStream_t s, int64_t n, int64_t h, int64_t w, int64_
 int dev_cuda__k_crop_nhwc(cudaStream_t s, int64_t n, int64_t h, int64_t w, int64_t c, int64_t pt,
                           int64_t pb, int64_t pl, int64_t pr, const float *y, float *x);
 
+/* Batch normalisation around cuDNN's (dnn.c), per channel of @c, f32.
+ * train_stats: from cuDNN's saved mean and running variance (computed with factor 1, so
+ * the unbiased batch variance) of @count values per channel: batch_mean/variance
+ * (@bmean, @bvar; blended with @rm, @rv as (1 - factor) * r + factor * batch when factor
+ * != 1), reserve_space_1/2 (@rs1 the mean, @rs2 the biased variance), as
+ * ops_nn/batchnorm.c.  inv_std: inv = 1 / sqrt(var + eps).  dx_infer: the inference
+ * gradient dx = scale[ch] * inv[ch] * dy over @n elements, ch = (i / inner) % c. */
+int dev_cuda__k_bn_train_stats(cudaStream_t s, int64_t c, int64_t count, float factor,
+                               const float *save_mean, const float *run_var, const float *rm,
+                               const float *rv, float *bmean, float *bvar, float *rs1,
+                               float *rs2);
+int dev_cuda__k_bn_inv_std(cudaStream_t s, int64_t c, float eps, const float *var, float *inv);
+int dev_cuda__k_bn_dx_infer(cudaStream_t s, int64_t n, int64_t c, int64_t inner,
+                            const float *dy, const float *scale, const float *inv, float *dx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,7 +7,7 @@
  * from bcast.c, collapsed on the host, and are passed by value.
  *
  * Sections: launch helpers; elementwise; reductions; bias, cast, fill, transpose;
- * softmax cross-entropy; optimizers; pooling; padding.
+ * softmax cross-entropy; optimizers; pooling; padding; batch normalisation.
  */
 #include "kernels-impl.h"
 
@@ -693,6 +693,39 @@ __global__ void crop_kernel(int64_t n, int64_t h, int64_t w, int64_t c, int64_t 
     }
 }
 
+/* ---- Batch normalisation (f32; per-channel finishing around cuDNN's) -------------- */
+
+/* From cuDNN's saved mean and its running variance (factor 1: the unbiased batch
+ * variance) to FusedBatchNormV3's outputs, as ops_nn/batchnorm.c computes them. */
+__global__ void bn_train_stats_kernel(int64_t c, double count, float f, int blend,
+                                      const float *save_mean, const float *run_var,
+                                      const float *rm, const float *rv, float *bmean,
+                                      float *bvar, float *rs1, float *rs2) {
+    GRID_LOOP(i, c) {
+        float mean = save_mean[i];
+        float unbiased = count > 1 ? run_var[i] : 0.0f;
+        float var = count > 1 ? (float)((double)run_var[i] * ((count - 1) / count)) : 0.0f;
+        bmean[i] = blend ? (1 - f) * rm[i] + f * mean : mean;
+        bvar[i] = blend ? (1 - f) * rv[i] + f * unbiased : unbiased;
+        rs1[i] = mean;
+        rs2[i] = var;
+    }
+}
+
+__global__ void bn_inv_std_kernel(int64_t c, float eps, const float *var, float *inv) {
+    GRID_LOOP(i, c) {
+        inv[i] = 1.0f / sqrtf(var[i] + eps);
+    }
+}
+
+__global__ void bn_dx_infer_kernel(int64_t n, int64_t c, int64_t inner, const float *dy,
+                                   const float *scale, const float *inv, float *dx) {
+    GRID_LOOP(i, n) {
+        int64_t ch = (i / inner) % c;
+        dx[i] = (scale[ch] * inv[ch]) * dy[i];
+    }
+}
+
 template <typename S>
 int cast_from(cudaStream_t s, int dst, int64_t n, const S *x, void *y) {
     bool src_float = sizeof(S) >= 4 && (S)0.5 != (S)0;
@@ -967,6 +1000,36 @@ int dev_cuda__k_crop_nhwc(cudaStream_t s, int64_t n, int64_t h, int64_t w, int64
     if (total == 0)
         return 0;
     crop_kernel<<<blocks_for(total), kThreads, 0, s>>>(n, h, w, c, pt, pb, pl, pr, y, x);
+    return launched();
+}
+
+int dev_cuda__k_bn_train_stats(cudaStream_t s, int64_t c, int64_t count, float factor,
+                               const float *save_mean, const float *run_var, const float *rm,
+                               const float *rv, float *bmean, float *bvar, float *rs1,
+                               float *rs2) {
+    int blend = factor != 1.0f;
+    if (c == 0)
+        return 0;
+    if (blend && (rm == NULL || rv == NULL))
+        return (int)cudaErrorInvalidValue;
+    bn_train_stats_kernel<<<blocks_for(c), kThreads, 0, s>>>(c, (double)count, factor, blend,
+                                                             save_mean, run_var, rm, rv, bmean,
+                                                             bvar, rs1, rs2);
+    return launched();
+}
+
+int dev_cuda__k_bn_inv_std(cudaStream_t s, int64_t c, float eps, const float *var, float *inv) {
+    if (c == 0)
+        return 0;
+    bn_inv_std_kernel<<<blocks_for(c), kThreads, 0, s>>>(c, eps, var, inv);
+    return launched();
+}
+
+int dev_cuda__k_bn_dx_infer(cudaStream_t s, int64_t n, int64_t c, int64_t inner,
+                            const float *dy, const float *scale, const float *inv, float *dx) {
+    if (n == 0 || c == 0 || inner == 0)
+        return 0;
+    bn_dx_infer_kernel<<<blocks_for(n), kThreads, 0, s>>>(n, c, inner, dy, scale, inv, dx);
     return launched();
 }
 

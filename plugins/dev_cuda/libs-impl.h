@@ -32,7 +32,8 @@
     X(cudnnGetConvolutionBackwardDataWorkspaceSize) X(cudnnConvolutionBackwardData)    \
     X(cudnnGetConvolutionBackwardFilterAlgorithm_v7)                                   \
     X(cudnnGetConvolutionBackwardFilterWorkspaceSize) X(cudnnConvolutionBackwardFilter) \
-    X(cudnnSoftmaxForward)
+    X(cudnnSoftmaxForward) X(cudnnBatchNormalizationForwardTraining)                   \
+    X(cudnnBatchNormalizationForwardInference) X(cudnnBatchNormalizationBackward)
 
 #define DEV_CUDA__FN_MEMBER(name) __typeof__(name) *name;
 

@@ -11,6 +11,9 @@
  *                output (f32: rtol 1e-4 / atol 1e-5 elementwise, 2e-3 for long sums
  *                and convolutions; f64: 1e-10; integers: exact); a coverage check
  *                fails if an op with a dev_cuda kernel has no case here
+ *                (FusedBatchNormV3 and its gradient: every output, training and
+ *                inference, NHWC and NCHW, the GPU gradient also from the CPU's
+ *                reserve spaces)
  *   optimizers   each ResourceApply* op updates GPU- and CPU-pinned variables from the
  *                same start; the values read back agree
  *   contract     copies both ways (sizes around the staging buffer), memory
@@ -302,17 +305,122 @@ static void conformance_maxpool_grad(void) {
     floe_graph_free(g);
 }
 
+/* FusedBatchNormV3 and FusedBatchNormGradV3 (more inputs than a conf_case holds): the
+ * forward on each device, all six outputs compared; then the gradient on each device
+ * from its own device's reserve spaces, and on the GPU from the CPU's (mixed placement
+ * must work, so the reserve spaces must mean the same on both). */
+typedef struct bn_case {
+    int training, nchw, empty_stats;
+    float factor;
+} bn_case;
+
+static floe_node *bn_node(floe_graph *g, const char *op, floe_output *in, int nin,
+                          const bn_case *bc, const char *device) {
+    floe_node_builder *b;
+    floe_node *n = NULL;
+    floe_attrs *a;
+    assert_int_equal(floe_node_builder_new(g, op, NULL, &b), FLOE_OK);
+    for (int i = 0; i < nin; i++)
+        floe_node_builder_add_input(b, in[i]);
+    floe_node_builder_set_device(b, device);
+    a = floe_node_builder_attrs(b);
+    floe_attrs_set_float(a, "epsilon", 0.001f);
+    floe_attrs_set_bool(a, "is_training", bc->training);
+    if (bc->nchw)
+        floe_attrs_set_string(a, "data_format", "NCHW", 4);
+    if (strcmp(op, "FusedBatchNormV3") == 0)
+        floe_attrs_set_float(a, "exponential_avg_factor", bc->factor);
+    if (floe_node_builder_finish(b, &n) != FLOE_OK)
+        fail_msg("%s on %s: %s", op, device, floe_last_error());
+    return n;
+}
+
+static void conformance_batch_norm_case(const bn_case *bc) {
+    conf_case fwd = {"FusedBatchNormV3", 5, 6, {{0}}, NULL, 2e-3, 1e-4};
+    conf_case bwd = {"FusedBatchNormGradV3", 6, 5, {{0}}, NULL, 2e-3, 1e-4};
+    int64_t xd[4] = {4, 6, 7, 8}, cd[1] = {8}, ed[1] = {0};
+    floe_graph *g;
+    floe_session *s;
+    uint64_t seed = 1234 + (uint64_t)(bc->training * 4 + bc->nchw * 2 + bc->empty_stats);
+    floe_node *x, *dy, *sc, *of, *mean, *var, *fg, *fc, *gg, *gc, *gm;
+    floe_output in[6], f[6 * 2 + 5 * 3];
+    floe_tensor *v[6 * 2 + 5 * 3] = {NULL};
+
+    if (bc->nchw)
+        xd[1] = 8, xd[3] = 6;    /* [4, 8, 7, 6]: 8 channels either way */
+    assert_int_equal(floe_graph_new(ctx, &g), FLOE_OK);
+    x = tc_g_const(g, tc_rand_tensor(FLOE_DTYPE_F32, xd, 4, -2, 3, seed++));
+    dy = tc_g_const(g, tc_rand_tensor(FLOE_DTYPE_F32, xd, 4, -1, 1, seed++));
+    sc = tc_g_const(g, tc_rand_tensor(FLOE_DTYPE_F32, cd, 1, 0.5, 1.5, seed++));
+    of = tc_g_const(g, tc_rand_tensor(FLOE_DTYPE_F32, cd, 1, -1, 1, seed++));
+    if (bc->empty_stats) {
+        mean = tc_g_const(g, tc_tensor(FLOE_DTYPE_F32, ed, 1, NULL));
+        var = tc_g_const(g, tc_tensor(FLOE_DTYPE_F32, ed, 1, NULL));
+    } else {
+        mean = tc_g_const(g, tc_rand_tensor(FLOE_DTYPE_F32, cd, 1, -0.5, 0.5, seed++));
+        var = tc_g_const(g, tc_rand_tensor(FLOE_DTYPE_F32, cd, 1, 0.5, 2, seed++));
+    }
+    in[0] = (floe_output){x, 0}, in[1] = (floe_output){sc, 0}, in[2] = (floe_output){of, 0};
+    in[3] = (floe_output){mean, 0}, in[4] = (floe_output){var, 0};
+    fg = bn_node(g, "FusedBatchNormV3", in, 5, bc, "/device:GPU:0");
+    fc = bn_node(g, "FusedBatchNormV3", in, 5, bc, "/device:CPU:0");
+    in[0] = (floe_output){dy, 0}, in[1] = (floe_output){x, 0}, in[2] = (floe_output){sc, 0};
+    for (int i = 0; i < 3; i++)
+        in[3 + i] = (floe_output){fg, 3 + i};
+    gg = bn_node(g, "FusedBatchNormGradV3", in, 6, bc, "/device:GPU:0");
+    for (int i = 0; i < 3; i++)
+        in[3 + i] = (floe_output){fc, 3 + i};
+    gc = bn_node(g, "FusedBatchNormGradV3", in, 6, bc, "/device:CPU:0");
+    gm = bn_node(g, "FusedBatchNormGradV3", in, 6, bc, "/device:GPU:0");
+    for (int k = 0; k < 6; k++) {
+        f[k] = (floe_output){fg, k};
+        f[6 + k] = (floe_output){fc, k};
+    }
+    for (int k = 0; k < 5; k++) {
+        f[12 + k] = (floe_output){gg, k};
+        f[17 + k] = (floe_output){gc, k};
+        f[22 + k] = (floe_output){gm, k};
+    }
+    assert_int_equal(floe_session_new(g, NULL, &s), FLOE_OK);
+    if (floe_session_run(s, NULL, NULL, 0, f, 27, NULL, 0, v) != FLOE_OK)
+        fail_msg("FusedBatchNormV3 (training %d, NCHW %d): %s", bc->training, bc->nchw,
+                 floe_last_error());
+    for (int k = 0; k < 6; k++)
+        compare(&fwd, k, v[k], v[6 + k]);
+    for (int k = 0; k < 5; k++) {
+        compare(&bwd, k, v[12 + k], v[17 + k]);
+        compare(&bwd, k, v[22 + k], v[17 + k]);
+    }
+    tc_unref_all(v, 27);
+    floe_session_free(s);
+    floe_graph_free(g);
+}
+
+static void conformance_batch_norm(void) {
+    static const bn_case bcs[] = {
+        {1, 0, 1, 1.0f},     /* training, NHWC, no running statistics given */
+        {1, 0, 0, 0.25f},    /* training, blended with the running statistics */
+        {0, 0, 0, 1.0f},     /* inference */
+        {1, 1, 0, 0.5f},     /* NCHW */
+        {0, 1, 0, 1.0f},
+    };
+    for (size_t i = 0; i < sizeof(bcs) / sizeof(bcs[0]); i++)
+        conformance_batch_norm_case(&bcs[i]);
+}
+
 static void conformance_every_case(void **state) {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         run_case(&cases[i]);
     conformance_maxpool_grad();
+    conformance_batch_norm();
 }
 
 /* Ops with a dev_cuda kernel that the cases above, the optimizer test or the variable
  * plumbing cover. */
 static bool covered(const char *op) {
     static const char *const elsewhere[] = {
-        "MaxPoolGrad", "ResourceApplyGradientDescent", "ResourceApplyMomentum",
+        "MaxPoolGrad", "FusedBatchNormV3", "FusedBatchNormGradV3",
+        "ResourceApplyGradientDescent", "ResourceApplyMomentum",
         "ResourceApplyAdam", "ResourceApplyAdagrad", "ResourceApplyRMSProp", "VarHandleOp",
         "ReadVariableOp", "AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp"};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)

@@ -608,7 +608,8 @@ static void plugin_registration_check_accepts_every_kernel(void **state) {
                                       "Conv2DBackpropFilter", "Softmax", "AddV2", "Sum",
                                       "ResourceApplyAdam", "ReadVariableOp", "MaxPoolGrad",
                                       "SparseSoftmaxCrossEntropyWithLogits", "Reshape",
-                                      "ConcatV2", "GatherV2", "Slice"};
+                                      "ConcatV2", "GatherV2", "Slice", "FusedBatchNormV3",
+                                      "FusedBatchNormGradV3"};
     floe_context *ctx;
     floe_plugin_info pi;
     char buf[8192];

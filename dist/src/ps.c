@@ -7,6 +7,10 @@
  * FLOE_DEADLINE_EXCEEDED, so a lost worker never hangs the others; its partial sum stays
  * and completes when the worker (or its restart) pushes.
  *
+ * The Adam slots (m, v) of variable "<var>" are named as in TensorFlow, "<var>/Adam" and
+ * "<var>/Adam_1": Pull returns them and Init restores them (a resumed job's optimizer
+ * state); the Adam step is the global step.
+ *
  * Sections: variables and the optimizer; the RPC handlers; start and stop.
  */
 #include <errno.h>
@@ -99,30 +103,64 @@ static floe_status reply(floe_ps *ps, Floe__Dist__Tensor **ts, size_t n, void **
     return floe__dist_pack(&r.base, resp, resp_len);
 }
 
+/* The slot a name denotes: "<var>/Adam" (1, m) or "<var>/Adam_1" (2, v), else 0;
+ * *@base_len: the length of "<var>". */
+static int slot_kind(const char *name, size_t *base_len) {
+    size_t n = strlen(name);
+    if (n > 7 && strcmp(name + n - 7, "/Adam_1") == 0) {
+        *base_len = n - 7;
+        return 2;
+    }
+    if (n > 5 && strcmp(name + n - 5, "/Adam") == 0) {
+        *base_len = n - 5;
+        return 1;
+    }
+    return 0;
+}
+
+static ps_var *find_in(ps_var *vars, int n, const char *name, size_t len) {
+    for (int i = 0; i < n; i++)
+        if (strlen(vars[i].name) == len && memcmp(vars[i].name, name, len) == 0)
+            return &vars[i];
+    return NULL;
+}
+
+/* Init: the variables, then (adam only) the slots "<var>/Adam" and "<var>/Adam_1" of
+ * variables of the same Init, each at most once, f32 and shaped exactly like its variable.
+ * Names ending in "/Adam" or "/Adam_1" are reserved for slots. */
 static floe_status handle_init(floe_ps *ps, const Floe__Dist__Request *rq,
                                const floe__dist_tensor *t, void **resp, size_t *resp_len) {
     ps_var *vars;
+    unsigned char *seen;
+    size_t base;
+    int nv = 0;
+    floe_status st = FLOE_OK;
 
     if (ps->initialized)   /* a restarted chief joins the running job */
         return reply(ps, NULL, 0, resp, resp_len);
     if (rq->n_tensors == 0)
         return floe_set_error(FLOE_INVALID_ARGUMENT, "Init: no variables");
-    if ((vars = calloc(rq->n_tensors, sizeof(*vars))) == NULL)
+    vars = calloc(rq->n_tensors, sizeof(*vars));
+    seen = calloc(rq->n_tensors, 1);
+    if (vars == NULL || seen == NULL) {
+        free(vars);
+        free(seen);
         return floe_set_error(FLOE_RESOURCE_EXHAUSTED, "Init: out of memory");
-    for (size_t i = 0; i < rq->n_tensors; i++) {
-        ps_var *v = &vars[i];
+    }
+    for (size_t i = 0; i < rq->n_tensors && st == FLOE_OK; i++) {
+        ps_var *v = &vars[nv];
+        if (slot_kind(t[i].name, &base))
+            continue;
         if (t[i].dtype != FLOE_DTYPE_F32) {
-            vars_free(vars, (int)i);
-            return floe_set_error(FLOE_INVALID_ARGUMENT, "Init: variable '%s' is %s, the "
-                                  "parameter server holds f32", t[i].name,
-                                  floe_dtype_name(t[i].dtype));
+            st = floe_set_error(FLOE_INVALID_ARGUMENT, "Init: variable '%s' is %s, the "
+                                "parameter server holds f32", t[i].name,
+                                floe_dtype_name(t[i].dtype));
+            break;
         }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(vars[j].name, t[i].name) == 0) {
-                vars_free(vars, (int)i);
-                return floe_set_error(FLOE_INVALID_ARGUMENT, "Init: variable '%s' twice",
-                                      t[i].name);
-            }
+        if (find_in(vars, nv, t[i].name, strlen(t[i].name)) != NULL) {
+            st = floe_set_error(FLOE_INVALID_ARGUMENT, "Init: variable '%s' twice", t[i].name);
+            break;
+        }
         v->name = strdup(t[i].name);
         v->ndim = t[i].ndim;
         memcpy(v->dims, t[i].dims, sizeof(v->dims));
@@ -131,14 +169,50 @@ static floe_status handle_init(floe_ps *ps, const Floe__Dist__Request *rq,
         v->m = calloc((size_t)v->count + 1, sizeof(float));
         v->v = calloc((size_t)v->count + 1, sizeof(float));
         v->acc = calloc((size_t)v->count + 1, sizeof(float));
-        if (!v->name || !v->value || !v->m || !v->v || !v->acc) {
-            vars_free(vars, (int)i + 1);
-            return floe_set_error(FLOE_RESOURCE_EXHAUSTED, "Init: out of memory");
+        nv++;
+        if (!v->name || !v->value || !v->m || !v->v || !v->acc)
+            st = floe_set_error(FLOE_RESOURCE_EXHAUSTED, "Init: out of memory");
+        else
+            memcpy(v->value, t[i].data, t[i].nbytes);
+    }
+    if (st == FLOE_OK && nv == 0)
+        st = floe_set_error(FLOE_INVALID_ARGUMENT, "Init: no variables, only slots");
+    for (size_t i = 0; i < rq->n_tensors && st == FLOE_OK; i++) {
+        int kind = slot_kind(t[i].name, &base);
+        ps_var *v;
+        if (kind == 0)
+            continue;
+        if (strcmp(ps->opt.optimizer, "adam") != 0) {
+            st = floe_set_error(FLOE_INVALID_ARGUMENT, "Init: slot '%s': optimizer %s keeps no "
+                                "slots", t[i].name, ps->opt.optimizer);
+            break;
         }
-        memcpy(v->value, t[i].data, t[i].nbytes);
+        if ((v = find_in(vars, nv, t[i].name, base)) == NULL) {
+            st = floe_set_error(FLOE_INVALID_ARGUMENT, "Init: slot '%s' of no variable of this "
+                                "Init", t[i].name);
+            break;
+        }
+        if (t[i].dtype != FLOE_DTYPE_F32 || t[i].ndim != v->ndim ||
+            memcmp(t[i].dims, v->dims, sizeof(int64_t) * (size_t)v->ndim) != 0) {
+            st = floe_set_error(FLOE_INVALID_ARGUMENT, "Init: slot '%s' has dtype %s or shape "
+                                "unlike variable '%s' (f32)", t[i].name,
+                                floe_dtype_name(t[i].dtype), v->name);
+            break;
+        }
+        if (seen[v - vars] & kind) {
+            st = floe_set_error(FLOE_INVALID_ARGUMENT, "Init: slot '%s' twice", t[i].name);
+            break;
+        }
+        seen[v - vars] |= (unsigned char)kind;
+        memcpy(kind == 1 ? v->m : v->v, t[i].data, t[i].nbytes);
+    }
+    free(seen);
+    if (st != FLOE_OK) {
+        vars_free(vars, (int)rq->n_tensors);
+        return st;
     }
     ps->vars = vars;
-    ps->nvars = (int)rq->n_tensors;
+    ps->nvars = nv;
     ps->step = rq->step;
     ps->initialized = true;
     return reply(ps, NULL, 0, resp, resp_len);
@@ -161,17 +235,29 @@ static floe_status handle_pull(floe_ps *ps, const Floe__Dist__Request *rq, void 
     }
     for (size_t i = 0; i < n; i++) {
         ps_var *v = rq->n_names ? find_var(ps, rq->names[i]) : &ps->vars[i];
+        const float *data = v ? v->value : NULL;
+        size_t base;
+        int kind = 0;
+        if (v == NULL && (kind = slot_kind(rq->names[i], &base)) != 0 &&
+            (v = find_in(ps->vars, ps->nvars, rq->names[i], base)) != NULL) {
+            if (strcmp(ps->opt.optimizer, "adam") != 0) {
+                st = floe_set_error(FLOE_INVALID_ARGUMENT, "Pull: slot '%s': optimizer %s "
+                                    "keeps no slots", rq->names[i], ps->opt.optimizer);
+                goto out;
+            }
+            data = kind == 1 ? v->m : v->v;
+        }
         if (v == NULL) {
             st = floe_set_error(FLOE_NOT_FOUND, "Pull: no variable '%s' on this server",
                                 rq->names[i]);
             goto out;
         }
         floe__dist__tensor__init(&ts[i]);
-        ts[i].name = v->name;
+        ts[i].name = kind ? rq->names[i] : v->name;
         ts[i].dtype = (char *)"f32";
         ts[i].dims = v->dims;
         ts[i].n_dims = (size_t)v->ndim;
-        ts[i].data.data = (uint8_t *)v->value;
+        ts[i].data.data = (uint8_t *)data;
         ts[i].data.len = (size_t)v->count * sizeof(float);
         ptrs[i] = &ts[i];
     }

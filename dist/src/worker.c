@@ -35,6 +35,7 @@ typedef struct wvar {
     int64_t dims[2];
     int64_t count, row_size;   /* elements; elements per row */
     float *value;              /* the full value, fed to the graph */
+    float *slot[2];            /* chief, adam: the full "/Adam" (m), "/Adam_1" (v) slots */
     floe_node *ph;
     floe_output grad;
     part parts[64];
@@ -61,9 +62,12 @@ typedef struct worker {
      * variable, assigned from Placeholders, for floe/checkpoint.h. */
     floe_graph *cg;
     floe_session *cs;
-    floe_train_var cvars[2 * MAX_LAYERS];
-    floe_node *cph[2 * MAX_LAYERS];
+    floe_train_var cvars[3 * 2 * MAX_LAYERS];   /* the values, then (adam) the slots */
+    floe_node *cph[3 * 2 * MAX_LAYERS];
+    int ncvars;
     int64_t last_ckpt;
+    int slots;                 /* the servers keep Adam slots: -1 not known yet, 0, 1 */
+    bool send_slots;           /* Init carries the slots (restored or pulled) */
 } worker;
 
 /* ---- Graph ------------------------------------------------------------------------------ */
@@ -288,11 +292,40 @@ static floe_status send_parts(worker *w, int k, const char *method, const float 
     Floe__Dist__Reply *r;
     floe_status st;
 
+    static const char *const suffix[2] = {"/Adam", "/Adam_1"};
+    char names[2][128][96];
+    int n;
+
     rq.step = step;
     rq.worker = w->o.task;
-    rq.n_tensors = (size_t)parts_on(w, k, src, ts, ptrs, dims);
+    n = parts_on(w, k, src, ts, ptrs, dims);
+    rq.n_tensors = (size_t)n;
+    if (strcmp(method, "Init") == 0 && w->send_slots) {
+        /* The slots of each part, shaped like it: "<part>/Adam", "<part>/Adam_1". */
+        for (int s = 0; s < 2; s++) {
+            const float *slot_src[2 * MAX_LAYERS];
+            for (int i = 0; i < w->nvars; i++)
+                slot_src[i] = w->vars[i].slot[s];
+            int m = parts_on(w, k, slot_src, ts + rq.n_tensors, ptrs + rq.n_tensors,
+                             dims + rq.n_tensors);
+            for (int i = 0; i < m; i++) {
+                Floe__Dist__Tensor *t = &ts[rq.n_tensors + (size_t)i];
+                snprintf(names[s][i], sizeof(names[s][i]), "%s%s", t->name, suffix[s]);
+                t->name = names[s][i];
+            }
+            rq.n_tensors += (size_t)m;
+        }
+    }
     rq.tensors = ptrs;
-    if ((st = rpc(w, k, method, &rq, &r, NULL)) != FLOE_OK)
+    st = rpc(w, k, method, &rq, &r, NULL);
+    if (st == FLOE_INVALID_ARGUMENT && rq.n_tensors > (size_t)n &&
+        strstr(floe_last_error(), "keeps no slots") != NULL) {
+        /* A server without slots (sgd): the values alone. */
+        w->send_slots = false;
+        rq.n_tensors = (size_t)n;
+        st = rpc(w, k, method, &rq, &r, NULL);
+    }
+    if (st != FLOE_OK)
         return st;
     if (server_step)
         *server_step = r->step;
@@ -300,27 +333,43 @@ static floe_status send_parts(worker *w, int k, const char *method, const float 
     return FLOE_OK;
 }
 
-/* Pulls every part into the full values; *@steps[k] (out): each server's step. */
-static floe_status pull_all(worker *w, int64_t *steps) {
+/* Pulls every part into the full values, and with @slots also their Adam slots into the
+ * vars' slot[] (allocated here), all of a server in one Pull (one consistent state);
+ * *@steps[k] (out): each server's step. */
+static floe_status pull_parts(worker *w, int64_t *steps, bool slots) {
+    static const char *const suffix[2] = {"/Adam", "/Adam_1"};
+    for (int i = 0; i < w->nvars && slots; i++)
+        for (int s = 0; s < 2; s++)
+            if (w->vars[i].slot[s] == NULL &&
+                (w->vars[i].slot[s] = calloc((size_t)w->vars[i].count, sizeof(float))) == NULL)
+                return floe_set_error(FLOE_RESOURCE_EXHAUSTED, "out of memory for slots");
     for (int k = 0; k < w->nps; k++) {
         Floe__Dist__Request rq = FLOE__DIST__REQUEST__INIT;
         Floe__Dist__Reply *r;
         floe__dist_tensor *t;
         const char *names[256];
-        int n = 0;
+        char snames[2][128][96];
+        int n = 0, per = slots ? 3 : 1;
         floe_status st;
 
         for (int i = 0; i < w->nvars; i++)
             for (int j = 0; j < w->vars[i].nparts; j++)
-                if (w->vars[i].parts[j].ps == k)
-                    names[n++] = w->vars[i].parts[j].name;
+                if (w->vars[i].parts[j].ps == k) {
+                    names[per * n] = w->vars[i].parts[j].name;
+                    for (int s = 0; s < per - 1; s++) {
+                        snprintf(snames[s][n], sizeof(snames[s][n]), "%s%s",
+                                 w->vars[i].parts[j].name, suffix[s]);
+                        names[per * n + 1 + s] = snames[s][n];
+                    }
+                    n++;
+                }
         rq.names = (char **)names;
-        rq.n_names = (size_t)n;
+        rq.n_names = (size_t)(per * n);
         if ((st = rpc(w, k, "Pull", &rq, &r, &t)) != FLOE_OK)
             return st;
-        if (r->n_tensors != (size_t)n)
+        if (r->n_tensors != (size_t)(per * n))
             st = floe_set_error(FLOE_DATA_LOSS, "Pull: server %d sent %zu tensors for %d names",
-                                k, r->n_tensors, n);
+                                k, r->n_tensors, per * n);
         for (int i = 0, m = 0; i < w->nvars && st == FLOE_OK; i++) {
             wvar *v = &w->vars[i];
             for (int j = 0; j < v->nparts && st == FLOE_OK; j++) {
@@ -328,13 +377,15 @@ static floe_status pull_all(worker *w, int64_t *steps) {
                 if (p->ps != k)
                     continue;
                 size_t want = (size_t)(p->rows * v->row_size) * sizeof(float);
-                if (strcmp(t[m].name, p->name) != 0 || t[m].dtype != FLOE_DTYPE_F32 ||
-                    t[m].nbytes != want)
-                    st = floe_set_error(FLOE_DATA_LOSS, "Pull: server %d sent '%s' unlike "
-                                        "variable part '%s'", k, t[m].name, p->name);
-                else
-                    memcpy(v->value + p->row0 * v->row_size, t[m].data, want);
-                m++;
+                for (int s = 0; s < per && st == FLOE_OK; s++, m++) {
+                    float *dst = s == 0 ? v->value : v->slot[s - 1];
+                    if (strcmp(t[m].name, names[m]) != 0 || t[m].dtype != FLOE_DTYPE_F32 ||
+                        t[m].nbytes != want)
+                        st = floe_set_error(FLOE_DATA_LOSS, "Pull: server %d sent '%s' unlike "
+                                            "'%s'", k, t[m].name, names[m]);
+                    else
+                        memcpy(dst + p->row0 * v->row_size, t[m].data, want);
+                }
             }
         }
         steps[k] = r->step;
@@ -346,6 +397,10 @@ static floe_status pull_all(worker *w, int64_t *steps) {
             return st;
     }
     return FLOE_OK;
+}
+
+static floe_status pull_all(worker *w, int64_t *steps) {
+    return pull_parts(w, steps, false);
 }
 
 /* ---- The training loop ------------------------------------------------------------------ */
@@ -497,38 +552,47 @@ static floe_status ckpt_fail(floe_status st, const char *what) {
     return floe_set_error(st, "checkpoint %s: %s", what, m[0] ? m : floe_last_error());
 }
 
+/* The checkpoint graph: a resource variable per model variable and, when the servers
+ * keep Adam slots, per slot ("<var>/Adam", "<var>/Adam_1"), each assigned from a
+ * Placeholder.  Built at the first save, once w->slots is known. */
 static floe_status ckpt_build(worker *w) {
+    static const char *const suffix[3] = {"", "/Adam", "/Adam_1"};
     floe_status st;
-    char name[96];
+    char vname[96], name[112];
 
     if ((st = floe_graph_new(w->ctx, &w->cg)) != FLOE_OK)
         return st;
-    for (int i = 0; i < w->nvars; i++) {
-        wvar *v = &w->vars[i];
-        snprintf(name, sizeof(name), "%s/value", v->name);
-        if ((st = placeholder(w->cg, name, FLOE_DTYPE_F32, v->dims, v->ndim, &w->cph[i])) !=
-                FLOE_OK ||
-            (st = floe_train_var_new_from(w->cg, v->name, FLOE_DTYPE_F32, v->dims, v->ndim,
-                                          floe_out(w->cph[i], 0), &w->cvars[i])) != FLOE_OK)
-            return ckpt_fail(st, "graph");
-    }
+    for (int s = 0; s < (w->slots == 1 ? 3 : 1); s++)
+        for (int i = 0; i < w->nvars; i++) {
+            wvar *v = &w->vars[i];
+            int c = w->ncvars;
+            snprintf(vname, sizeof(vname), "%s%s", v->name, suffix[s]);
+            snprintf(name, sizeof(name), "%s/value", vname);
+            if ((st = placeholder(w->cg, name, FLOE_DTYPE_F32, v->dims, v->ndim,
+                                  &w->cph[c])) != FLOE_OK ||
+                (st = floe_train_var_new_from(w->cg, vname, FLOE_DTYPE_F32, v->dims, v->ndim,
+                                              floe_out(w->cph[c], 0), &w->cvars[c])) != FLOE_OK)
+                return ckpt_fail(st, "graph");
+            w->ncvars++;
+        }
     return floe_session_new(w->cg, NULL, &w->cs);
 }
 
-/* Assigns the current values to the checkpoint graph's variables. */
+/* Assigns the current values (and slots) to the checkpoint graph's variables. */
 static floe_status ckpt_assign(worker *w) {
-    floe_output feeds[2 * MAX_LAYERS];
-    floe_tensor *vals[2 * MAX_LAYERS];
-    floe_node *targets[2 * MAX_LAYERS];
+    floe_output feeds[3 * 2 * MAX_LAYERS];
+    floe_tensor *vals[3 * 2 * MAX_LAYERS];
+    floe_node *targets[3 * 2 * MAX_LAYERS];
     floe_status st = FLOE_OK;
     int n = 0;
 
-    for (int i = 0; i < w->nvars && st == FLOE_OK; i++) {
-        wvar *v = &w->vars[i];
-        feeds[i] = floe_out(w->cph[i], 0);
-        targets[i] = w->cvars[i].init;
-        st = floe_tensor_wrap(FLOE_DTYPE_F32, v->dims, v->ndim, v->value,
-                              (size_t)v->count * sizeof(float), NULL, NULL, &vals[i]);
+    for (int c = 0; c < w->ncvars && st == FLOE_OK; c++) {
+        wvar *v = &w->vars[c % w->nvars];
+        const float *src = c < w->nvars ? v->value : v->slot[c / w->nvars - 1];
+        feeds[c] = floe_out(w->cph[c], 0);
+        targets[c] = w->cvars[c].init;
+        st = floe_tensor_wrap(FLOE_DTYPE_F32, v->dims, v->ndim, (void *)src,
+                              (size_t)v->count * sizeof(float), NULL, NULL, &vals[c]);
         n += st == FLOE_OK;
     }
     if (st == FLOE_OK)
@@ -538,39 +602,103 @@ static floe_status ckpt_assign(worker *w) {
     return st;
 }
 
-static floe_status ckpt_save(worker *w, int64_t step) {
-    floe_status st = ckpt_assign(w);
-    if (st == FLOE_OK &&
-        (st = floe_checkpoint_save(w->cg, w->cs, w->o.checkpoint_dir, step, 3, NULL, 0)) !=
+/* Pulls the values (and Adam slots) afresh, one consistent state per server, and saves
+ * them as the checkpoint of server 0's step. */
+static floe_status ckpt_save(worker *w) {
+    int64_t steps[64];
+    floe_status st;
+
+    if (w->slots != 0) {
+        st = pull_parts(w, steps, true);
+        if (st == FLOE_INVALID_ARGUMENT && w->slots == -1 &&
+            strstr(floe_last_error(), "keeps no slots") != NULL)
+            w->slots = 0;   /* the servers keep no slots (sgd) */
+        else if (st != FLOE_OK)
+            return st;
+        else
+            w->slots = 1;
+    }
+    if (w->slots == 0 && (st = pull_all(w, steps)) != FLOE_OK)
+        return st;
+    if (w->slots == 1)
+        w->send_slots = true;   /* a server restarted alone gets these back */
+    if (w->cs == NULL && (st = ckpt_build(w)) != FLOE_OK)
+        return st;
+    if ((st = ckpt_assign(w)) == FLOE_OK &&
+        (st = floe_checkpoint_save(w->cg, w->cs, w->o.checkpoint_dir, steps[0], 3, NULL, 0)) !=
             FLOE_OK)
         return ckpt_fail(st, "save");
     if (st == FLOE_OK)
-        w->last_ckpt = step;
+        w->last_ckpt = steps[0];
     return st;
 }
 
-/* Loads the newest checkpoint, if any, into the values and w->last_step. */
-static floe_status ckpt_restore(worker *w) {
-    floe_output reads[2 * MAX_LAYERS];
-    floe_tensor *vals[2 * MAX_LAYERS] = {0};
-    char path[1024];
-    const char *base;
+/* Reads tensor @name of the checkpoint into @dst (@v's shape, f32).  FLOE_NOT_FOUND
+ * when absent (left unchanged). */
+static floe_status ckpt_read(worker *w, floe_checkpoint *c, const char *path, const char *name,
+                             const wvar *v, float *dst) {
+    int i = floe_checkpoint_find(c, name);
+    const char *nm;
+    floe_dtype dt;
+    floe_shape shape;
+    floe_tensor *t = NULL;
     floe_status st;
 
-    st = floe_checkpoint_restore_latest(w->cg, w->cs, w->o.checkpoint_dir, path, sizeof(path));
+    (void)w;
+    if (i < 0)
+        return FLOE_NOT_FOUND;
+    if ((st = floe_checkpoint_tensor_info(c, i, &nm, &dt, &shape)) != FLOE_OK)
+        return ckpt_fail(st, "restore");
+    if (dt != FLOE_DTYPE_F32 || shape.ndim != v->ndim ||
+        memcmp(shape.dims, v->dims, sizeof(int64_t) * (size_t)v->ndim) != 0)
+        return floe_set_error(FLOE_INVALID_ARGUMENT, "checkpoint %s: tensor '%s' has dtype %s "
+                              "or a shape unlike the model's f32 variable", path, name,
+                              floe_dtype_name(dt));
+    if ((st = floe_checkpoint_read_tensor(c, i, &t)) != FLOE_OK)
+        return ckpt_fail(st, "restore");
+    memcpy(dst, floe_tensor_data(t), (size_t)v->count * sizeof(float));
+    floe_tensor_unref(t);
+    return FLOE_OK;
+}
+
+/* Loads the newest checkpoint, if any, into the values, the slots (when it holds them:
+ * a checkpoint without slots, as written before they were kept or under sgd, leaves them
+ * to start from zero) and w->last_step. */
+static floe_status ckpt_restore(worker *w) {
+    static const char *const suffix[2] = {"/Adam", "/Adam_1"};
+    floe_checkpoint *c = NULL;
+    char path[1024], name[112];
+    const char *base;
+    floe_status st;
+    bool any_slot = false;
+
+    st = floe_checkpoint_latest(w->ctx, w->o.checkpoint_dir, path, sizeof(path));
     if (st == FLOE_NOT_FOUND)
         return FLOE_OK;
-    if (st != FLOE_OK)
+    if (st != FLOE_OK || (st = floe_checkpoint_open(w->ctx, path, &c)) != FLOE_OK)
         return ckpt_fail(st, "restore");
-    for (int i = 0; i < w->nvars; i++)
-        reads[i] = floe_out(w->cvars[i].read, 0);
-    if ((st = floe_session_run(w->cs, NULL, NULL, 0, reads, w->nvars, NULL, 0, vals)) != FLOE_OK)
-        return st;
-    for (int i = 0; i < w->nvars; i++) {
-        memcpy(w->vars[i].value, floe_tensor_data(vals[i]),
-               (size_t)w->vars[i].count * sizeof(float));
-        floe_tensor_unref(vals[i]);
+    for (int i = 0; i < w->nvars && st == FLOE_OK; i++) {
+        wvar *v = &w->vars[i];
+        if ((st = ckpt_read(w, c, path, v->name, v, v->value)) == FLOE_NOT_FOUND)
+            st = floe_set_error(FLOE_NOT_FOUND, "checkpoint %s: no variable '%s' (a checkpoint "
+                                "of another model?)", path, v->name);
+        for (int s = 0; s < 2 && st == FLOE_OK; s++) {
+            if (v->slot[s] == NULL &&
+                (v->slot[s] = calloc((size_t)v->count, sizeof(float))) == NULL) {
+                st = floe_set_error(FLOE_RESOURCE_EXHAUSTED, "out of memory for slots");
+                break;
+            }
+            snprintf(name, sizeof(name), "%s%s", v->name, suffix[s]);
+            if ((st = ckpt_read(w, c, path, name, v, v->slot[s])) == FLOE_OK)
+                any_slot = true;
+            else if (st == FLOE_NOT_FOUND)
+                st = FLOE_OK;   /* starts from zero */
+        }
     }
+    floe_checkpoint_close(c);
+    if (st != FLOE_OK)
+        return st;
+    w->send_slots = any_slot;
     base = strrchr(path, '/');
     base = base ? base + 1 : path;
     if (sscanf(base, "ckpt-%lld", (long long *)&w->last_step) != 1)
@@ -640,9 +768,13 @@ static floe_status train_loop(worker *w, const floe_dataset *train, floe_dist_re
                 res->loss = loss_sum / loss_n;
                 loss_sum = 0, loss_n = 0;
             }
-            if (w->cs != NULL && gstep + 1 - w->last_ckpt >= w->o.checkpoint_every &&
-                (st = ckpt_save(w, gstep)) != FLOE_OK)
-                goto out;
+            if (w->o.task == 0 && w->o.checkpoint_dir != NULL &&
+                gstep + 1 - w->last_ckpt >= w->o.checkpoint_every &&
+                (st = ckpt_save(w)) != FLOE_OK) {
+                if (!retryable(st))
+                    goto out;
+                goto check;   /* a server went away: saved after the next step */
+            }
             if (w->o.on_step != NULL &&
                 (st = w->o.on_step(w->o.on_step_arg, gstep + 1, loss)) != FLOE_OK)
                 goto out;
@@ -738,16 +870,18 @@ floe_status floe_dist_train(floe_context *ctx, const floe_cluster *c,
         (st = prepare(w)) != FLOE_OK)
         goto out;
     place(w);
-    if (w->o.task == 0 && w->o.checkpoint_dir != NULL &&
-        ((st = ckpt_build(w)) != FLOE_OK || (st = ckpt_restore(w)) != FLOE_OK))
+    w->slots = -1;
+    if (w->o.task == 0 && w->o.checkpoint_dir != NULL && (st = ckpt_restore(w)) != FLOE_OK)
         goto out;
     if ((st = connect_all(w, dopts, 6.0 * (double)w->timeout_ms / 1000.0)) != FLOE_OK ||
         (st = train_loop(w, train, res)) != FLOE_OK)
         goto out;
-    if (w->o.task == 0 && (test != NULL || w->cs != NULL)) {
+    if (w->o.task == 0 && (test != NULL || w->o.checkpoint_dir != NULL)) {
         int64_t steps[64];
-        if ((st = pull_all(w, steps)) == FLOE_OK && w->cs != NULL)
-            st = ckpt_save(w, steps[0]);
+        if (w->o.checkpoint_dir != NULL)
+            st = ckpt_save(w);
+        else
+            st = pull_all(w, steps);
         if (st == FLOE_OK && test != NULL)
             st = evaluate(w, test, &res->accuracy);
     }
@@ -755,8 +889,11 @@ out:
     res->seconds = now_s() - t0;
     for (int k = 0; k < w->nps && k < 64; k++)
         floe_transport_disconnect(w->conn[k]);
-    for (int i = 0; i < w->nvars; i++)
+    for (int i = 0; i < w->nvars; i++) {
         free(w->vars[i].value);
+        free(w->vars[i].slot[0]);
+        free(w->vars[i].slot[1]);
+    }
     floe_session_free(w->s);
     floe_graph_free(w->g);
     floe_session_free(w->cs);

@@ -15,6 +15,8 @@
 #include <cmocka.h>
 
 #include "dist_harness.h"
+#include <stdbool.h>
+#include <floe/checkpoint.h>
 
 #define STEPS 300
 
@@ -216,6 +218,94 @@ static void dist_whole_job_killed_resumes_from_checkpoint(void **state) {
     assert_true(r0.res.accuracy > 0.7);
 }
 
+/* Every Adam slot tensor of the newest checkpoint of @dir, in a fixed order, appended
+ * to @out (f32 elements); asserts each is there and, with @nonzero, not all zero. */
+static size_t read_slots(floe_context *ctx, const char *dir, float *out, size_t cap,
+                         bool nonzero, char *path, size_t path_len) {
+    static const char *const vars[4] = {"dense_0/kernel", "dense_0/bias", "dense_1/kernel",
+                                        "dense_1/bias"};
+    floe_checkpoint *c;
+    size_t n = 0;
+    char name[64];
+
+    assert_int_equal(floe_checkpoint_latest(ctx, dir, path, path_len), FLOE_OK);
+    if (floe_checkpoint_open(ctx, path, &c) != FLOE_OK)
+        fail_msg("%s: %s", path, floe_keras_last_error());
+    for (int i = 0; i < 8; i++) {
+        floe_tensor *t;
+        size_t cnt;
+        const float *d;
+        bool any = false;
+        int k;
+        snprintf(name, sizeof(name), "%s/%s", vars[i / 2], i % 2 ? "Adam_1" : "Adam");
+        if ((k = floe_checkpoint_find(c, name)) < 0)
+            fail_msg("%s: no tensor '%s'", path, name);
+        assert_int_equal(floe_checkpoint_read_tensor(c, k, &t), FLOE_OK);
+        assert_int_equal(floe_tensor_dtype(t), FLOE_DTYPE_F32);
+        assert_int_equal(floe_checkpoint_find(c, vars[i / 2]) >= 0, 1);
+        cnt = floe_tensor_nbytes(t) / sizeof(float);
+        d = floe_tensor_data(t);
+        assert_true(n + cnt <= cap);
+        for (size_t j = 0; j < cnt; j++) {
+            any |= d[j] != 0;
+            if (i % 2)
+                assert_true(d[j] >= 0);   /* v: a mean of squares */
+        }
+        if (nonzero && !any)
+            fail_msg("%s: '%s' is all zero after training", path, name);
+        memcpy(out + n, d, cnt * sizeof(float));
+        n += cnt;
+        floe_tensor_unref(t);
+    }
+    floe_checkpoint_close(c);
+    return n;
+}
+
+/* The chief's checkpoint holds the servers' Adam slots ("<var>/Adam", "<var>/Adam_1",
+ * assembled from the parts of the partitioned kernel), non-zero after training; a new
+ * job (new servers) resumed from it starts with those slots: its first pull of them (at
+ * the resumed step, before any update, saved by the chief's final checkpoint) equals
+ * the checkpoint's, bit for bit. */
+static void dist_checkpoint_keeps_adam_slots_across_restart(void **state) {
+    harness *h = setup_job(1);
+    worker_report r0, r1;
+    floe_context *ctx;
+    char path[1024], path2[1024];
+    size_t cap = 2 * (784 * 128 + 128 + 128 * 10 + 10), n, n2;
+    float *before = malloc(cap * sizeof(float)), *after = malloc(cap * sizeof(float));
+    (void)state;
+    assert_non_null(before);
+    assert_non_null(after);
+    h->steps = 60;
+    snprintf(h->ckpt, sizeof(h->ckpt), "%s/ckpt", h->ca);
+    assert_int_equal(h_start(h), 0);
+    expect_worker_ok(h, 0, &r0);
+    expect_worker_ok(h, 1, &r1);
+    for (int i = 0; i < h->nps; i++)
+        h_kill(&h->ps[i]);
+    assert_int_equal(r0.res.global_step, 60);
+    /* floe_checkpoint_* use no gRPC: forking after them stays safe. */
+    assert_int_equal(floe_context_new(NULL, &ctx), FLOE_OK);
+    n = read_slots(ctx, h->ckpt, before, cap, true, path, sizeof(path));
+    assert_int_equal(n, cap);
+    /* A new job with the steps already done: it restores, pulls, saves, trains nothing. */
+    assert_int_equal(h_start(h), 0);
+    expect_worker_ok(h, 0, &r0);
+    expect_worker_ok(h, 1, &r1);
+    for (int i = 0; i < h->nps; i++)
+        h_kill(&h->ps[i]);   /* nothing outlives a failed assertion below */
+    assert_int_equal(r0.res.steps, 0);
+    assert_int_equal(r0.res.global_step, 60);
+    n2 = read_slots(ctx, h->ckpt, after, cap, true, path2, sizeof(path2));
+    h_cleanup(h);
+    floe_context_free(ctx);
+    assert_string_equal(path, path2);
+    assert_int_equal(n2, n);
+    assert_memory_equal(before, after, n * sizeof(float));
+    free(before);
+    free(after);
+}
+
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(dist_sync_2ps_2workers_reaches_single_process_accuracy),
@@ -224,6 +314,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(dist_chief_killed_mid_run_job_resumes),
         cmocka_unit_test(dist_ps_killed_mid_run_job_resumes),
         cmocka_unit_test(dist_whole_job_killed_resumes_from_checkpoint),
+        cmocka_unit_test(dist_checkpoint_keeps_adam_slots_across_restart),
     };
     if (access(FLOE_FASHION_MNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0) {
         printf("SKIP: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)\n");

@@ -3,7 +3,8 @@
  * one process over the grpc transport (plaintext on loopback with a token): malformed
  * bytes, lying tensor sizes, unknown dtypes, variables and methods are rejected with
  * INVALID_ARGUMENT / NOT_FOUND / UNIMPLEMENTED and the server keeps serving; a
- * synchronous step missing a worker fails by the deadline instead of hanging; and the
+ * synchronous step missing a worker fails by the deadline instead of hanging; Adam slots
+ * restored by Init are used and returned by Pull, bad ones refused by name; and the
  * cluster spec parser's errors.
  */
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +28,8 @@ typedef struct fx {
     floe_transport_conn *c;
 } fx;
 
-static void start(fx *f, int num_workers, int64_t timeout_ms) {
+static void start_opt(fx *f, int num_workers, int64_t timeout_ms, const char *optimizer,
+                      double lr) {
     floe_dist_options d;
     floe_ps_options p;
     floe_transport *t;
@@ -41,8 +44,8 @@ static void start(fx *f, int num_workers, int64_t timeout_ms) {
     d.rpc_timeout_ms = timeout_ms;
     floe_ps_options_init(&p);
     p.num_workers = num_workers;
-    p.optimizer = "sgd";
-    p.learning_rate = 0.5;
+    p.optimizer = optimizer;
+    p.learning_rate = lr;
     if (floe_ps_start(f->sctx, "127.0.0.1:0", &d, &p, &f->ps) != FLOE_OK)
         fail_msg("ps: %s", floe_last_error());
     assert_int_equal(floe_transport_find(f->cctx, "grpc", &t), FLOE_OK);
@@ -50,6 +53,10 @@ static void start(fx *f, int num_workers, int64_t timeout_ms) {
     assert_int_equal(floe_transport_set_option(t, "token", "tok"), FLOE_OK);
     snprintf(target, sizeof(target), "127.0.0.1:%d", floe_ps_port(f->ps));
     assert_int_equal(floe_transport_connect(t, target, 5000, &f->c), FLOE_OK);
+}
+
+static void start(fx *f, int num_workers, int64_t timeout_ms) {
+    start_opt(f, num_workers, timeout_ms, "sgd", 0.5);
 }
 
 static void stop(fx *f) {
@@ -181,6 +188,139 @@ static void ps_applies_pushed_gradients(void **state) {
     stop(&f);
 }
 
+/* A request of @n rank-1 tensors (or, for Pull, of @n names when @data is NULL). */
+static floe_status call_many(fx *f, const char *method, int64_t step, int n,
+                             const char *const *names, const char *const *dtypes,
+                             const int64_t *dim0, const void *const *data, Floe__Dist__Reply **reply,
+                             floe__dist_tensor **tensors) {
+    Floe__Dist__Request rq = FLOE__DIST__REQUEST__INIT;
+    Floe__Dist__Tensor t[8], *tp[8];
+    void *buf, *resp;
+    size_t len, resp_len;
+    floe_status st;
+
+    for (int i = 0; data && i < n; i++) {
+        floe__dist__tensor__init(&t[i]);
+        t[i].name = (char *)names[i];
+        t[i].dtype = (char *)dtypes[i];
+        t[i].dims = (int64_t *)&dim0[i];
+        t[i].n_dims = 1;
+        t[i].data.data = (uint8_t *)data[i];
+        t[i].data.len = (size_t)dim0[i] * floe_dtype_size(floe_dtype_from_name(dtypes[i]));
+        tp[i] = &t[i];
+    }
+    rq.step = step;
+    if (data) {
+        rq.tensors = tp;
+        rq.n_tensors = (size_t)n;
+    } else {
+        rq.names = (char **)names;
+        rq.n_names = (size_t)n;
+    }
+    assert_int_equal(floe__dist_pack(&rq.base, &buf, &len), FLOE_OK);
+    st = floe_transport_call(f->c, method, buf, len, &resp, &resp_len, 5000);
+    floe_transport_free(buf);
+    if (st != FLOE_OK)
+        return st;
+    st = floe__dist_decode_reply(resp, resp_len, reply, tensors);
+    floe_transport_free(resp);
+    return st;
+}
+
+static void expect_error(floe_status got, floe_status want, const char *needle) {
+    assert_int_equal(got, want);
+    if (strstr(floe_last_error(), needle) == NULL)
+        fail_msg("error '%s' does not name '%s'", floe_last_error(), needle);
+}
+
+/* Init restores the Adam slots "<var>/Adam" (m) and "<var>/Adam_1" (v): one step from
+ * them gives the update computed here by hand, and Pull returns them; bad slots are
+ * rejected by name and the server keeps serving; sgd keeps no slots. */
+static void ps_adam_slots_init_pull_and_step(void **state) {
+    fx f;
+    const float w[3] = {1, 2, 3}, m0[3] = {0.5f, -0.2f, 0.1f}, v0[3] = {0.04f, 0.01f, 0.09f};
+    const float g[3] = {0.1f, 0.3f, -0.2f};
+    const double w64[3] = {0, 0, 0};
+    const char *f32 = "f32", *names[3] = {"w", "w/Adam", "w/Adam_1"};
+    const char *dt[3] = {f32, f32, f32}, *dt_bad[3] = {f32, f32, "f64"};
+    const int64_t d3[3] = {3, 3, 3}, d_bad[3] = {3, 2, 3};
+    const void *data[3] = {w, m0, v0}, *data_bad[3] = {w, m0, w64};
+    Floe__Dist__Reply *r;
+    floe__dist_tensor *t;
+    (void)state;
+
+    start_opt(&f, 1, 5000, "adam", 0.01);
+    /* A slot of a variable not in the Init, of the wrong shape, of the wrong dtype. */
+    expect_error(call_many(&f, "Init", 4, 2, (const char *[]){"w", "u/Adam"}, dt, d3, data,
+                           NULL, NULL), FLOE_INVALID_ARGUMENT, "'u/Adam'");
+    expect_error(call_many(&f, "Init", 4, 3, names, dt, d_bad, data, NULL, NULL),
+                 FLOE_INVALID_ARGUMENT, "'w/Adam'");
+    expect_error(call_many(&f, "Init", 4, 3, names, dt_bad, d3, data_bad, NULL, NULL),
+                 FLOE_INVALID_ARGUMENT, "'w/Adam_1'");
+    expect_error(call_many(&f, "Init", 4, 3, (const char *[]){"w", "w/Adam", "w/Adam"}, dt, d3,
+                           data, NULL, NULL), FLOE_INVALID_ARGUMENT, "'w/Adam' twice");
+    expect_error(call_many(&f, "Init", 4, 1, (const char *[]){"w/Adam"}, dt, d3, data, NULL,
+                           NULL), FLOE_INVALID_ARGUMENT, "only slots");
+    server_alive(&f);
+    expect_error(call_many(&f, "Pull", 0, 1, names, NULL, NULL, NULL, NULL, NULL),
+                 FLOE_UNAVAILABLE, "not initialised");
+    /* At global step 4, so the next update is Adam's 5th. */
+    assert_int_equal(call_many(&f, "Init", 4, 3, names, dt, d3, data, &r, NULL), FLOE_OK);
+    floe__dist_reply_free(r);
+    assert_int_equal(call_many(&f, "Pull", 0, 3, names, NULL, NULL, NULL, &r, &t), FLOE_OK);
+    assert_int_equal(r->n_tensors, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(t[i].name, names[i]);
+        assert_int_equal(t[i].dtype, FLOE_DTYPE_F32);
+        assert_int_equal(t[i].ndim, 1);
+        assert_int_equal(t[i].dims[0], 3);
+        assert_memory_equal(t[i].data, data[i], sizeof(w));
+    }
+    free(t);
+    floe__dist_reply_free(r);
+    expect_error(call_many(&f, "Pull", 0, 1, (const char *[]){"u/Adam_1"}, NULL, NULL, NULL,
+                           NULL, NULL), FLOE_NOT_FOUND, "'u/Adam_1'");
+
+    assert_int_equal(call_one(&f, "Push", 0, 4, "w", "f32", 3, g, sizeof(g), &r), FLOE_OK);
+    assert_int_equal(r->step, 5);
+    floe__dist_reply_free(r);
+    {
+        const double b1 = 0.9, b2 = 0.999, lr = 0.01;
+        double lr_t = lr * sqrt(1 - pow(b2, 5)) / (1 - pow(b1, 5));
+        float m[3], v[3], x[3], x0[3];
+        for (int i = 0; i < 3; i++) {
+            m[i] = (float)(b1 * m0[i] + (1 - b1) * g[i]);
+            v[i] = (float)(b2 * v0[i] + (1 - b2) * g[i] * g[i]);
+            x[i] = (float)(w[i] - lr_t * m[i] / (sqrt(v[i]) + 1e-7));
+            /* From zero slots the step would be lr_t * g/|g| * (1-b1)/sqrt(1-b2) apart. */
+            double m_z = (1 - b1) * g[i], v_z = (1 - b2) * g[i] * g[i];
+            x0[i] = (float)(w[i] - lr_t * m_z / (sqrt(v_z) + 1e-7));
+        }
+        assert_int_equal(call_many(&f, "Pull", 0, 3, names, NULL, NULL, NULL, &r, &t), FLOE_OK);
+        for (int i = 0; i < 3; i++) {
+            const float *got = t[0].data, *gm = t[1].data, *gv = t[2].data;
+            assert_float_equal(gm[i], m[i], 1e-6 * fabs(m[i]) + 1e-9);
+            assert_float_equal(gv[i], v[i], 1e-6 * fabs(v[i]) + 1e-9);
+            assert_float_equal(got[i], x[i], 1e-6);
+            assert_true(fabs(got[i] - x0[i]) > 1e-3);   /* the slots were used */
+        }
+        free(t);
+        floe__dist_reply_free(r);
+    }
+    stop(&f);
+
+    /* sgd keeps no slots: Init and Pull of them fail naming the slot and the optimizer. */
+    start(&f, 1, 5000);
+    expect_error(call_many(&f, "Init", 0, 3, names, dt, d3, data, NULL, NULL),
+                 FLOE_INVALID_ARGUMENT, "'w/Adam': optimizer sgd");
+    assert_int_equal(call_many(&f, "Init", 0, 1, names, dt, d3, data, &r, NULL), FLOE_OK);
+    floe__dist_reply_free(r);
+    expect_error(call_many(&f, "Pull", 0, 1, names + 2, NULL, NULL, NULL, NULL, NULL),
+                 FLOE_INVALID_ARGUMENT, "'w/Adam_1': optimizer sgd");
+    server_alive(&f);
+    stop(&f);
+}
+
 static void ps_sync_step_missing_a_worker_fails_by_deadline(void **state) {
     fx f;
     float v[2] = {1, 2};
@@ -252,6 +392,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ps_rejects_malformed_messages_and_keeps_serving),
         cmocka_unit_test(ps_applies_pushed_gradients),
+        cmocka_unit_test(ps_adam_slots_init_pull_and_step),
         cmocka_unit_test(ps_sync_step_missing_a_worker_fails_by_deadline),
         cmocka_unit_test(cluster_parse_accepts_specs_and_names_errors),
     };

@@ -58,6 +58,8 @@ timeout 50 "$floe" train --cluster "$spec" --task 0 --steps 200 "${sec[@]}" \
 [ -s "$dir/ckpt/ckpt-200.floeckpt" ] || fail "no final checkpoint"
 "$floe" checkpoint ls "$dir/ckpt/ckpt-200.floeckpt" | grep -q "dense_0/kernel" ||
     fail "checkpoint without dense_0/kernel"
+"$floe" checkpoint ls "$dir/ckpt/ckpt-200.floeckpt" | grep -q "dense_0/kernel/Adam_1" ||
+    fail "checkpoint without the Adam slot dense_0/kernel/Adam_1"
 timeout 20 tail --pid=$w1 -f /dev/null
 wait $w1 || fail "worker 1 failed"
 acc=$(sed -n 's/^Test accuracy: //p' "$dir/w0.log")
@@ -69,4 +71,32 @@ printf 'wrong\n' > "$dir/bad"
 timeout 30 "$floe" train --cluster "$spec" --task 1 --steps 400 "${sec[@]}" --token-file "$dir/bad" \
     > "$dir/bad.log" 2>&1 && fail "wrong token accepted"
 grep -q UNAUTHENTICATED "$dir/bad.log" || fail "wrong token: not UNAUTHENTICATED"
+
+# SGD keeps no slots: its checkpoint has none; a job resumed from it with Adam servers
+# (as from a checkpoint written before slots were kept) starts the moments from zero
+# and checkpoints them.  One ps, one worker.
+one_ps() {   # $1: optimizer; $2: log name.  Prints the port.
+    "$floe" server --cluster "ps=127.0.0.1:1;worker=127.0.0.1:3" --job ps --task 0 \
+        --bind 127.0.0.1:0 --optimizer "$1" "${sec[@]}" > "$dir/$2.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do
+        port=$(sed -n 's/^ps [0-9]* serving on port \([0-9]*\).*/\1/p' "$dir/$2.log")
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    [ -n "$port" ] || fail "ps $2 did not start"
+}
+one_ps sgd sgd_ps
+timeout 50 "$floe" train --cluster "ps=127.0.0.1:$port;worker=127.0.0.1:3" --task 0 --steps 60 \
+    "${sec[@]}" --checkpoint "$dir/sgd" --checkpoint-every 50 > "$dir/sgd_w0.log" 2>&1 ||
+    fail "sgd chief failed"
+"$floe" checkpoint ls "$dir/sgd/ckpt-60.floeckpt" > "$dir/sgd_ls.log" 2>&1 || fail "sgd ls"
+grep -q "dense_0/kernel" "$dir/sgd_ls.log" || fail "sgd checkpoint without dense_0/kernel"
+grep -q "/Adam" "$dir/sgd_ls.log" && fail "sgd checkpoint with Adam slots"
+one_ps adam adam_ps
+timeout 50 "$floe" train --cluster "ps=127.0.0.1:$port;worker=127.0.0.1:3" --task 0 --steps 80 \
+    "${sec[@]}" --checkpoint "$dir/sgd" --checkpoint-every 50 > "$dir/adam_w0.log" 2>&1 ||
+    fail "adam chief resumed from the sgd checkpoint failed"
+"$floe" checkpoint ls "$dir/sgd/ckpt-80.floeckpt" | grep -q "dense_1/bias/Adam " ||
+    fail "resumed adam checkpoint without dense_1/bias/Adam"
 echo "ok: accuracy $acc"

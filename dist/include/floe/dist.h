@@ -124,10 +124,13 @@ typedef struct floe_dist_train_options {
     void *on_step_arg;
     /* (nullable) chief only: a checkpoint of every variable (floe/checkpoint.h, "ckpt-
      * <global step>.floeckpt", the newest 3 kept) every @checkpoint_every global steps
-     * (default 100) and at the end.  When the chief starts and the directory holds one,
-     * the job starts from it: servers that hold no variables yet (a new or restarted
-     * job) get the checkpoint's values and step.  A server restarted alone gets the
-     * chief's newest values instead, losing at most one step. */
+     * (default 100) and at the end, with the servers' Adam slots as "<var>/Adam" (m) and
+     * "<var>/Adam_1" (v) when their optimizer is adam.  When the chief starts and the
+     * directory holds one, the job starts from it: servers that hold no variables yet (a
+     * new or restarted job) get the checkpoint's values, slots and step (a checkpoint
+     * without slots: they start at zero).  A server restarted alone gets the chief's
+     * newest values instead, losing at most one step, and the slots of its last
+     * checkpoint. */
     const char *checkpoint_dir;
     int64_t checkpoint_every;
 } floe_dist_train_options;

@@ -7,8 +7,11 @@
  * request, plus metadata arrays and slice ownership to manage; the C++ generic API
  * (GenericStub::UnaryCall, CallbackGenericService) does the same with raw bytes in a
  * tenth of the code, and is stable across the 1.4x-1.5x releases.  The C++ stays in this
- * file: the plugin's only export is the C descriptor (FLOE_PLUGIN_DEFINE), and it links
- * with -Wl,-z,defs against gRPC, never libfloe.
+ * file, built as dist_grpc_impl.so (not a plugin: its only export is the C function
+ * floe_dist_grpc_impl_ops), which the plugin floe_dist_grpc.so (plugin.c) opens the first
+ * time a program uses the transport: loading gRPC, protobuf and OpenSSL costs ~11 ms and
+ * 6 MB at every floe_context_new otherwise.  It links with -Wl,-z,defs against gRPC,
+ * never libfloe.
  *
  * Wire: every RPC is "/floe.dist.Dist/<method>" carrying the runtime's serialized
  * message as raw bytes (no protobuf on this layer: the runtime validates the bytes).
@@ -21,7 +24,7 @@
  * mTLS refuses to start unless insecure with no_auth=1 (tests on loopback only).
  *
  * Sections: options; client (connect, call, cancel); server (reactor, serve, shutdown);
- * registration.
+ * the entry point for plugin.c.
  */
 #include <atomic>
 #include <chrono>
@@ -45,8 +48,10 @@
 #define FLOE_PLUGIN_NO_NATURAL_NAMES 1
 #include <floe/plugin.h>
 
+/* The host table, handed over by the plugin (plugin.c) when it loads this library
+ * (declared by floe/plugin.h; hidden here like every symbol but the entry point). */
 extern "C" {
-extern const floe_host *floe__host;
+const floe_host *floe__host;
 }
 
 namespace {
@@ -539,43 +544,35 @@ void tp_destroy(void *state) {
     delete static_cast<Transport *>(state);
 }
 
-/* ---- Registration ------------------------------------------------------------------- */
+/* ---- Entry point for plugin.c ------------------------------------------------------- */
 
-floe_status dist_grpc_init(floe_plugin *self, void **user) {
-    floe_transport_ops ops;
+/* Fills @ops with the transport's functions and a new state (the tables's other members are
+ * left to the caller).  Called once per context, the first time a program uses the
+ * transport; @host is the core's host table. */
+floe_status impl_ops(const floe_host *host, floe_transport_ops *ops) {
+    floe__host = host;
     Transport *tp;
-    floe_status st;
-
-    *user = nullptr;
     try {
         tp = new Transport;
     } catch (const std::bad_alloc &) {
         return fail(FLOE_RESOURCE_EXHAUSTED, "out of memory");
     }
-    memset(&ops, 0, sizeof(ops));
-    ops.abi_major = FLOE_TRANSPORT_ABI_MAJOR;
-    ops.abi_minor = FLOE_TRANSPORT_ABI_MINOR;
-    ops.struct_size = sizeof(ops);
-    ops.name = "grpc";
-    ops.state = tp;
-    ops.connect = tp_connect;
-    ops.disconnect = tp_disconnect;
-    ops.call = tp_call;
-    ops.serve = tp_serve;
-    ops.shutdown = tp_shutdown;
-    ops.destroy = tp_destroy;
-    ops.set_option = tp_set_option;
-    ops.cancel = tp_cancel;
-    ops.server_port = tp_server_port;
-    if ((st = floe__host->register_transport(self, &ops)) != FLOE_OK)
-        delete tp;
-    return st;
+    ops->state = tp;
+    ops->connect = tp_connect;
+    ops->disconnect = tp_disconnect;
+    ops->call = tp_call;
+    ops->serve = tp_serve;
+    ops->shutdown = tp_shutdown;
+    ops->destroy = tp_destroy;
+    ops->set_option = tp_set_option;
+    ops->cancel = tp_cancel;
+    ops->server_port = tp_server_port;
+    return FLOE_OK;
 }
 
 } // namespace
 
-extern "C" {
-FLOE_PLUGIN_DEFINE(dist_grpc, "0.1.0", "Floe", "Apache-2.0",
-                   "gRPC transport of the distributed runtime (TLS, token or mTLS)",
-                   dist_grpc_init, NULL)
+extern "C" __attribute__((visibility("default")))
+floe_status floe_dist_grpc_impl_ops(const floe_host *host, floe_transport_ops *ops) {
+    return impl_ops(host, ops);
 }

@@ -344,6 +344,37 @@ static void transport_bad_configurations_are_refused(void **state) {
     floe_context_free(ctx);
 }
 
+/* The plugin opens gRPC (dist_grpc_impl.so beside it) only when a program uses the
+ * transport: copied alone into a directory, it still loads, and the first call fails
+ * with UNAVAILABLE naming the missing file, not the context. */
+static void transport_missing_implementation_fails_at_first_use(void **state) {
+    (void)state;
+    const char *build = getenv("FLOE_BUILD_ROOT");
+    char dir[256], cmd[1024];
+    floe_context_options o;
+    floe_context *ctx = NULL;
+    floe_transport *t = NULL;
+    floe_transport_conn *c = (floe_transport_conn *)&t;
+
+    assert_non_null(build);
+    snprintf(dir, sizeof(dir), "/tmp/floe-grpc-alone-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(cmd, sizeof(cmd), "cp '%s/plugins/dist_grpc/floe_dist_grpc.so' '%s/'", build, dir);
+    assert_int_equal(system(cmd), 0);
+    floe_context_options_init(&o);
+    o.plugin_path = dir;
+    o.system_plugins = 0;
+    assert_int_equal(floe_context_new(&o, &ctx), FLOE_OK);
+    assert_int_equal(floe_transport_find(ctx, "grpc", &t), FLOE_OK);
+    assert_int_equal(floe_transport_connect(t, "127.0.0.1:1", 300, &c), FLOE_UNAVAILABLE);
+    assert_null(c);
+    assert_non_null(strstr(floe_last_error(), "dist_grpc_impl.so"));
+    assert_int_equal(floe_transport_set_option(t, "insecure", "1"), FLOE_UNAVAILABLE);
+    floe_context_free(ctx);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(int argc, char **argv) {
     char cmd[600];
     const char *src = getenv("FLOE_SOURCE_ROOT");
@@ -358,6 +389,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(transport_mtls_needs_a_certificate_of_the_ca),
         cmocka_unit_test(transport_insecure_only_on_loopback),
         cmocka_unit_test(transport_bad_configurations_are_refused),
+        cmocka_unit_test(transport_missing_implementation_fails_at_first_use),
     };
     int rc;
 

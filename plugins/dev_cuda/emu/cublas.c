@@ -157,8 +157,10 @@ static bool span_ok(const gemm_job *g, const char *name, const void *p, int rows
 
 static cublasStatus_t gemm_submit(cublasHandle_t h, const gemm_job *g) {
     bool na = g->ta == CUBLAS_OP_N, nb = g->tb == CUBLAS_OP_N;
-    if (h == NULL)
+    if (h == NULL) {
+        floe_cuda_emu_fail("cublas%cgemm: the handle is NULL", g->dbl ? 'D' : 'S');
         return CUBLAS_STATUS_NOT_INITIALIZED;
+    }
     if (!gemm_args_valid(g))
         return CUBLAS_STATUS_INVALID_VALUE;
     if (g->m == 0 || g->n == 0 || g->batch == 0)
@@ -170,6 +172,14 @@ static cublasStatus_t gemm_submit(cublasHandle_t h, const gemm_job *g) {
     if (floe_cuda_emu_enqueue(h->stream, gemm_run, g, sizeof(*g)) != cudaSuccess)
         return CUBLAS_STATUS_EXECUTION_FAILED;
     return CUBLAS_STATUS_SUCCESS;
+}
+
+/* alpha and beta are read at the call (host pointer mode), so they must be there. */
+static bool scalars_ok(const char *who, const void *alpha, const void *beta) {
+    if (alpha != NULL && beta != NULL)
+        return true;
+    floe_cuda_emu_fail("%s: alpha (%p) or beta (%p) is NULL", who, alpha, beta);
+    return false;
 }
 
 static gemm_job gemm_job_of(bool dbl, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
@@ -184,7 +194,7 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa,
                               cublasOperation_t transb, int m, int n, int k, const float *alpha,
                               const float *A, int lda, const float *B, int ldb, const float *beta,
                               float *C, int ldc) {
-    if (alpha == NULL || beta == NULL)
+    if (!scalars_ok("cublasSgemm_v2", alpha, beta))
         return CUBLAS_STATUS_INVALID_VALUE;
     gemm_job g = gemm_job_of(false, transa, transb, m, n, k, *alpha, A, lda, 0, B, ldb, 0, *beta,
                              C, ldc, 0, 1);
@@ -195,7 +205,7 @@ cublasStatus_t cublasDgemm_v2(cublasHandle_t handle, cublasOperation_t transa,
                               cublasOperation_t transb, int m, int n, int k, const double *alpha,
                               const double *A, int lda, const double *B, int ldb,
                               const double *beta, double *C, int ldc) {
-    if (alpha == NULL || beta == NULL)
+    if (!scalars_ok("cublasDgemm_v2", alpha, beta))
         return CUBLAS_STATUS_INVALID_VALUE;
     gemm_job g = gemm_job_of(true, transa, transb, m, n, k, *alpha, A, lda, 0, B, ldb, 0, *beta,
                              C, ldc, 0, 1);
@@ -208,7 +218,7 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
                                          long long int strideA, const float *B, int ldb,
                                          long long int strideB, const float *beta, float *C,
                                          int ldc, long long int strideC, int batchCount) {
-    if (alpha == NULL || beta == NULL)
+    if (!scalars_ok("cublasSgemmStridedBatched", alpha, beta))
         return CUBLAS_STATUS_INVALID_VALUE;
     gemm_job g = gemm_job_of(false, transa, transb, m, n, k, *alpha, A, lda, strideA, B, ldb,
                              strideB, *beta, C, ldc, strideC, batchCount);
@@ -221,7 +231,7 @@ cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t handle, cublasOperation_
                                          long long int strideA, const double *B, int ldb,
                                          long long int strideB, const double *beta, double *C,
                                          int ldc, long long int strideC, int batchCount) {
-    if (alpha == NULL || beta == NULL)
+    if (!scalars_ok("cublasDgemmStridedBatched", alpha, beta))
         return CUBLAS_STATUS_INVALID_VALUE;
     gemm_job g = gemm_job_of(true, transa, transb, m, n, k, *alpha, A, lda, strideA, B, ldb,
                              strideB, *beta, C, ldc, strideC, batchCount);

@@ -362,83 +362,129 @@ static cudnnStatus_t conv_check(const char *who, const tensor *x, const filter *
     return CUDNN_STATUS_SUCCESS;
 }
 
-/* Adds one product term at output (n, k, oh, ow), filter tap (c, r, s) to @acc, indexed
- * like the result of @j's direction (logical NCHW / KCRS order). */
-static void conv_term(const conv_job *j, double *acc, int n, int k, int oh, int ow, int c, int r,
-                      int s, int ih, int iw) {
-    const tensor *x = &j->x, *y = &j->y;
-    const filter *w = &j->w;
-    int fr = j->cv.mode == CUDNN_CONVOLUTION ? w->r - 1 - r : r;
-    int fs = j->cv.mode == CUDNN_CONVOLUTION ? w->s - 1 - s : s;
-    double wv, xv, yv;
-    switch (j->kind) {
-    case CONV_FWD:
-        xv = load(j->in1, x->type, tensor_off(x, n, c, ih, iw));
-        wv = load(j->in2, w->type, filter_off(w, k, c, fr, fs));
-        acc[(((int64_t)n * y->dim[1] + k) * y->dim[2] + oh) * y->dim[3] + ow] += xv * wv;
-        break;
-    case CONV_BWD_DATA:
-        wv = load(j->in1, w->type, filter_off(w, k, c, fr, fs));
-        yv = load(j->in2, y->type, tensor_off(y, n, k, oh, ow));
-        acc[(((int64_t)n * x->dim[1] + c) * x->dim[2] + ih) * x->dim[3] + iw] += yv * wv;
-        break;
-    case CONV_BWD_FILTER:
-        xv = load(j->in1, x->type, tensor_off(x, n, c, ih, iw));
-        yv = load(j->in2, y->type, tensor_off(y, n, k, oh, ow));
-        acc[(((int64_t)k * w->c + c) * w->r + fr) * w->s + fs] += xv * yv;
-        break;
-    }
+/* The work runs on dense double copies in n-h-w-c (tensors) and k-r-s-c (filters, taps
+ * already flipped for CUDNN_CONVOLUTION) order, so the innermost loop is a contiguous
+ * dot product over channels; results are blended back through the descriptors. */
+
+static double *tensor_gather(const tensor *t, const void *p) {
+    const int *d = t->dim;
+    double *out = malloc((size_t)tensor_count(t) * sizeof(double)), *o = out;
+    if (out != NULL && p != NULL)
+        for (int n = 0; n < d[0]; n++)
+            for (int h = 0; h < d[2]; h++)
+                for (int w = 0; w < d[3]; w++)
+                    for (int c = 0; c < d[1]; c++)
+                        *o++ = load(p, t->type, tensor_off(t, n, c, h, w));
+    return out;
 }
 
-/* Stores the accumulated result (logical order) into the output, blending. */
-static void conv_store(const conv_job *j, const double *acc) {
-    int64_t i = 0;
-    if (j->kind == CONV_BWD_FILTER) {
-        const filter *w = &j->w;
-        for (int k = 0; k < w->k; k++)
-            for (int c = 0; c < w->c; c++)
-                for (int r = 0; r < w->r; r++)
-                    for (int s = 0; s < w->s; s++)
-                        blend(j->out, w->type, filter_off(w, k, c, r, s), j->alpha, j->beta,
-                              acc[i++]);
-        return;
-    }
-    const tensor *t = j->kind == CONV_FWD ? &j->y : &j->x;
-    for (int n = 0; n < t->dim[0]; n++)
-        for (int c = 0; c < t->dim[1]; c++)
-            for (int h = 0; h < t->dim[2]; h++)
-                for (int w = 0; w < t->dim[3]; w++)
-                    blend(j->out, t->type, tensor_off(t, n, c, h, w), j->alpha, j->beta, acc[i++]);
+static void tensor_scatter(const tensor *t, void *p, const double *v, double alpha, double beta) {
+    const int *d = t->dim;
+    for (int n = 0; n < d[0]; n++)
+        for (int h = 0; h < d[2]; h++)
+            for (int w = 0; w < d[3]; w++)
+                for (int c = 0; c < d[1]; c++)
+                    blend(p, t->type, tensor_off(t, n, c, h, w), alpha, beta, *v++);
+}
+
+/* Filter tap (r, s) as stored: flipped for a true convolution. */
+static int64_t filter_tap(const conv_job *j, int64_t k, int64_t c, int64_t r, int64_t s) {
+    const filter *f = &j->w;
+    if (j->cv.mode == CUDNN_CONVOLUTION)
+        r = f->r - 1 - r, s = f->s - 1 - s;
+    return filter_off(f, k, c, r, s);
+}
+
+static double *filter_gather(const conv_job *j, const void *p) {
+    const filter *f = &j->w;
+    double *out = malloc((size_t)f->k * f->r * f->s * f->c * sizeof(double)), *o = out;
+    if (out != NULL && p != NULL)
+        for (int k = 0; k < f->k; k++)
+            for (int r = 0; r < f->r; r++)
+                for (int s = 0; s < f->s; s++)
+                    for (int c = 0; c < f->c; c++)
+                        *o++ = load(p, f->type, filter_tap(j, k, c, r, s));
+    return out;
+}
+
+static void filter_scatter(const conv_job *j, const double *v) {
+    const filter *f = &j->w;
+    for (int k = 0; k < f->k; k++)
+        for (int r = 0; r < f->r; r++)
+            for (int s = 0; s < f->s; s++)
+                for (int c = 0; c < f->c; c++)
+                    blend(j->out, f->type, filter_tap(j, k, c, r, s), j->alpha, j->beta, *v++);
+}
+
+/* Dense copies of one job: x, w and y (or dx, dw, dy), each n-h-w-c / k-r-s-c. */
+typedef struct conv_bufs {
+    double *x, *w, *y;
+} conv_bufs;
+
+/* Visits every (output position, in-range tap, output channel) and adds the product of
+ * the two inputs' channel rows into the result: y (forward), x (backward data) or w
+ * (backward filter). */
+static void conv_loop(const conv_job *j, conv_bufs *b) {
+    const tensor *x = &j->x, *y = &j->y;
+    int C = x->dim[1], H = x->dim[2], W = x->dim[3], K = y->dim[1];
+    int R = j->w.r, S = j->w.s;
+    size_t kstride = (size_t)R * S * C;
+    for (int n = 0; n < y->dim[0]; n++)
+        for (int oh = 0; oh < y->dim[2]; oh++)
+            for (int ow = 0; ow < y->dim[3]; ow++) {
+                double *yr = b->y + (((size_t)n * y->dim[2] + oh) * y->dim[3] + ow) * K;
+                for (int r = 0; r < R; r++) {
+                    int ih = oh * j->cv.u - j->cv.pad_h + r * j->cv.dil_h;
+                    for (int s = 0; s < S && ih >= 0 && ih < H; s++) {
+                        int iw = ow * j->cv.v - j->cv.pad_w + s * j->cv.dil_w;
+                        if (iw < 0 || iw >= W)
+                            continue;
+                        double *xr = b->x + (((size_t)n * H + ih) * W + iw) * C;
+                        double *wr = b->w + ((size_t)r * S + s) * C;
+                        for (int k = 0; k < K; k++, wr += kstride) {
+                            if (j->kind == CONV_FWD) {
+                                double acc = 0.0;
+                                for (int c = 0; c < C; c++)
+                                    acc += xr[c] * wr[c];
+                                yr[k] += acc;
+                            } else if (j->kind == CONV_BWD_DATA) {
+                                for (int c = 0; c < C; c++)
+                                    xr[c] += yr[k] * wr[c];
+                            } else {
+                                for (int c = 0; c < C; c++)
+                                    wr[c] += yr[k] * xr[c];
+                            }
+                        }
+                    }
+                }
+            }
 }
 
 static void conv_run(void *arg) {
     const conv_job *j = arg;
-    const tensor *x = &j->x, *y = &j->y;
-    const filter *w = &j->w;
-    int64_t count = j->kind == CONV_FWD ? tensor_count(y)
-                    : j->kind == CONV_BWD_DATA
-                        ? tensor_count(x)
-                        : (int64_t)w->k * w->c * w->r * w->s;
-    double *acc = calloc((size_t)count, sizeof(double));
-    if (acc == NULL) {
-        floe_cuda_emu_fail("%s: out of host memory for %lld accumulators", CONV_NAME[j->kind],
-                           (long long)count);
-        return;
+    size_t nx = (size_t)tensor_count(&j->x), ny = (size_t)tensor_count(&j->y);
+    size_t nw = (size_t)j->w.k * j->w.c * j->w.r * j->w.s;
+    /* the result starts at zero; the inputs are gathered from the caller's tensors */
+    conv_bufs b = {
+        j->kind == CONV_BWD_DATA ? calloc(nx, sizeof(double)) : tensor_gather(&j->x, j->in1),
+        j->kind == CONV_BWD_FILTER ? calloc(nw, sizeof(double))
+                                   : filter_gather(j, j->kind == CONV_FWD ? j->in2 : j->in1),
+        j->kind == CONV_FWD ? calloc(ny, sizeof(double)) : tensor_gather(&j->y, j->in2)};
+    if (b.x == NULL || b.w == NULL || b.y == NULL) {
+        floe_cuda_emu_fail("%s: out of host memory for %zu + %zu + %zu doubles",
+                           CONV_NAME[j->kind], nx, nw, ny);
+    } else {
+        conv_loop(j, &b);
+        if (j->kind == CONV_FWD)
+            tensor_scatter(&j->y, j->out, b.y, j->alpha, j->beta);
+        else if (j->kind == CONV_BWD_DATA)
+            tensor_scatter(&j->x, j->out, b.x, j->alpha, j->beta);
+        else
+            filter_scatter(j, b.w);
     }
-    for (int n = 0; n < y->dim[0]; n++)
-        for (int k = 0; k < y->dim[1]; k++)
-            for (int oh = 0; oh < y->dim[2]; oh++)
-                for (int ow = 0; ow < y->dim[3]; ow++)
-                    for (int c = 0; c < w->c; c++)
-                        for (int r = 0; r < w->r; r++)
-                            for (int s = 0; s < w->s; s++) {
-                                int ih = oh * j->cv.u - j->cv.pad_h + r * j->cv.dil_h;
-                                int iw = ow * j->cv.v - j->cv.pad_w + s * j->cv.dil_w;
-                                if (ih >= 0 && ih < x->dim[2] && iw >= 0 && iw < x->dim[3])
-                                    conv_term(j, acc, n, k, oh, ow, c, r, s, ih, iw);
-                            }
-    conv_store(j, acc);
-    free(acc);
+    free(b.x);
+    free(b.w);
+    free(b.y);
 }
 
 /* Checks the descriptors, workspace and every span, then queues the convolution. */
@@ -954,8 +1000,11 @@ cudnnStatus_t cudnnBatchNormalizationForwardTraining(
         return CUDNN_STATUS_NOT_INITIALIZED;
     if ((st = bn_check(&j, mode, xDesc, yDesc, xDesc, p, epsilon)) != CUDNN_STATUS_SUCCESS)
         return st;
-    if (alpha == NULL || beta == NULL ||
-        !pair_ok(who, "resultRunningMean", resultRunningMean, "resultRunningVariance",
+    if (alpha == NULL || beta == NULL) {
+        floe_cuda_emu_fail("%s: alpha or beta is NULL", who);
+        return CUDNN_STATUS_BAD_PARAM;
+    }
+    if (!pair_ok(who, "resultRunningMean", resultRunningMean, "resultRunningVariance",
                  resultRunningVariance) ||
         !pair_ok(who, "resultSaveMean", resultSaveMean, "resultSaveInvVariance",
                  resultSaveInvVariance))

@@ -420,7 +420,7 @@ static void sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
-/* Feeds the current values; runs @plan. */
+/* Feeds the current values; runs @plan; @fetched come back in host memory. */
 static floe_status run_plan(worker *w, floe_plan *plan, floe_tensor *x, floe_tensor *y,
                             int nfetch, floe_tensor **fetched) {
     floe_tensor *feeds[2 + 2 * MAX_LAYERS];
@@ -441,7 +441,19 @@ static floe_status run_plan(worker *w, floe_plan *plan, floe_tensor *x, floe_ten
         st = floe_plan_run(plan, feeds, fetched);
     for (int i = y ? 2 : 1; i < n; i++)
         floe_tensor_unref(feeds[i]);
-    (void)nfetch;
+    /* The worker reads what it fetched on the host; on a GPU the plan leaves it there. */
+    for (int i = 0; st == FLOE_OK && i < nfetch; i++) {
+        floe_tensor *h = NULL;
+        if ((st = floe_tensor_to_host(fetched[i], &h)) == FLOE_OK) {
+            floe_tensor_unref(fetched[i]);
+            fetched[i] = h;
+        }
+    }
+    if (st != FLOE_OK && fetched[0] != NULL)
+        for (int i = 0; i < nfetch; i++) {
+            floe_tensor_unref(fetched[i]);
+            fetched[i] = NULL;
+        }
     return st;
 }
 

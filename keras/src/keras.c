@@ -742,20 +742,33 @@ typedef struct step_log {
 /* Accounts training step @step (0-based in this pass) over @rows examples: adds the
  * fetched mean loss (@fetch[0]) and correct count (@fetch[1], nullable) to @r, writes the
  * per-step TensorBoard scalars when due, updates the progress bar.  Releases @fetch. */
+/* The f32 scalar @t, fetched from wherever the plan left it (a GPU's memory included). */
+static floe_status fetched_scalar(const floe_tensor *t, double *out) {
+    floe_tensor *h = NULL;
+    floe_status st = floe_tensor_to_host(t, &h);
+    if (st != FLOE_OK)
+        return floe__keras_fail(st, "reading a fetched value: %s", floe_last_error());
+    *out = (double)*(const float *)floe_tensor_data(h);
+    floe_tensor_unref(h);
+    return FLOE_OK;
+}
+
 static floe_status step_done(const floe_model *m, int64_t step, int64_t rows,
                              floe_tensor *fetch[2], floe__progress *prog, const step_log *sl,
                              pass_result *r) {
-    floe_status st = FLOE_OK;
-    double bl = (double)*(const float *)floe_tensor_data(fetch[0]), bc = -1;
+    double bl = 0, bc = -1;
+    floe_status st = fetched_scalar(fetch[0], &bl);
 
-    r->loss_sum += bl * (double)rows;
-    if (fetch[1] != NULL) {
-        bc = (double)*(const float *)floe_tensor_data(fetch[1]);
-        r->correct += bc;
-    }
-    r->examples += rows;
+    if (st == FLOE_OK && fetch[1] != NULL)
+        st = fetched_scalar(fetch[1], &bc);
     floe_tensor_unref(fetch[0]);
     floe_tensor_unref(fetch[1]);
+    if (st != FLOE_OK)
+        return st;
+    r->loss_sum += bl * (double)rows;
+    if (bc >= 0)
+        r->correct += bc;
+    r->examples += rows;
     if (sl != NULL && (sl->base + step + 1) % sl->every == 0)
         st = floe__tensorboard_batch(sl->tb, sl->base + step + 1, bl,
                                      m->has_accuracy ? bc / (double)rows : -1);
@@ -965,9 +978,15 @@ floe_status floe_model_predict(floe_model *m, const floe_dataset *data, int64_t 
             st = floe__keras_fail(FLOE_INTERNAL, "predict: output has %lld elements, expected "
                                   "%lld", (long long)floe_tensor_num_elements(res),
                                   (long long)(cnt * m->out_elems));
-        if (st == FLOE_OK)
-            memcpy(out + done * m->out_elems, floe_tensor_data(res),
-                   (size_t)(cnt * m->out_elems) * sizeof(float));
+        if (st == FLOE_OK) {
+            floe_tensor *h = NULL; /* the output may sit in a GPU's memory */
+            if ((st = floe_tensor_to_host(res, &h)) != FLOE_OK)
+                st = floe__keras_fail(st, "predict: %s", floe_last_error());
+            else
+                memcpy(out + done * m->out_elems, floe_tensor_data(h),
+                       (size_t)(cnt * m->out_elems) * sizeof(float));
+            floe_tensor_unref(h);
+        }
         floe_tensor_unref(res);
         floe_tensor_unref(x);
         done += cnt;

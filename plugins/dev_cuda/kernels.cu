@@ -11,9 +11,18 @@
  */
 #include "kernels-impl.h"
 
-#include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
+
+/* FLOE_LAUNCH(grid, block, stream, kernel)(args...) launches @kernel; FLOE_LAUNCH_SYNC
+ * marks kernels whose threads meet at __syncthreads().  On a GPU both are kernel<<<>>>;
+ * the host emulator (emu/device.h, included first when FLOE_CUDA_EMU is defined) runs
+ * the threads of a FLOE_LAUNCH_SYNC block as fibers so that they can wait for each other. */
+#ifndef FLOE_CUDA_EMU
+#  include <cuda_runtime.h>
+#  define FLOE_LAUNCH(grid, block, stream, ...) __VA_ARGS__<<<grid, block, 0, stream>>>
+#  define FLOE_LAUNCH_SYNC FLOE_LAUNCH
+#endif
 
 /* ---- Launch helpers ----------------------------------------------------------------- */
 
@@ -730,19 +739,19 @@ template <typename S>
 int cast_from(cudaStream_t s, int dst, int64_t n, const S *x, void *y) {
     bool src_float = sizeof(S) >= 4 && (S)0.5 != (S)0;
     switch (dst) {
-    case FLOE_DTYPE_F32: cast_kernel<float, S><<<blocks_for(n), kThreads, 0, s>>>(n, x, (float *)y, 0); break;
-    case FLOE_DTYPE_F64: cast_kernel<double, S><<<blocks_for(n), kThreads, 0, s>>>(n, x, (double *)y, 0); break;
+    case FLOE_DTYPE_F32: FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<float, S>)(n, x, (float *)y, 0); break;
+    case FLOE_DTYPE_F64: FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<double, S>)(n, x, (double *)y, 0); break;
     case FLOE_DTYPE_I32:
-        cast_kernel<int32_t, S><<<blocks_for(n), kThreads, 0, s>>>(n, x, (int32_t *)y, src_float ? 2 : 0);
+        FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<int32_t, S>)(n, x, (int32_t *)y, src_float ? 2 : 0);
         break;
     case FLOE_DTYPE_I64:
-        cast_kernel<int64_t, S><<<blocks_for(n), kThreads, 0, s>>>(n, x, (int64_t *)y, src_float ? 3 : 0);
+        FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<int64_t, S>)(n, x, (int64_t *)y, src_float ? 3 : 0);
         break;
     case FLOE_DTYPE_U8:
-        cast_kernel<uint8_t, S><<<blocks_for(n), kThreads, 0, s>>>(n, x, (uint8_t *)y, src_float ? 4 : 0);
+        FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<uint8_t, S>)(n, x, (uint8_t *)y, src_float ? 4 : 0);
         break;
     case FLOE_DTYPE_BOOL:
-        cast_kernel<uint8_t, S><<<blocks_for(n), kThreads, 0, s>>>(n, x, (uint8_t *)y, 1);
+        FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<uint8_t, S>)(n, x, (uint8_t *)y, 1);
         break;
     default:
         return (int)cudaErrorInvalidValue;
@@ -755,10 +764,10 @@ int gather_as(cudaStream_t s, int64_t total, int64_t outer, int64_t axis_dim,
                      int64_t inner, int64_t nidx, const void *params, const void *indices,
                      int idx_i64, void *y) {
     if (idx_i64)
-        gather_kernel<T, int64_t><<<blocks_for(total), kThreads, 0, s>>>(
+        FLOE_LAUNCH(blocks_for(total), kThreads, s, gather_kernel<T, int64_t>)(
             total, outer, axis_dim, inner, nidx, (const T *)params, (const int64_t *)indices, (T *)y);
     else
-        gather_kernel<T, int32_t><<<blocks_for(total), kThreads, 0, s>>>(
+        FLOE_LAUNCH(blocks_for(total), kThreads, s, gather_kernel<T, int32_t>)(
             total, outer, axis_dim, inner, nidx, (const T *)params, (const int32_t *)indices, (T *)y);
     return launched();
 }
@@ -777,10 +786,10 @@ int dev_cuda__k_binary(cudaStream_t s, int op, int dtype, const dev_cuda__bcast 
         using T = decltype(t);
         const T *a = (const T *)x, *b = (const T *)y;
         if (p->same || p->x_scalar || p->y_scalar)
-            binary_flat<T><<<blocks_for(p->n), kThreads, 0, s>>>(op, p->n, a, p->x_scalar ? 0 : 1,
+            FLOE_LAUNCH(blocks_for(p->n), kThreads, s, binary_flat<T>)(op, p->n, a, p->x_scalar ? 0 : 1,
                                                                  b, p->y_scalar ? 0 : 1, (T *)z);
         else
-            binary_bcast<T><<<blocks_for(p->n), kThreads, 0, s>>>(op, *p, a, b, (T *)z);
+            FLOE_LAUNCH(blocks_for(p->n), kThreads, s, binary_bcast<T>)(op, *p, a, b, (T *)z);
         return launched();
     });
 }
@@ -793,13 +802,13 @@ int dev_cuda__k_unary(cudaStream_t s, int op, int dtype, int64_t n, const void *
             return (int)cudaErrorInvalidValue;
         return by_dtype(dtype, [&](auto t) {
             using T = decltype(t);
-            unary_int_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(op, n, (const T *)x, (T *)y);
+            FLOE_LAUNCH(blocks_for(n), kThreads, s, unary_int_kernel<T>)(op, n, (const T *)x, (T *)y);
             return launched();
         });
     }
     return by_float(dtype, [&](auto t) {
         using T = decltype(t);
-        unary_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(op, n, (const T *)x, (T *)y);
+        FLOE_LAUNCH(blocks_for(n), kThreads, s, unary_kernel<T>)(op, n, (const T *)x, (T *)y);
         return launched();
     });
 }
@@ -811,9 +820,9 @@ int dev_cuda__k_reduce(cudaStream_t s, int op, int dtype, const dev_cuda__reduce
     return by_dtype(dtype, [&](auto t) {
         using T = decltype(t);
         if (p->nout >= 4096 || p->nred < 1024)
-            reduce_thread<T><<<blocks_for(p->nout), kThreads, 0, s>>>(op, *p, (const T *)x, (T *)y);
+            FLOE_LAUNCH(blocks_for(p->nout), kThreads, s, reduce_thread<T>)(op, *p, (const T *)x, (T *)y);
         else
-            reduce_block<T><<<(unsigned)(p->nout > 65535 ? 65535 : p->nout), kThreads, 0, s>>>(
+            FLOE_LAUNCH_SYNC((unsigned)(p->nout > 65535 ? 65535 : p->nout), kThreads, s, reduce_block<T>)(
                 op, *p, (const T *)x, (T *)y);
         return launched();
     });
@@ -825,7 +834,7 @@ int dev_cuda__k_bias_add(cudaStream_t s, int dtype, int64_t n, int64_t c, int64_
         return 0;
     return by_dtype(dtype, [&](auto t) {
         using T = decltype(t);
-        bias_add_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(n, c, inner, (const T *)x,
+        FLOE_LAUNCH(blocks_for(n), kThreads, s, bias_add_kernel<T>)(n, c, inner, (const T *)x,
                                                               (const T *)b, (T *)y);
         return launched();
     });
@@ -849,10 +858,10 @@ int dev_cuda__k_fill(cudaStream_t s, size_t elem_size, int64_t n, const void *va
     if (n == 0)
         return 0;
     switch (elem_size) {
-    case 1: fill_kernel<uint8_t><<<blocks_for(n), kThreads, 0, s>>>(n, *(const uint8_t *)value, (uint8_t *)y); break;
-    case 2: fill_kernel<uint16_t><<<blocks_for(n), kThreads, 0, s>>>(n, *(const uint16_t *)value, (uint16_t *)y); break;
-    case 4: fill_kernel<uint32_t><<<blocks_for(n), kThreads, 0, s>>>(n, *(const uint32_t *)value, (uint32_t *)y); break;
-    case 8: fill_kernel<uint64_t><<<blocks_for(n), kThreads, 0, s>>>(n, *(const uint64_t *)value, (uint64_t *)y); break;
+    case 1: FLOE_LAUNCH(blocks_for(n), kThreads, s, fill_kernel<uint8_t>)(n, *(const uint8_t *)value, (uint8_t *)y); break;
+    case 2: FLOE_LAUNCH(blocks_for(n), kThreads, s, fill_kernel<uint16_t>)(n, *(const uint16_t *)value, (uint16_t *)y); break;
+    case 4: FLOE_LAUNCH(blocks_for(n), kThreads, s, fill_kernel<uint32_t>)(n, *(const uint32_t *)value, (uint32_t *)y); break;
+    case 8: FLOE_LAUNCH(blocks_for(n), kThreads, s, fill_kernel<uint64_t>)(n, *(const uint64_t *)value, (uint64_t *)y); break;
     default: return (int)cudaErrorInvalidValue;
     }
     return launched();
@@ -863,10 +872,10 @@ int dev_cuda__k_strided_copy(cudaStream_t s, size_t elem_size, const dev_cuda__t
     if (p->n == 0)
         return 0;
     switch (elem_size) {
-    case 1: transpose_kernel<uint8_t><<<blocks_for(p->n), kThreads, 0, s>>>(*p, base, (const uint8_t *)x, (uint8_t *)y); break;
-    case 2: transpose_kernel<uint16_t><<<blocks_for(p->n), kThreads, 0, s>>>(*p, base, (const uint16_t *)x, (uint16_t *)y); break;
-    case 4: transpose_kernel<uint32_t><<<blocks_for(p->n), kThreads, 0, s>>>(*p, base, (const uint32_t *)x, (uint32_t *)y); break;
-    case 8: transpose_kernel<uint64_t><<<blocks_for(p->n), kThreads, 0, s>>>(*p, base, (const uint64_t *)x, (uint64_t *)y); break;
+    case 1: FLOE_LAUNCH(blocks_for(p->n), kThreads, s, transpose_kernel<uint8_t>)(*p, base, (const uint8_t *)x, (uint8_t *)y); break;
+    case 2: FLOE_LAUNCH(blocks_for(p->n), kThreads, s, transpose_kernel<uint16_t>)(*p, base, (const uint16_t *)x, (uint16_t *)y); break;
+    case 4: FLOE_LAUNCH(blocks_for(p->n), kThreads, s, transpose_kernel<uint32_t>)(*p, base, (const uint32_t *)x, (uint32_t *)y); break;
+    case 8: FLOE_LAUNCH(blocks_for(p->n), kThreads, s, transpose_kernel<uint64_t>)(*p, base, (const uint64_t *)x, (uint64_t *)y); break;
     default: return (int)cudaErrorInvalidValue;
     }
     return launched();
@@ -901,10 +910,10 @@ int dev_cuda__k_sparse_xent(cudaStream_t s, int dtype, int64_t batch, int64_t cl
     return by_float(dtype, [&](auto t) {
         using T = decltype(t);
         if (label_i64)
-            sparse_xent_kernel<T, int64_t><<<grid, kThreads, 0, s>>>(
+            FLOE_LAUNCH_SYNC(grid, kThreads, s, sparse_xent_kernel<T, int64_t>)(
                 batch, classes, (const T *)logits, (const int64_t *)labels, (T *)loss, (T *)backprop);
         else
-            sparse_xent_kernel<T, int32_t><<<grid, kThreads, 0, s>>>(
+            FLOE_LAUNCH_SYNC(grid, kThreads, s, sparse_xent_kernel<T, int32_t>)(
                 batch, classes, (const T *)logits, (const int32_t *)labels, (T *)loss, (T *)backprop);
         return launched();
     });
@@ -916,9 +925,9 @@ int dev_cuda__k_random(cudaStream_t s, int dist, int dtype, int64_t n, const uin
     if (n == 0)
         return 0;
     if (dtype == FLOE_DTYPE_F32)
-        random_f32<<<blocks_for((n + 3) / 4), kThreads, 0, s>>>(dist, n, a, (float *)out);
+        FLOE_LAUNCH(blocks_for((n + 3) / 4), kThreads, s, random_f32)(dist, n, a, (float *)out);
     else if (dtype == FLOE_DTYPE_F64)
-        random_f64<<<blocks_for((n + 1) / 2), kThreads, 0, s>>>(dist, n, a, (double *)out);
+        FLOE_LAUNCH(blocks_for((n + 1) / 2), kThreads, s, random_f64)(dist, n, a, (double *)out);
     else
         return (int)cudaErrorInvalidValue;
     return launched();
@@ -937,7 +946,7 @@ int dev_cuda__k_apply(cudaStream_t s, int kind, int dtype, int64_t n, void *cons
     a.flag = flag;
     return by_float(dtype, [&](auto t) {
         using T = decltype(t);
-        apply_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(kind, n, a);
+        FLOE_LAUNCH(blocks_for(n), kThreads, s, apply_kernel<T>)(kind, n, a);
         return launched();
     });
 }
@@ -946,7 +955,7 @@ int dev_cuda__k_maxpool(cudaStream_t s, const dev_cuda__pool *p, const float *x,
     int64_t n = p->n * p->oh * p->ow * p->c;
     if (n == 0)
         return 0;
-    maxpool_kernel<<<blocks_for(n), kThreads, 0, s>>>(*p, x, y);
+    FLOE_LAUNCH(blocks_for(n), kThreads, s, maxpool_kernel)(*p, x, y);
     return launched();
 }
 
@@ -960,7 +969,7 @@ int dev_cuda__k_maxpool_grad(cudaStream_t s, const dev_cuda__pool *p, const floa
     }
     if (n == 0)
         return 0;
-    maxpool_grad_kernel<<<blocks_for(n), kThreads, 0, s>>>(*p, x, g, dx);
+    FLOE_LAUNCH(blocks_for(n), kThreads, s, maxpool_grad_kernel)(*p, x, g, dx);
     return launched();
 }
 
@@ -968,7 +977,7 @@ int dev_cuda__k_avgpool(cudaStream_t s, const dev_cuda__pool *p, const float *x,
     int64_t n = p->n * p->oh * p->ow * p->c;
     if (n == 0)
         return 0;
-    avgpool_kernel<<<blocks_for(n), kThreads, 0, s>>>(*p, x, y);
+    FLOE_LAUNCH(blocks_for(n), kThreads, s, avgpool_kernel)(*p, x, y);
     return launched();
 }
 
@@ -981,7 +990,7 @@ int dev_cuda__k_avgpool_grad(cudaStream_t s, const dev_cuda__pool *p, const floa
     }
     if (n == 0)
         return 0;
-    avgpool_grad_kernel<<<blocks_for(n), kThreads, 0, s>>>(*p, g, dx);
+    FLOE_LAUNCH(blocks_for(n), kThreads, s, avgpool_grad_kernel)(*p, g, dx);
     return launched();
 }
 
@@ -990,7 +999,7 @@ int dev_cuda__k_pad_nhwc(cudaStream_t s, int64_t n, int64_t h, int64_t w, int64_
     int64_t total = n * (h + pt + pb) * (w + pl + pr) * c;
     if (total == 0)
         return 0;
-    pad_kernel<<<blocks_for(total), kThreads, 0, s>>>(n, h, w, c, pt, pb, pl, pr, x, y);
+    FLOE_LAUNCH(blocks_for(total), kThreads, s, pad_kernel)(n, h, w, c, pt, pb, pl, pr, x, y);
     return launched();
 }
 
@@ -999,7 +1008,7 @@ int dev_cuda__k_crop_nhwc(cudaStream_t s, int64_t n, int64_t h, int64_t w, int64
     int64_t total = n * h * w * c;
     if (total == 0)
         return 0;
-    crop_kernel<<<blocks_for(total), kThreads, 0, s>>>(n, h, w, c, pt, pb, pl, pr, y, x);
+    FLOE_LAUNCH(blocks_for(total), kThreads, s, crop_kernel)(n, h, w, c, pt, pb, pl, pr, y, x);
     return launched();
 }
 
@@ -1012,7 +1021,7 @@ int dev_cuda__k_bn_train_stats(cudaStream_t s, int64_t c, int64_t count, float f
         return 0;
     if (blend && (rm == NULL || rv == NULL))
         return (int)cudaErrorInvalidValue;
-    bn_train_stats_kernel<<<blocks_for(c), kThreads, 0, s>>>(c, (double)count, factor, blend,
+    FLOE_LAUNCH(blocks_for(c), kThreads, s, bn_train_stats_kernel)(c, (double)count, factor, blend,
                                                              save_mean, run_var, rm, rv, bmean,
                                                              bvar, rs1, rs2);
     return launched();
@@ -1021,7 +1030,7 @@ int dev_cuda__k_bn_train_stats(cudaStream_t s, int64_t c, int64_t count, float f
 int dev_cuda__k_bn_inv_std(cudaStream_t s, int64_t c, float eps, const float *var, float *inv) {
     if (c == 0)
         return 0;
-    bn_inv_std_kernel<<<blocks_for(c), kThreads, 0, s>>>(c, eps, var, inv);
+    FLOE_LAUNCH(blocks_for(c), kThreads, s, bn_inv_std_kernel)(c, eps, var, inv);
     return launched();
 }
 
@@ -1029,7 +1038,7 @@ int dev_cuda__k_bn_dx_infer(cudaStream_t s, int64_t n, int64_t c, int64_t inner,
                             const float *dy, const float *scale, const float *inv, float *dx) {
     if (n == 0 || c == 0 || inner == 0)
         return 0;
-    bn_dx_infer_kernel<<<blocks_for(n), kThreads, 0, s>>>(n, c, inner, dy, scale, inv, dx);
+    FLOE_LAUNCH(blocks_for(n), kThreads, s, bn_dx_infer_kernel)(n, c, inner, dy, scale, inv, dx);
     return launched();
 }
 

@@ -236,11 +236,11 @@ static const conf_case cases[] = {
     {"Softplus", 1, 1, {IN(FLOE_DTYPE_F32, 1, 400, 0, 0, 0, -30, 30)}, NULL, 2e-6, 1e-7},
     /* reductions, bias */
     {"Sum", 2, 1, {IN(FLOE_DTYPE_F32, 3, 7, 300, 5, 0, -1, 1), INTS(1, 1, axes_1)}, NULL, 2e-3, 1e-4},
-    {"Sum", 2, 1, {IN(FLOE_DTYPE_F32, 3, 7, 3000, 5, 0, -1, 1), INTS(2, 2, axes_02)}, a_keep, 2e-3, 1e-4},
+    {"Sum", 2, 1, {IN(FLOE_DTYPE_F32, 3, 7, 3000, 5, 0, -1, 1), INTS(1, 2, axes_02)}, a_keep, 2e-3, 1e-4},
     {"Mean", 2, 1, {IN(FLOE_DTYPE_F64, 2, 10, 20, 0, 0, -1, 1), INTS(1, 1, axes_neg)}, NULL, 1e-10, 1e-12},
     {"Mean", 2, 1, {IN(FLOE_DTYPE_I32, 2, 10, 20, 0, 0, -50, 50), INTS(1, 1, axes_1)}, NULL, 0, 0},
     {"Prod", 2, 1, {IN(FLOE_DTYPE_F32, 2, 10, 6, 0, 0, 0.5, 1.5), INTS(1, 1, axes_1)}, NULL, 1e-5, 1e-7},
-    {"Max", 2, 1, {IN(FLOE_DTYPE_F32, 3, 4, 5, 6, 0, -1, 1), INTS(2, 2, axes_02)}, NULL, 0, 0},
+    {"Max", 2, 1, {IN(FLOE_DTYPE_F32, 3, 4, 5, 6, 0, -1, 1), INTS(1, 2, axes_02)}, NULL, 0, 0},
     {"Min", 2, 1, {IN(FLOE_DTYPE_I64, 3, 4, 5, 6, 0, -99, 99), INTS(1, 1, axes_1)}, NULL, 0, 0},
     {"BiasAdd", 2, 1, {IN(FLOE_DTYPE_F32, 4, 2, 3, 4, 5, -1, 1), IN(FLOE_DTYPE_F32, 1, 5, 0, 0, 0, -1, 1)}, NULL, 1e-6, 1e-7},
     {"BiasAdd", 2, 1, {IN(FLOE_DTYPE_F32, 4, 2, 5, 4, 3, -1, 1), IN(FLOE_DTYPE_F32, 1, 5, 0, 0, 0, -1, 1)}, a_nchw, 1e-6, 1e-7},
@@ -718,9 +718,11 @@ int main(void) {
             if (floe_context_plugin(ctx, i, &pi) == FLOE_OK && strcmp(pi.name, "dev_cuda") == 0)
                 why = pi.loaded ? "dev_cuda loaded but registered no GPU" : pi.reason;
         }
-        printf("SKIP: no GPU: %s\n", why);
+        /* test_dev_cuda_emu: the emulated GPU is always there; not finding it fails */
+        bool emulated = getenv("FLOE_TEST_CUDA_EMULATED") != NULL;
+        printf("%s: no GPU: %s\n", emulated ? "FAIL" : "SKIP", why);
         floe_context_free(ctx);
-        return 77;
+        return emulated ? 1 : 77;
     }
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     floe_context_free(ctx);

@@ -8,6 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* @t's bytes on the host: its own, or (on a device whose memory the host cannot read,
+ * a GPU's) those of a host copy returned in *@hold for the caller to unref.  The
+ * suite's readers go through it, so that tests pass with nodes placed on a GPU. */
+static const void *host_bytes(const floe_tensor *t, floe_tensor **hold) {
+    *hold = NULL;
+    if (floe_tensor_data(t) != NULL || floe_tensor_nbytes(t) == 0)
+        return floe_tensor_data(t);
+    if (floe_tensor_to_host(t, hold) != FLOE_OK)
+        fail_msg("reading a device tensor: %s", floe_last_error());
+    return floe_tensor_data(*hold);
+}
+
 floe_context *tc_context(void) {
     floe_context *ctx = NULL;
     floe_status st = floe_context_new(NULL, &ctx);
@@ -103,7 +115,8 @@ void tc_assert_close_f32(const floe_tensor *t, const float *expect, int64_t n, f
     assert_non_null(t);
     assert_int_equal(floe_tensor_dtype(t), FLOE_DTYPE_F32);
     assert_int_equal(floe_tensor_num_elements(t), n);
-    const float *a = floe_tensor_data(t);
+    floe_tensor *hold;
+    const float *a = host_bytes(t, &hold);
     for (int64_t i = 0; i < n; i++) {
         float b = expect[i];
         if (isnan(b) && isnan(a[i]))
@@ -113,6 +126,7 @@ void tc_assert_close_f32(const floe_tensor *t, const float *expect, int64_t n, f
         if (!(fabsf(a[i] - b) <= atol + rtol * fabsf(b)))
             fail_msg("element %lld: got %.9g, expected %.9g", (long long)i, a[i], b);
     }
+    floe_tensor_unref(hold);
 }
 
 void tc_assert_close_f64(const floe_tensor *t, const double *expect, int64_t n, double rtol,
@@ -120,7 +134,8 @@ void tc_assert_close_f64(const floe_tensor *t, const double *expect, int64_t n, 
     assert_non_null(t);
     assert_int_equal(floe_tensor_dtype(t), FLOE_DTYPE_F64);
     assert_int_equal(floe_tensor_num_elements(t), n);
-    const double *a = floe_tensor_data(t);
+    floe_tensor *hold;
+    const double *a = host_bytes(t, &hold);
     for (int64_t i = 0; i < n; i++) {
         double b = expect[i];
         if (isnan(b) && isnan(a[i]))
@@ -130,6 +145,18 @@ void tc_assert_close_f64(const floe_tensor *t, const double *expect, int64_t n, 
         if (!(fabs(a[i] - b) <= atol + rtol * fabs(b)))
             fail_msg("element %lld: got %.17g, expected %.17g", (long long)i, a[i], b);
     }
+    floe_tensor_unref(hold);
+}
+
+floe_tensor *tc_host(const floe_tensor *t) {
+    floe_tensor *hold;
+    (void)host_bytes(t, &hold);
+    return hold != NULL ? hold : floe_tensor_ref((floe_tensor *)t);
+}
+
+bool tc_on_device(const floe_tensor *t) {
+    return floe_tensor_device(t) != NULL && floe_tensor_data(t) == NULL &&
+           floe_tensor_nbytes(t) > 0;
 }
 
 void tc_assert_error_contains(const char *needle) {
@@ -294,6 +321,13 @@ floe_tensor *tc_rand_tensor(floe_dtype dt, const int64_t *shape, int nd, double 
 
 double tc_get_f(const floe_tensor *t, int64_t i) {
     const void *p = floe_tensor_data(t);
+    if (p == NULL && floe_tensor_nbytes(t) > 0) { /* on a GPU: through a host copy */
+        floe_tensor *hold;
+        (void)host_bytes(t, &hold);
+        double v = tc_get_f(hold, i);
+        floe_tensor_unref(hold);
+        return v;
+    }
     switch (floe_tensor_dtype(t)) {
     case FLOE_DTYPE_F32:
         return ((const float *)p)[i];
@@ -314,6 +348,13 @@ double tc_get_f(const floe_tensor *t, int64_t i) {
 
 int64_t tc_get_i(const floe_tensor *t, int64_t i) {
     const void *p = floe_tensor_data(t);
+    if (p == NULL && floe_tensor_nbytes(t) > 0) {
+        floe_tensor *hold;
+        (void)host_bytes(t, &hold);
+        int64_t v = tc_get_i(hold, i);
+        floe_tensor_unref(hold);
+        return v;
+    }
     switch (floe_tensor_dtype(t)) {
     case FLOE_DTYPE_I8:
         return ((const int8_t *)p)[i];
@@ -376,14 +417,17 @@ int64_t tc_wrap_to(floe_dtype dt, int64_t v) {
 
 void tc_assert_near(const floe_tensor *t, const double *want, int64_t n, double rtol, double atol,
                     bool nan_equal, const char *what) {
+    floe_tensor *hold;
     assert_int_equal(floe_tensor_num_elements(t), n);
+    (void)host_bytes(t, &hold);
     for (int64_t i = 0; i < n; i++) {
-        double a = tc_get_f(t, i), b = want[i];
+        double a = tc_get_f(hold != NULL ? hold : t, i), b = want[i];
         if (nan_equal && isnan(b) && isnan(a))
             continue;
         if (!(fabs(a - b) <= atol + rtol * fabs(b)))
             fail_msg("%s: element %lld: got %.17g, expected %.17g", what, (long long)i, a, b);
     }
+    floe_tensor_unref(hold);
 }
 
 void tc_assert_elem_eq(const floe_tensor *a, int64_t ia, const floe_tensor *b, int64_t ib,
@@ -403,8 +447,12 @@ void tc_assert_elem_eq(const floe_tensor *a, int64_t ia, const floe_tensor *b, i
         return;
     }
     size_t es = floe_dtype_size(dt);
-    const unsigned char *pa = floe_tensor_data(a), *pb = floe_tensor_data(b);
-    if (memcmp(pa + ia * es, pb + ib * es, es) != 0)
+    floe_tensor *ha, *hb;
+    const unsigned char *pa = host_bytes(a, &ha), *pb = host_bytes(b, &hb);
+    bool same = memcmp(pa + ia * es, pb + ib * es, es) == 0;
+    floe_tensor_unref(ha);
+    floe_tensor_unref(hb);
+    if (!same)
         fail_msg("element %lld differs from expected element %lld", (long long)ia, (long long)ib);
 }
 

@@ -46,6 +46,14 @@ void tc_assert_close_f32(const floe_tensor *t, const float *expect, int64_t n, f
                          float atol);
 void tc_assert_close_f64(const floe_tensor *t, const double *expect, int64_t n, double rtol,
                          double atol);
+/* A host-readable @t: a new reference to @t when the host can read its data, else a host
+ * copy (floe_tensor_to_host) of a tensor in device memory, as an output placed on a GPU
+ * is.  Tests read results through it so that they pass on any device.  (transfer full) */
+floe_tensor *tc_host(const floe_tensor *t);
+/* Whether @t's data lives in device memory the host cannot read (a GPU's).  Tests skip
+ * assertions about the CPU kernels' implementation (buffer forwarding, the CPU
+ * allocator's fault injection) for such outputs. */
+bool tc_on_device(const floe_tensor *t);
 /* Asserts floe_last_error() contains @needle. */
 void tc_assert_error_contains(const char *needle);
 

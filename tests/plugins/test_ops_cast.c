@@ -32,7 +32,10 @@ static floe_tensor *cast_attrs_run(floe_context *ctx, floe_tensor *x, floe_dtype
     floe_tensor *y = tc_run1(ctx, "Cast", &x, 1, a);
     floe_attrs_free(a);
     tc_assert_shape(y, dst, floe_tensor_shape(x), floe_tensor_ndim(x));
-    return y;
+    /* the cases read (and one writes) the result's bytes: a host copy of a GPU's */
+    floe_tensor *h = tc_host(y);
+    floe_tensor_unref(y);
+    return h;
 }
 
 static floe_tensor *cast(floe_context *ctx, floe_tensor *x, floe_dtype dst) {

@@ -139,9 +139,11 @@ static double bn_loss(floe_context *ctx, const bcase *b, floe_tensor *const *in,
     floe_tensor *out[6] = {NULL};
     double l = 0;
     run_bn(ctx, b, in, out);
-    const float *y = floe_tensor_data(out[0]);
-    for (int64_t i = 0; i < floe_tensor_num_elements(out[0]); i++)
+    floe_tensor *yh = tc_host(out[0]);          /* a host copy of a GPU's result */
+    const float *y = floe_tensor_data(yh);
+    for (int64_t i = 0; i < floe_tensor_num_elements(yh); i++)
         l += (double)w[i] * y[i];
+    floe_tensor_unref(yh);
     for (int i = 0; i < 6; i++)
         floe_tensor_unref(out[i]);
     return l;
@@ -171,7 +173,8 @@ static void run_grad_case(floe_context *ctx, const bcase *b) {
     for (int which = 0; which < 3; which++) {
         floe_tensor *t = in[which];
         float *p = floe_tensor_data(t);
-        const float *sym = floe_tensor_data(g[which]);
+        floe_tensor *gh = tc_host(g[which]);
+        const float *sym = floe_tensor_data(gh);
         int64_t n = floe_tensor_num_elements(t);
         for (int64_t i = 0; i < n; i += (n > 40 ? 7 : 1)) {
             float keep = p[i];
@@ -185,6 +188,7 @@ static void run_grad_case(floe_context *ctx, const bcase *b) {
                 fail_msg("input %d element %lld: gradient %g, finite difference %g", which,
                          (long long)i, sym[i], num);
         }
+        floe_tensor_unref(gh);
     }
     for (int i = 0; i < 6; i++)
         floe_tensor_unref(out[i]);

@@ -574,8 +574,11 @@ static void kernels_survive_allocation_failures(void **state) {
                     continue;
                 }
                 for (int o = 0; o < cases[c].nout; o++) {
-                    assert_memory_equal(floe_tensor_data(out[o]), floe_tensor_data(ref[o]),
-                                        floe_tensor_nbytes(ref[o]));
+                    floe_tensor *ho = tc_host(out[o]), *hr = tc_host(ref[o]);
+                    assert_memory_equal(floe_tensor_data(ho), floe_tensor_data(hr),
+                                        floe_tensor_nbytes(hr));
+                    floe_tensor_unref(hr);
+                    floe_tensor_unref(ho);
                     floe_tensor_unref(out[o]);
                 }
                 if (failures == 0)

@@ -58,7 +58,10 @@ static floe_tensor *fetch(floe_session *s, floe_node *n) {
     floe_tensor *t = NULL;
     if (floe_session_run(s, NULL, NULL, 0, &f, 1, NULL, 0, &t) != FLOE_OK)
         fail_msg("fetch %s: %s", floe_node_name(n), floe_last_error());
-    return t;
+    /* the cases read the value's bytes: a host copy of a GPU's */
+    floe_tensor *h = tc_host(t);
+    floe_tensor_unref(t);
+    return h;
 }
 
 static void expect_f32(floe_session *s, floe_node *read, const float *want, int64_t n) {

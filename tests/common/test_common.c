@@ -154,6 +154,12 @@ floe_tensor *tc_host(const floe_tensor *t) {
     return hold != NULL ? hold : floe_tensor_ref((floe_tensor *)t);
 }
 
+floe_tensor *tc_take_host(floe_tensor *t) {
+    floe_tensor *h = tc_host(t);
+    floe_tensor_unref(t);
+    return h;
+}
+
 bool tc_on_device(const floe_tensor *t) {
     return floe_tensor_device(t) != NULL && floe_tensor_data(t) == NULL &&
            floe_tensor_nbytes(t) > 0;

@@ -50,6 +50,9 @@ void tc_assert_close_f64(const floe_tensor *t, const double *expect, int64_t n, 
  * copy (floe_tensor_to_host) of a tensor in device memory, as an output placed on a GPU
  * is.  Tests read results through it so that they pass on any device.  (transfer full) */
 floe_tensor *tc_host(const floe_tensor *t);
+/* tc_host(@t) taking over the caller's reference to @t: `y = tc_take_host(tc_run1(...))`
+ * for a result the test reads directly. (transfer full) */
+floe_tensor *tc_take_host(floe_tensor *t);
 /* Whether @t's data lives in device memory the host cannot read (a GPU's).  Tests skip
  * assertions about the CPU kernels' implementation (buffer forwarding, the CPU
  * allocator's fault injection) for such outputs. */

@@ -33,13 +33,15 @@ static int bcast_shape(const int64_t *a, int na, const int64_t *b, int nb, int64
     return n;
 }
 
+/* run2 and run1 return host copies of a GPU's results: the cases read them element by
+ * element, and tc_get_i/tc_get_f on a device tensor copy all of it for every element. */
 static floe_tensor *run2(floe_context *ctx, const char *op, floe_tensor *a, floe_tensor *b) {
     floe_tensor *in[2] = {a, b};
-    return tc_run1(ctx, op, in, 2, NULL);
+    return tc_take_host(tc_run1(ctx, op, in, 2, NULL));
 }
 
 static floe_tensor *run1(floe_context *ctx, const char *op, floe_tensor *a) {
-    return tc_run1(ctx, op, &a, 1, NULL);
+    return tc_take_host(tc_run1(ctx, op, &a, 1, NULL));
 }
 
 typedef struct shape_pair {
@@ -852,6 +854,7 @@ static void in_place_chains_match_reference(void **state) {
     for (int run = 0; run < 2; run++) {
         floe_tensor *out = NULL;
         assert_int_equal(floe_session_run(sess, feeds, vals, 4, &fetch, 1, NULL, 0, &out), FLOE_OK);
+        out = tc_take_host(out);
         tc_assert_shape(out, FLOE_DTYPE_F32, sa, 2);
         for (int64_t i = 0; i < sa[0] * sa[1]; i++) {
             double x = tc_get_f(a, i), y = tc_get_f(b, i);

@@ -707,6 +707,16 @@ static floe_status check_build(check_state *cs, const char *op, floe_tensor *con
     return st;
 }
 
+/* Replaces *@t, fetched from a device whose memory the host may not read (a GPU's), by
+ * a host copy. */
+static floe_status host_copy(floe_tensor **t) {
+    floe_tensor *h = NULL;
+    floe_status st = floe_tensor_to_host(*t, &h);
+    floe_tensor_unref(*t);
+    *t = h;
+    return st;
+}
+
 /* Runs the plan and returns sum(weights * output) in *@loss. */
 static floe_status check_loss(check_state *cs, floe_plan *plan, double *loss) {
     floe_tensor *out = NULL;
@@ -714,6 +724,8 @@ static floe_status check_loss(check_state *cs, floe_plan *plan, double *loss) {
     double acc = 0.0;
 
     st = floe_plan_run(plan, cs->feed_vals, &out);
+    if (st == FLOE_OK)
+        st = host_copy(&out);
     if (st != FLOE_OK)
         return st;
     if (out->num_elements != cs->weights->num_elements) {
@@ -816,6 +828,8 @@ static floe_status check_compare(check_state *cs, floe_output y, double delta,
         vals[cs->nfeeds] = w_cast;
         st = floe_session_run(cs->sess, feeds, vals, cs->nfeeds + 1, fetch, nfetch, NULL, 0,
                               sym);
+        for (int k = 0; st == FLOE_OK && k < nfetch; k++)
+            st = host_copy(&sym[k]);
         floe__free(feeds);
         floe__free(vals);
         if (st != FLOE_OK)

@@ -90,12 +90,18 @@ floe_status dev_cuda__reduce_plan(const int64_t *dims, int ndim, const int64_t *
     memset(out, 0, sizeof(*out));
     if (ndim < 0 || ndim > DEV_CUDA__MAX_DIMS)
         return bad(err, errlen, "rank %d: at most %d dimensions", ndim, DEV_CUDA__MAX_DIMS);
+    /* The CPU kernel's (TensorFlow's) checks and messages, ops_math/reduce.c. */
     for (int i = 0; i < naxes; i++) {
         int64_t a = axes[i];
         if (a < -ndim || a >= ndim || (ndim == 0 && a != 0 && a != -1))
-            return bad(err, errlen, "reduction axis %d out of range for rank %d", (int)a, ndim);
-        if (ndim > 0)
-            red[a < 0 ? a + ndim : a] = true;
+            return bad(err, errlen, "Invalid reduction dimension %d for input with %d dimensions",
+                       (int)a, ndim);
+        if (ndim == 0)
+            continue;
+        if (red[a < 0 ? a + ndim : a])
+            return bad(err, errlen, "Axes contains duplicate dimension: %d",
+                       (int)(a < 0 ? a + ndim : a), 0);
+        red[a < 0 ? a + ndim : a] = true;
     }
     for (int i = ndim - 1; i >= 0; i--) {
         stride[i] = s;
@@ -146,7 +152,9 @@ floe_status dev_cuda__transpose_plan(const int64_t *dims, int ndim, const int64_
 
     memset(out, 0, sizeof(*out));
     if (ndim < 0 || ndim > DEV_CUDA__MAX_DIMS || nperm != ndim)
-        return bad(err, errlen, "perm has %d entries for rank %d", nperm, ndim);
+        return bad(err, errlen,
+                   "transpose expects a vector of size %d. But input(1) is a vector of size %d",
+                   ndim, nperm);
     for (int i = ndim - 1; i >= 0; i--) {
         stride[i] = s;
         s *= dims[i];
@@ -155,8 +163,20 @@ floe_status dev_cuda__transpose_plan(const int64_t *dims, int ndim, const int64_
     out->n = s;
     for (int i = 0; i < ndim; i++) {
         int64_t p = perm[i];
-        if (p < 0 || p >= ndim || seen[p])
-            return bad(err, errlen, "perm[%d] = %d is out of range or repeated", i, (int)p);
+        /* the CPU kernel's messages (ops_math/array.c) */
+        if (p < 0 || p >= ndim) {
+            if (errlen > 0)
+                snprintf(err, errlen, "perm[%d] = %lld is out of range [0 .. %d)", i,
+                         (long long)p, ndim);
+            return FLOE_INVALID_ARGUMENT;
+        }
+        if (seen[p]) {
+            if (errlen > 0)
+                snprintf(err, errlen,
+                         "perm[%d] = %lld is a duplicate: perm must be a permutation of 0..%d",
+                         i, (long long)p, ndim - 1);
+            return FLOE_INVALID_ARGUMENT;
+        }
         seen[p] = true;
         out->out_dims[i] = dims[p];
         out->in_stride[i] = stride[p];

@@ -31,6 +31,17 @@ static floe_status check_int(int64_t v, const char *what) {
     return FLOE_OK;
 }
 
+/* The CPU kernel's message (ops_math/matmul.c): "Matrix size-incompatible: In[0]: [2,3],
+ * In[1]: [4,5] (In[0] transposed)". */
+static floe_status size_mismatch(const char *what, const floe_tensor *x, const floe_tensor *y,
+                                 bool tx, bool ty) {
+    char xs[160], ys[160];
+    dev_cuda__format_dims(floe_tensor_shape(x), floe_tensor_ndim(x), xs, sizeof(xs));
+    dev_cuda__format_dims(floe_tensor_shape(y), floe_tensor_ndim(y), ys, sizeof(ys));
+    return floe_fail(FLOE_INVALID_ARGUMENT, "%s: In[0]: %s, In[1]: %s%s%s", what, xs, ys,
+                     tx ? " (In[0] transposed)" : "", ty ? " (In[1] transposed)" : "");
+}
+
 /* Queues one (strided-batched when batch > 1) row-major gemm on @d's stream. */
 static floe_status gemm(dev_cuda__device *d, floe_dtype dt, const gemm_args *g) {
     int m = (int)g->m, n = (int)g->n, k = (int)g->k;
@@ -83,8 +94,7 @@ static floe_status matmul_compute(floe_kernel_ctx *kc, void *state) {
     floe_attrs_get_bool(floe_kernel_attrs(kc), "transpose_a", &ta);
     floe_attrs_get_bool(floe_kernel_attrs(kc), "transpose_b", &tb);
     if (floe_tensor_ndim(a) != 2 || floe_tensor_ndim(b) != 2)
-        return floe_fail(FLOE_INVALID_ARGUMENT, "MatMul needs rank-2 inputs, got ranks %d and %d",
-                         floe_tensor_ndim(a), floe_tensor_ndim(b));
+        return size_mismatch("MatMul needs matrices (rank 2)", a, b, ta, tb);
     memset(&g, 0, sizeof(g));
     g.ta = ta != 0;
     g.tb = tb != 0;
@@ -92,9 +102,7 @@ static floe_status matmul_compute(floe_kernel_ctx *kc, void *state) {
     g.k = floe_tensor_dim(a, ta ? 0 : 1);
     g.n = floe_tensor_dim(b, tb ? 0 : 1);
     if (floe_tensor_dim(b, tb ? 1 : 0) != g.k)
-        return floe_fail(FLOE_INVALID_ARGUMENT,
-                         "MatMul: inner dimensions differ: a gives %lld, b gives %lld",
-                         (long long)g.k, (long long)floe_tensor_dim(b, tb ? 1 : 0));
+        return size_mismatch("Matrix size-incompatible", a, b, ta, tb);
     if ((st = check_int(g.m, "m")) != FLOE_OK || (st = check_int(g.n, "n")) != FLOE_OK ||
         (st = check_int(g.k, "k")) != FLOE_OK)
         return st;
@@ -109,12 +117,12 @@ static floe_status matmul_compute(floe_kernel_ctx *kc, void *state) {
 }
 
 /* Batch extents and strides (in matrices) of the broadcast batch dims of @x and @y. */
+/* The batch dimensions' broadcast; fails (no message) when they do not broadcast. */
 static floe_status batch_plan(const floe_tensor *x, const floe_tensor *y, dev_cuda__bcast *p) {
     char err[256];
-    if (dev_cuda__bcast_plan(floe_tensor_shape(x), floe_tensor_ndim(x) - 2, floe_tensor_shape(y),
-                             floe_tensor_ndim(y) - 2, p, err, sizeof(err)) != FLOE_OK)
-        return floe_fail(FLOE_INVALID_ARGUMENT, "BatchMatMulV2 batch dimensions: %s", err);
-    return FLOE_OK;
+    return dev_cuda__bcast_plan(floe_tensor_shape(x), floe_tensor_ndim(x) - 2,
+                                floe_tensor_shape(y), floe_tensor_ndim(y) - 2, p, err,
+                                sizeof(err));
 }
 
 static floe_status batch_matmul_compute(floe_kernel_ctx *kc, void *state) {
@@ -131,8 +139,7 @@ static floe_status batch_matmul_compute(floe_kernel_ctx *kc, void *state) {
     if (d == NULL)
         return FLOE_INTERNAL;
     if (nx < 2 || ny < 2)
-        return floe_fail(FLOE_INVALID_ARGUMENT, "BatchMatMulV2 needs rank >= 2, got %d and %d",
-                         nx, ny);
+        return size_mismatch("BatchMatMulV2 needs inputs of rank >= 2", x, y, false, false);
     floe_attrs_get_bool(floe_kernel_attrs(kc), "adj_x", &adj_x);
     floe_attrs_get_bool(floe_kernel_attrs(kc), "adj_y", &adj_y);
     memset(&g, 0, sizeof(g));
@@ -142,10 +149,10 @@ static floe_status batch_matmul_compute(floe_kernel_ctx *kc, void *state) {
     g.k = floe_tensor_dim(x, adj_x ? nx - 2 : nx - 1);
     g.n = floe_tensor_dim(y, adj_y ? ny - 2 : ny - 1);
     if (floe_tensor_dim(y, adj_y ? ny - 1 : ny - 2) != g.k)
-        return floe_fail(FLOE_INVALID_ARGUMENT, "BatchMatMulV2: inner dimensions differ (%lld, %lld)",
-                         (long long)g.k, (long long)floe_tensor_dim(y, adj_y ? ny - 1 : ny - 2));
-    if ((st = batch_plan(x, y, &p)) != FLOE_OK || (st = check_int(g.m, "m")) != FLOE_OK ||
-        (st = check_int(g.n, "n")) != FLOE_OK || (st = check_int(g.k, "k")) != FLOE_OK ||
+        return size_mismatch("Matrix size-incompatible", x, y, adj_x, adj_y);
+    if (batch_plan(x, y, &p) != FLOE_OK)
+        return size_mismatch("Incompatible batch dimensions", x, y, adj_x, adj_y);
+    if ((st = check_int(g.m, "m")) != FLOE_OK || (st = check_int(g.n, "n")) != FLOE_OK || (st = check_int(g.k, "k")) != FLOE_OK ||
         (st = check_int(p.n, "batch")) != FLOE_OK)
         return st;
     memcpy(dims, p.out_dims, sizeof(int64_t) * (size_t)p.out_ndim);

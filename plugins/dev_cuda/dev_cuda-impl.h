@@ -123,6 +123,9 @@ floe_status dev_cuda__fail_cublas(int st, const char *what);
 floe_status dev_cuda__fail_cudnn(int st, const char *what);
 /* The name of a cuBLAS status ("CUBLAS_STATUS_ALLOC_FAILED"), never NULL. */
 const char *dev_cuda__cublas_name(int st);
+/* "[2,3]": a shape for error messages, written as the CPU kernels write it, so that an
+ * op fails with the same message on either device. */
+void dev_cuda__format_dims(const int64_t *dims, int ndim, char *buf, size_t len);
 
 /* ---- bcast.c ------------------------------------------------------------------------ */
 

@@ -37,9 +37,9 @@ static floe_status read_ints(const floe_tensor *t, const char *what, int64_t *ou
     const void *p = floe_tensor_data(t);
 
     *n = 0;
-    if (floe_tensor_ndim(t) > 1)
-        return floe_fail(FLOE_INVALID_ARGUMENT, "%s must be a scalar or vector, got rank %d",
-                         what, floe_tensor_ndim(t));
+    if (floe_tensor_ndim(t) > 1) /* the CPU kernels' words: "must be 0-D or 1-D" */
+        return floe_fail(FLOE_INVALID_ARGUMENT, "%s must be 0-D or 1-D, got rank %d", what,
+                         floe_tensor_ndim(t));
     if (ne > max)
         return floe_fail(FLOE_INVALID_ARGUMENT, "%s has %lld entries, at most %d", what,
                          (long long)ne, max);
@@ -108,7 +108,7 @@ static floe_status reduce_run(floe_kernel_ctx *kc, int code) {
 
     if (d == NULL)
         return FLOE_INTERNAL;
-    st = read_ints(floe_kernel_input(kc, 1), "reduction_indices", axes,
+    st = read_ints(floe_kernel_input(kc, 1), "reduction indices", axes,
                    (int)(sizeof(axes) / sizeof(axes[0])), &naxes);
     if (st != FLOE_OK)
         return st;
@@ -207,36 +207,60 @@ static floe_status identity_compute(floe_kernel_ctx *kc, void *state) {
     return floe_kernel_set_output(kc, 0, floe_kernel_input(kc, 0));
 }
 
-/* Reshape is a view: no data moves (the shape argument is in host memory). */
+/* Reshape is a view: no data moves (the shape argument is in host memory).  The sizes
+ * are resolved by the CPU kernel's rules, with its messages (ops_math/array.c): one -1
+ * at most, inferred leaving zero extents out when the request has one too ([2,0,3] ->
+ * [0,-1] gives [0,6]). */
 static floe_status reshape_compute(floe_kernel_ctx *kc, void *state) {
     floe_tensor *x = floe_kernel_input(kc, 0), *y;
-    int64_t dims[FLOE_MAX_DIMS], known = 1, ne = floe_tensor_num_elements(x);
-    int n, infer = -1;
+    int64_t dims[FLOE_MAX_DIMS], product = 1, ne = floe_tensor_num_elements(x), out_count = 1;
+    int n, unknown = -1;
+    bool has_zero = false, overflow = false;
+    char buf[200];
     floe_status st = read_ints(floe_kernel_input(kc, 1), "shape", dims, FLOE_MAX_DIMS, &n);
 
     if (st != FLOE_OK)
         return st;
     for (int i = 0; i < n; i++) {
-        if (dims[i] == -1 && infer < 0) {
-            infer = i;
+        if (dims[i] == -1) {
+            if (unknown != -1)
+                return floe_fail(FLOE_INVALID_ARGUMENT,
+                                 "Only one input size may be -1, not both %d and %d", unknown, i);
+            unknown = i;
         } else if (dims[i] < 0) {
-            return floe_fail(FLOE_INVALID_ARGUMENT, "shape[%d] = %lld is invalid", i,
+            return floe_fail(FLOE_INVALID_ARGUMENT, "Size %d must be non-negative, not %lld", i,
                              (long long)dims[i]);
-        } else {
-            if (dims[i] > 0 && known > INT64_MAX / dims[i])
-                return floe_fail(FLOE_INVALID_ARGUMENT, "shape overflows int64");
-            known *= dims[i];
+        } else if (dims[i] == 0) {
+            has_zero = true;
+        } else if (__builtin_mul_overflow(product, dims[i], &product)) {
+            dev_cuda__format_dims(dims, n, buf, sizeof(buf));
+            return floe_fail(FLOE_INVALID_ARGUMENT, "Shape %s has too many elements", buf);
         }
     }
-    if (infer >= 0) {
-        if (known == 0 || ne % known != 0)
+    if (unknown != -1) {
+        int64_t known = 1;
+        bool in_has_zero = false;
+        for (int d = 0; d < floe_tensor_ndim(x); d++) {
+            if (floe_tensor_dim(x, d) > 0 || !has_zero)
+                known *= floe_tensor_dim(x, d);
+            else
+                in_has_zero = true;
+        }
+        if (!in_has_zero && product * (known / product) != known)
             return floe_fail(FLOE_INVALID_ARGUMENT,
-                             "cannot infer -1 in shape: %lld elements into blocks of %lld",
-                             (long long)ne, (long long)known);
-        dims[infer] = ne / known;
-    } else if (known != ne) {
-        return floe_fail(FLOE_INVALID_ARGUMENT, "cannot reshape %lld elements into %lld",
-                         (long long)ne, (long long)known);
+                             "Input to reshape is a tensor with %lld values, but the requested "
+                             "shape requires a multiple of %lld",
+                             (long long)known, (long long)product);
+        dims[unknown] = known / product;
+    }
+    for (int i = 0; i < n; i++)
+        overflow = overflow || __builtin_mul_overflow(out_count, dims[i], &out_count);
+    if (overflow || out_count != ne) {
+        dev_cuda__format_dims(dims, n, buf, sizeof(buf));
+        return floe_fail(FLOE_INVALID_ARGUMENT,
+                         "Input to reshape is a tensor with %lld values, but the requested "
+                         "shape %s has %lld",
+                         (long long)ne, buf, (long long)out_count);
     }
     st = floe_tensor_reshape(x, dims, n, &y);
     if (st != FLOE_OK)
@@ -262,8 +286,9 @@ static floe_status shape_compute(floe_kernel_ctx *kc, void *state) {
         if (floe_tensor_dtype(y) == FLOE_DTYPE_I64)
             ((int64_t *)p)[i] = v;
         else if (v > INT32_MAX)
-            return floe_fail(FLOE_INVALID_ARGUMENT, "dimension %d (%lld) overflows int32", i,
-                             (long long)v);
+            return floe_fail(FLOE_INVALID_ARGUMENT, /* the CPU kernel's words */
+                             "dim %d is %lld, larger than representable by the 32-bit output "
+                             "type", i, (long long)v);
         else
             ((int32_t *)p)[i] = (int32_t)v;
     }
@@ -314,8 +339,15 @@ static floe_status fill_compute(floe_kernel_ctx *kc, void *state) {
         return floe_fail(FLOE_INVALID_ARGUMENT, "value must be a scalar");
     for (int i = 0; i < n; i++)
         if (dims[i] < 0)
-            return floe_fail(FLOE_INVALID_ARGUMENT, "dims[%d] = %lld is negative", i,
+            return floe_fail(FLOE_INVALID_ARGUMENT, "dims[%d] = %lld must be non-negative", i,
                              (long long)dims[i]);
+    for (int64_t i = 0, count = 1; i < n; i++) {
+        if (__builtin_mul_overflow(count, dims[i], &count)) {
+            char buf[200];
+            dev_cuda__format_dims(dims, n, buf, sizeof(buf));
+            return floe_fail(FLOE_INVALID_ARGUMENT, "Fill: shape %s has too many elements", buf);
+        }
+    }
     st = floe_kernel_alloc_output(kc, 0, dims, n, &y);
     if (st != FLOE_OK)
         return st;
@@ -386,7 +418,12 @@ static floe_status concat_compute(floe_kernel_ctx *kc, void *state) {
     if ((st = read_ints(floe_kernel_input(kc, nin), "axis", &ax, 1, &n)) != FLOE_OK)
         return st;
     nd = floe_tensor_ndim(x0);
-    if (n != 1 || nd == 0 || ax < -nd || ax >= nd)
+    if (nd == 0) /* the CPU kernel's messages (ops_math/array.c) */
+        return floe_fail(FLOE_INVALID_ARGUMENT,
+                         "ConcatOp : Expected concatenating dimensions in the range [0, 0), but "
+                         "got %lld (Can't concatenate scalars (use tf.stack instead))",
+                         (long long)(n == 1 ? ax : 0));
+    if (n != 1 || ax < -nd || ax >= nd)
         return floe_fail(FLOE_INVALID_ARGUMENT,
                          "ConcatOp : Expected concatenating dimensions in the range [%d, %d), but "
                          "got %lld",
@@ -444,10 +481,10 @@ static floe_status slice_compute(floe_kernel_ctx *kc, void *state) {
     if ((st = read_ints(floe_kernel_input(kc, 1), "begin", begin, FLOE_MAX_DIMS, &nb)) != FLOE_OK ||
         (st = read_ints(floe_kernel_input(kc, 2), "size", size, FLOE_MAX_DIMS, &ns)) != FLOE_OK)
         return st;
-    if (nb != nd || ns != nd)
+    if (nb != nd || ns != nd) /* the CPU kernel's messages from here on (ops_math/slice.c) */
         return floe_fail(FLOE_INVALID_ARGUMENT,
-                         "begin and size must have one entry per dimension of input (rank %d), "
-                         "got %d and %d",
+                         "Expected begin and size arguments to be 1-D tensors of size %d, but got "
+                         "shapes [%d] and [%d] instead.",
                          nd, nb, ns);
     for (int k = nd - 1; k >= 0; k--) {
         stride[k] = s;
@@ -457,13 +494,21 @@ static floe_status slice_compute(floe_kernel_ctx *kc, void *state) {
     p.ndim = nd;
     p.n = 1;
     for (int k = 0; k < nd; k++) {
-        int64_t dim = floe_tensor_dim(x, k), b = begin[k], z = size[k] == -1 ? dim - b : size[k];
-        if (b < 0 || b > dim || z < 0 || z > dim - b)
+        int64_t dim = floe_tensor_dim(x, k), b = begin[k], z = size[k];
+        bool bad_begin = b < 0 || b > dim;
+        if (z == -1 && !bad_begin)
+            z = dim - b;
+        if (dim == 0 && (b != 0 || z != 0))
             return floe_fail(FLOE_INVALID_ARGUMENT,
-                             "Expected begin[%d] in [0, %lld] and size[%d] in [0, %lld - begin] "
-                             "(or -1), got %lld and %lld",
-                             k, (long long)dim, k, (long long)dim, (long long)b,
-                             (long long)size[k]);
+                             "Expected begin[%d] == 0 (got %lld) and size[%d] == 0 (got %lld) "
+                             "when input.dim_size(%d) == 0",
+                             k, (long long)b, k, (long long)z, k);
+        if (bad_begin)
+            return floe_fail(FLOE_INVALID_ARGUMENT, "Expected begin[%d] in [0, %lld], but got %lld",
+                             k, (long long)dim, (long long)b);
+        if (z < 0 || z > dim - b)
+            return floe_fail(FLOE_INVALID_ARGUMENT, "Expected size[%d] in [0, %lld], but got %lld",
+                             k, (long long)(dim - b), (long long)z);
         p.out_dims[k] = z;
         p.in_stride[k] = stride[k];
         p.n *= z;
@@ -503,19 +548,22 @@ static floe_status gather_compute(floe_kernel_ctx *kc, void *state) {
         return floe_fail(FLOE_INVALID_ARGUMENT, "Expected batch_dims in the range [%d, %d], but got %lld",
                          -ir, ir, (long long)bd);
     bd = bd < 0 ? bd + ir : bd;
-    if (bd >= pr || bd > ax)
+    if (bd != 0 && bd >= pr) /* the CPU kernel's messages (ops_math/gather.c) */
         return floe_fail(FLOE_INVALID_ARGUMENT,
-                         "batch_dims (%lld) must be less than rank(params) (%d) and at most axis "
-                         "(%lld)",
-                         (long long)bd, pr, (long long)ax);
+                         "batch_dims (%lld) must be less than rank(params) (%d).", (long long)bd,
+                         pr);
+    if (bd != 0 && ax < bd)
+        return floe_fail(FLOE_INVALID_ARGUMENT,
+                         "batch_dims (%lld) must be less than or equal to axis (%lld).",
+                         (long long)bd, (long long)ax);
     if (pr - 1 + ir - bd > FLOE_MAX_DIMS)
         return floe_fail(FLOE_INVALID_ARGUMENT, "the output would have more than %d dimensions",
                          FLOE_MAX_DIMS);
     for (int k = 0; k < bd; k++)
         if (floe_tensor_dim(pa, k) != floe_tensor_dim(ix, k))
             return floe_fail(FLOE_INVALID_ARGUMENT,
-                             "params.shape[%d] = %lld and indices.shape[%d] = %lld must match "
-                             "(batch_dims)",
+                             "params.shape[%d]: %lld should be equal to indices.shape[%d]: "
+                             "%lld",
                              k, (long long)floe_tensor_dim(pa, k), k,
                              (long long)floe_tensor_dim(ix, k));
     axis_dim = floe_tensor_dim(pa, (int)ax);
@@ -534,9 +582,17 @@ static floe_status gather_compute(floe_kernel_ctx *kc, void *state) {
         nidx *= floe_tensor_dim(ix, j);
     for (int64_t i = 0; i < floe_tensor_num_elements(ix); i++) {
         int64_t v = i64 ? ((const int64_t *)host_idx)[i] : ((const int32_t *)host_idx)[i];
-        if (v < 0 || v >= axis_dim)
-            return floe_fail(FLOE_INVALID_ARGUMENT, "indices[%lld] = %lld is not in [0, %lld)",
-                             (long long)i, (long long)v, (long long)axis_dim);
+        if (v < 0 || v >= axis_dim) {
+            int64_t coord[FLOE_MAX_DIMS], rest = i;
+            char pos[200];
+            for (int k = ir - 1; k >= 0; k--) {
+                coord[k] = rest % floe_tensor_dim(ix, k);
+                rest /= floe_tensor_dim(ix, k);
+            }
+            dev_cuda__format_dims(coord, ir, pos, sizeof(pos));
+            return floe_fail(FLOE_INVALID_ARGUMENT, "indices%s = %lld is not in [0, %lld)", pos,
+                             (long long)v, (long long)axis_dim);
+        }
     }
     if ((st = floe_kernel_alloc_output(kc, 0, out, od, &y)) != FLOE_OK)
         return st;
@@ -709,6 +765,25 @@ static const apply_spec apply_specs[] = {
     {"ResourceApplyRMSProp", DC_OPT_RMSPROP, 3, 7, 8, NULL},
 };
 
+/* The CPU kernel's message (ops_nn/optimizers.c): "ResourceApplyAdam: 'm' has shape [3]
+ * (f32) but the gradient has shape [5] (f32)". */
+static floe_status slot_mismatch(const apply_spec *sp, int i, const floe_tensor *v,
+                                 const floe_tensor *grad, floe_dtype dt) {
+    static const char *const names[][3] = {
+        [DC_OPT_SGD] = {"var"},
+        [DC_OPT_MOMENTUM] = {"var", "accum"},
+        [DC_OPT_ADAM] = {"var", "m", "v"},
+        [DC_OPT_ADAGRAD] = {"var", "accum"},
+        [DC_OPT_RMSPROP] = {"var", "ms", "mom"},
+    };
+    char ws[160], gs[160];
+    dev_cuda__format_dims(floe_tensor_shape(v), floe_tensor_ndim(v), ws, sizeof(ws));
+    dev_cuda__format_dims(floe_tensor_shape(grad), floe_tensor_ndim(grad), gs, sizeof(gs));
+    return floe_fail(FLOE_INVALID_ARGUMENT, "%s: '%s' has shape %s (%s) but the gradient has "
+                     "shape %s (%s)", sp->op, names[sp->kind][i], ws,
+                     floe_dtype_name(floe_tensor_dtype(v)), gs, floe_dtype_name(dt));
+}
+
 static floe_status read_scalar(floe_kernel_ctx *kc, int i, floe_dtype dt, double *out) {
     const floe_tensor *t = floe_kernel_input(kc, i);
     const void *p = floe_tensor_data(t);
@@ -777,8 +852,7 @@ static floe_status apply_run(floe_kernel_ctx *kc, const apply_spec *sp) {
         if (st == FLOE_OK && v == NULL)
             st = floe_fail(FLOE_FAILED_PRECONDITION, "variable %d is uninitialised", i);
         else if (st == FLOE_OK && (floe_tensor_dtype(v) != dt || !same_shape(v, grad)))
-            st = floe_fail(FLOE_INVALID_ARGUMENT,
-                           "variable %d and the gradient differ in shape or dtype", i);
+            st = slot_mismatch(sp, i, v, grad, dt);
         else if (st == FLOE_OK && floe_tensor_device(v) != floe_kernel_device(kc))
             st = floe_fail(FLOE_FAILED_PRECONDITION, "variable %d is not in this GPU's memory", i);
         if (st == FLOE_OK)
@@ -818,18 +892,37 @@ static floe_status var_handle_compute(floe_kernel_ctx *kc, void *state) {
     return st;
 }
 
+/* Locks @v exclusively and lends its value for an update in place.  An uninitialised
+ * variable fails as on the CPU: the core's value_for_update() names it ("variable 'v'
+ * (container '') is uninitialised"), and @v is left unlocked. */
+static floe_status lock_for_update(floe_variable *v, floe_tensor **val) {
+    floe_status st;
+    floe_variable_lock(v, 1);
+    st = floe_variable_value_for_update(v, val);
+    if (st == FLOE_OK && *val == NULL)
+        st = floe_fail(FLOE_FAILED_PRECONDITION, "variable is uninitialised");
+    if (st != FLOE_OK)
+        floe_variable_unlock(v);
+    return st;
+}
+
+/* Reading a variable nobody created is FAILED_PRECONDITION "uninitialised", as on the
+ * CPU (create = 1), not NOT_FOUND. */
 static floe_status read_var_compute(floe_kernel_ctx *kc, void *state) {
     floe_variable *v;
     floe_tensor *val;
-    floe_status st = floe_kernel_variable(kc, floe_kernel_input(kc, 0), 0, &v);
+    floe_status st = floe_kernel_variable(kc, floe_kernel_input(kc, 0), 1, &v);
 
     if (st != FLOE_OK)
         return st;
     floe_variable_lock(v, 0);
     val = floe_variable_value(v);
-    if (val == NULL)
-        st = floe_fail(FLOE_FAILED_PRECONDITION, "variable is uninitialised");
-    else if (floe_tensor_dtype(val) != floe_kernel_output_dtype(kc, 0))
+    if (val == NULL) {
+        floe_variable_unlock(v);
+        if ((st = lock_for_update(v, &val)) != FLOE_OK) /* or assigned meanwhile */
+            return st;
+    }
+    if (floe_tensor_dtype(val) != floe_kernel_output_dtype(kc, 0))
         st = floe_fail(FLOE_INVALID_ARGUMENT, "variable holds %s, the node reads %s",
                        floe_dtype_name(floe_tensor_dtype(val)),
                        floe_dtype_name(floe_kernel_output_dtype(kc, 0)));
@@ -839,19 +932,31 @@ static floe_status read_var_compute(floe_kernel_ctx *kc, void *state) {
     return st;
 }
 
+/* As the CPU kernel (ops_math/variable.c), validate_shape included. */
 static floe_status assign_var_compute(floe_kernel_ctx *kc, void *state) {
-    floe_tensor *value = floe_kernel_input(kc, 1);
+    floe_tensor *value = floe_kernel_input(kc, 1), *old;
     floe_variable *v;
+    int validate = 0;
     floe_status st = floe_kernel_variable(kc, floe_kernel_input(kc, 0), 1, &v);
 
     if (st != FLOE_OK)
         return st;
+    floe_attrs_get_bool(floe_kernel_attrs(kc), "validate_shape", &validate);
     if (floe_variable_dtype(v) != floe_tensor_dtype(value))
-        return floe_fail(FLOE_INVALID_ARGUMENT, "variable has dtype %s, value %s",
+        return floe_fail(FLOE_INVALID_ARGUMENT, "AssignVariableOp: the variable has dtype %s, got %s",
                          floe_dtype_name(floe_variable_dtype(v)),
                          floe_dtype_name(floe_tensor_dtype(value)));
     floe_variable_lock(v, 1);
-    st = floe_variable_assign(v, value);
+    old = floe_variable_value(v);
+    if (validate && old != NULL && !same_shape(old, value)) {
+        char a[160], b[160];
+        dev_cuda__format_dims(floe_tensor_shape(old), floe_tensor_ndim(old), a, sizeof(a));
+        dev_cuda__format_dims(floe_tensor_shape(value), floe_tensor_ndim(value), b, sizeof(b));
+        st = floe_fail(FLOE_INVALID_ARGUMENT, "AssignVariableOp (validate_shape): the variable "
+                       "has shape %s but the value has shape %s", a, b);
+    } else {
+        st = floe_variable_assign(v, value);
+    }
     floe_variable_unlock(v);
     return st;
 }
@@ -868,15 +973,23 @@ static floe_status assign_update_run(floe_kernel_ctx *kc, int code) {
 
     if (d == NULL)
         return FLOE_INTERNAL;
-    if ((st = floe_kernel_variable(kc, floe_kernel_input(kc, 0), 0, &v)) != FLOE_OK)
+    if ((st = floe_kernel_variable(kc, floe_kernel_input(kc, 0), 1, &v)) != FLOE_OK)
         return st;
-    floe_variable_lock(v, 1);
-    st = floe_variable_value_for_update(v, &cur);
-    if (st == FLOE_OK && cur == NULL)
-        st = floe_fail(FLOE_FAILED_PRECONDITION, "variable is uninitialised");
-    else if (st == FLOE_OK &&
-             (floe_tensor_dtype(cur) != floe_tensor_dtype(value) || !same_shape(cur, value)))
-        st = floe_fail(FLOE_INVALID_ARGUMENT, "value must have the variable's dtype and shape");
+    if ((st = lock_for_update(v, &cur)) != FLOE_OK)
+        return st;
+    if (floe_tensor_dtype(cur) != floe_tensor_dtype(value)) {
+        st = floe_fail(FLOE_INVALID_ARGUMENT, "%s: the variable has dtype %s, got %s",
+                       code == DC_ADD ? "AssignAddVariableOp" : "AssignSubVariableOp",
+                       floe_dtype_name(floe_tensor_dtype(cur)),
+                       floe_dtype_name(floe_tensor_dtype(value)));
+    } else if (!same_shape(cur, value)) { /* the CPU kernel's message (ops_math/variable.c) */
+        char a[160], b[160];
+        dev_cuda__format_dims(floe_tensor_shape(cur), floe_tensor_ndim(cur), a, sizeof(a));
+        dev_cuda__format_dims(floe_tensor_shape(value), floe_tensor_ndim(value), b, sizeof(b));
+        st = floe_fail(FLOE_INVALID_ARGUMENT,
+                       "%s: the variable has shape %s but the value has shape %s",
+                       code == DC_ADD ? "AssignAddVariableOp" : "AssignSubVariableOp", a, b);
+    }
     if (st == FLOE_OK)
         st = dev_cuda__bcast_plan(floe_tensor_shape(cur), floe_tensor_ndim(cur),
                                   floe_tensor_shape(value), floe_tensor_ndim(value), &p, err,

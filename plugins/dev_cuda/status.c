@@ -116,3 +116,15 @@ floe_status dev_cuda__fail_cudnn(int st, const char *what) {
     return floe_fail(dev_cuda__status_cudnn(st), "%s: %s (cuDNN status %d)", what,
                      name != NULL ? name : "cuDNN error", st);
 }
+
+void dev_cuda__format_dims(const int64_t *dims, int ndim, char *buf, size_t len) {
+    size_t used;
+    if (len == 0)
+        return;
+    used = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < ndim && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "",
+                                 (long long)dims[i]);
+    if (used < len)
+        snprintf(buf + used, len - used, "]");
+}

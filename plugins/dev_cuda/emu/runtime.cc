@@ -22,6 +22,8 @@
 #include "device.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 
@@ -95,6 +97,8 @@ size_t env_size(const char *name, size_t dflt) {
     return *end == '\0' ? (size_t)x : dflt;
 }
 
+cudaError_t arena_init(size_t total);
+
 /* Under g_mu. */
 cudaError_t ensure_init() {
     if (g_ready)
@@ -106,7 +110,108 @@ cudaError_t ensure_init() {
     g_devices.resize(n <= 16 ? n : 0);
     for (Device &d : g_devices)
         d.total = env_size("FLOE_CUDA_EMU_MEMORY", (size_t)512 << 20);
+    if (g_init_error == cudaSuccess && !g_devices.empty())
+        g_init_error = arena_init(g_devices[0].total * g_devices.size());
     return g_init_error;
+}
+
+/* ---- Device memory: one arena the host cannot touch ------------------------------------
+ *
+ * Every device's memory is carved from one reserved region that is PROT_NONE whenever
+ * every stream is idle (and no copy is running at the call).  So host code that reads
+ * or writes device memory directly, a crash on a real GPU, faults here too, with a
+ * message (FLOE_CUDA_EMU_PROTECT=0 turns this off).  It cannot catch a host access made
+ * while some stream has work queued: protection is per process, and changing it per
+ * kernel costs too much (every populated page's entry is rewritten). */
+char *g_arena = nullptr;
+size_t g_arena_size = 0;
+std::map<uintptr_t, size_t> g_arena_free;          /* start -> size, coalesced */
+bool g_protect = true;
+std::mutex g_access_mu;
+int g_access_depth = 0;
+struct sigaction g_old_segv;
+
+void segv_handler(int sig, siginfo_t *si, void *uc) {
+    uintptr_t a = (uintptr_t)si->si_addr;
+    (void)uc;
+    if (g_arena != nullptr && a >= (uintptr_t)g_arena && a < (uintptr_t)g_arena + g_arena_size) {
+        static const char msg[] = "cuda-emu: the host touched GPU memory outside a kernel or copy "
+                                  "(a crash on a real GPU: copy the tensor to the host first)\n";
+        ssize_t w = write(2, msg, sizeof(msg) - 1);
+        (void)w;
+    }
+    /* Hand the fault to whoever handled it before (the default: a core dump; ASan: its
+     * report), by re-executing the access under the old handler. */
+    sigaction(sig, &g_old_segv, nullptr);
+}
+
+/* Under g_mu. */
+cudaError_t arena_init(size_t total) {
+    const char *p = getenv("FLOE_CUDA_EMU_PROTECT");
+    g_protect = p == nullptr || strcmp(p, "0") != 0;
+    g_arena_size = total;
+    void *m = mmap(nullptr, total, g_protect ? PROT_NONE : PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return cudaErrorInitializationError;
+    g_arena = (char *)m;
+    g_arena_free[(uintptr_t)m] = total;
+    if (g_protect) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = segv_handler;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, &g_old_segv);
+    }
+    return cudaSuccess;
+}
+
+/* First fit, 256-byte aligned; under g_mu. */
+void *arena_alloc(size_t n) {
+    for (auto it = g_arena_free.begin(); it != g_arena_free.end(); ++it) {
+        if (it->second < n)
+            continue;
+        uintptr_t at = it->first;
+        size_t left = it->second - n;
+        g_arena_free.erase(it);
+        if (left > 0)
+            g_arena_free[at + n] = left;
+        return (void *)at;
+    }
+    return nullptr;
+}
+
+void arena_free(void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p;
+    auto next = g_arena_free.lower_bound(a);
+    if (next != g_arena_free.end() && a + n == next->first) {
+        n += next->second;
+        g_arena_free.erase(next);
+    }
+    auto prev = g_arena_free.lower_bound(a);
+    if (prev != g_arena_free.begin()) {
+        --prev;
+        if (prev->first + prev->second == a) {
+            prev->second += n;
+            return;
+        }
+    }
+    g_arena_free[a] = n;
+}
+
+/* Device memory is open to whoever runs queued work (stream workers, copies at the call)
+ * between begin and end. */
+void floe_emu_access_begin() {
+    std::lock_guard<std::mutex> lk(g_access_mu);
+    if (g_access_depth++ == 0 && g_protect && g_arena != nullptr)
+        mprotect(g_arena, g_arena_size, PROT_READ | PROT_WRITE);
+}
+
+void floe_emu_access_end() {
+    std::lock_guard<std::mutex> lk(g_access_mu);
+    if (--g_access_depth == 0 && g_protect && g_arena != nullptr)
+        mprotect(g_arena, g_arena_size, PROT_NONE);
 }
 
 cudaError_t ret(cudaError_t e) {
@@ -160,6 +265,8 @@ void worker_main(cudaStream_t s) {
             std::lock_guard<std::mutex> lk(s->mu);
             s->queue.pop_front();
             s->done++;
+            if (s->queue.empty())
+                floe_emu_access_end(); /* this stream is idle again */
         }
         s->cv.notify_all();
     }
@@ -209,14 +316,19 @@ cudaError_t enqueue(cudaStream_t s, std::function<void()> fn) {
         return cudaErrorInvalidResourceHandle;
     if (s == nullptr) {
         cudaError_t e = drain_all();
-        if (e == cudaSuccess)
+        if (e == cudaSuccess) {
+            floe_emu_access_begin();
             fn();
+            floe_emu_access_end();
+        }
         return e;
     }
     {
         std::lock_guard<std::mutex> lk(s->mu);
         if (s->sticky != cudaSuccess)
             return s->sticky;
+        if (s->queue.empty())
+            floe_emu_access_begin(); /* before the worker can see the work */
         s->queue.push_back(std::move(fn));
         s->queued++;
     }
@@ -634,10 +746,12 @@ cudaError_t cudaMalloc(void **out, size_t n) {
     size_t rounded = rounded_size(n);
     if (rounded > d.total - d.used)
         return ret(cudaErrorMemoryAllocation);
-    void *p = aligned_alloc(256, rounded);
+    void *p = arena_alloc(rounded);
     if (p == nullptr)
         return ret(cudaErrorMemoryAllocation);
-    memset(p, 0xff, rounded);
+    floe_emu_access_begin();
+    memset(p, 0xff, rounded); /* NaN as floats: reading memory nobody wrote shows */
+    floe_emu_access_end();
     d.used += rounded;
     g_device_blocks[(uintptr_t)p] = {n, t_device}; /* checks against what was asked for */
     *out = p;
@@ -655,8 +769,8 @@ cudaError_t cudaFree(void *p) {
         return ret(cudaErrorInvalidDevicePointer);
     }
     g_devices[it->second.second].used -= rounded_size(it->second.first);
+    arena_free(p, rounded_size(it->second.first));
     g_device_blocks.erase(it);
-    free(p);
     return cudaSuccess;
 }
 
@@ -832,8 +946,11 @@ static cudaError_t run_copy(cudaStream_t s, bool pinned, std::function<void()> f
     if (!stream_valid(s))
         return ret(cudaErrorInvalidResourceHandle);
     cudaError_t e = s == nullptr ? drain_all() : stream_drain(s);
-    if (e == cudaSuccess)
+    if (e == cudaSuccess) {
+        floe_emu_access_begin();
         fn();
+        floe_emu_access_end();
+    }
     return ret(e);
 }
 

@@ -1,10 +1,11 @@
 /*
  * dnn.c - Conv2D and its two backprops, Softmax and LogSoftmax, FusedBatchNormV3 and
- * FusedBatchNormGradV3 through cuDNN 9 (f32, NHWC; batch norm also NCHW).
+ * FusedBatchNormGradV3 through cuDNN 9 (f32; data_format NHWC or NCHW).
  *
- * TensorFlow's filters are [height, width, in, out]; cuDNN's NHWC filters are
- * [out, height, width, in], so the filter is transposed into a scratch buffer (and the
- * filter gradient back) by Floe's transpose kernel.  cuDNN pads symmetrically: SAME
+ * TensorFlow's filters are [height, width, in, out] whatever the data format; cuDNN
+ * wants [out, height, width, in] (KRSC) beside NHWC tensors and [out, in, height,
+ * width] (KCRS) beside NCHW ones, so the filter is transposed into a scratch buffer
+ * (and the filter gradient back) by Floe's transpose kernel.  cuDNN pads symmetrically: SAME
  * and EXPLICIT paddings that are not are handled by padding the input (forward, filter
  * gradient) or cropping the input gradient, with Floe's pad and crop kernels.  The
  * algorithm is cuDNN's first heuristic choice whose workspace the allocator can give.
@@ -22,7 +23,8 @@
 /* ---- Geometry --------------------------------------------------------------------------- */
 
 typedef struct conv_geom {
-    int64_t n, h, w, c;              /* input, NHWC */
+    bool nchw;                       /* data_format NCHW (else NHWC) */
+    int64_t n, h, w, c;              /* input */
     int64_t kh, kw, k;               /* filter extents and output channels */
     int64_t oh, ow;
     int64_t sh, sw, dh, dw;
@@ -73,29 +75,36 @@ static floe_status conv_geometry(floe_kernel_ctx *kc, const int64_t *in, const i
         nd = 0;
     if (floe_attrs_get_int_list(a, "explicit_paddings", &ep, &nep) != FLOE_OK)
         nep = 0;
-    if (flen != 4 || memcmp(fmt, "NHWC", 4) != 0)
-        return floe_fail(FLOE_UNIMPLEMENTED, "GPU convolutions support data_format NHWC only");
-    if (ns != 4 || s[0] != 1 || s[3] != 1 || s[1] <= 0 || s[2] <= 0)
-        return floe_fail(FLOE_INVALID_ARGUMENT, "strides must be [1, sh, sw, 1] with sh, sw > 0");
-    if (nd != 0 && (nd != 4 || dl[0] != 1 || dl[3] != 1 || dl[1] <= 0 || dl[2] <= 0))
-        return floe_fail(FLOE_INVALID_ARGUMENT, "dilations must be [1, dh, dw, 1] with dh, dw > 0");
+    bool nchw = flen == 4 && memcmp(fmt, "NCHW", 4) == 0;
+    if (!nchw && (flen != 4 || memcmp(fmt, "NHWC", 4) != 0))
+        return floe_fail(FLOE_INVALID_ARGUMENT, "data_format must be NHWC or NCHW, got %.*s",
+                         (int)flen, fmt);
+    /* where H, W and C sit in the input, strides, dilations and explicit_paddings */
+    int hi = nchw ? 2 : 1, wi = nchw ? 3 : 2, ci = nchw ? 1 : 3;
+    if (ns != 4 || s[0] != 1 || s[ci] != 1 || s[hi] <= 0 || s[wi] <= 0)
+        return floe_fail(FLOE_INVALID_ARGUMENT, "strides must be 1 in the batch and channel "
+                         "dimensions and positive in the others");
+    if (nd != 0 && (nd != 4 || dl[0] != 1 || dl[ci] != 1 || dl[hi] <= 0 || dl[wi] <= 0))
+        return floe_fail(FLOE_INVALID_ARGUMENT, "dilations must be 1 in the batch and channel "
+                         "dimensions and positive in the others");
     if (plen == 8 && nep != 8)
         return floe_fail(FLOE_INVALID_ARGUMENT, "EXPLICIT padding needs 8 explicit_paddings");
-    if (f[2] != in[3])
+    if (f[2] != in[ci])
         return floe_fail(FLOE_INVALID_ARGUMENT,
                          "filter has %lld input channels, the input %lld", (long long)f[2],
-                         (long long)in[3]);
+                         (long long)in[ci]);
     if (f[0] <= 0 || f[1] <= 0)
         return floe_fail(FLOE_INVALID_ARGUMENT, "filter extents must be positive");
     memset(g, 0, sizeof(*g));
-    g->n = in[0], g->h = in[1], g->w = in[2], g->c = in[3];
+    g->nchw = nchw;
+    g->n = in[0], g->h = in[hi], g->w = in[wi], g->c = in[ci];
     g->kh = f[0], g->kw = f[1], g->k = f[3];
-    g->sh = s[1], g->sw = s[2];
-    g->dh = nd ? dl[1] : 1, g->dw = nd ? dl[2] : 1;
-    if ((st = pad_dim(g->h, g->kh, g->sh, g->dh, pad, plen, nep ? ep + 2 : NULL, &g->oh, &g->pt,
-                      &g->pb)) != FLOE_OK ||
-        (st = pad_dim(g->w, g->kw, g->sw, g->dw, pad, plen, nep ? ep + 4 : NULL, &g->ow, &g->pl,
-                      &g->pr)) != FLOE_OK)
+    g->sh = s[hi], g->sw = s[wi];
+    g->dh = nd ? dl[hi] : 1, g->dw = nd ? dl[wi] : 1;
+    if ((st = pad_dim(g->h, g->kh, g->sh, g->dh, pad, plen, nep ? ep + 2 * hi : NULL, &g->oh,
+                      &g->pt, &g->pb)) != FLOE_OK ||
+        (st = pad_dim(g->w, g->kw, g->sw, g->dw, pad, plen, nep ? ep + 2 * wi : NULL, &g->ow,
+                      &g->pl, &g->pr)) != FLOE_OK)
         return st;
     if (g->n > INT32_MAX || g->h > INT32_MAX || g->w > INT32_MAX || g->c > INT32_MAX ||
         g->k > INT32_MAX)
@@ -105,6 +114,28 @@ static floe_status conv_geometry(floe_kernel_ctx *kc, const int64_t *in, const i
 
 static bool symmetric(const conv_geom *g) {
     return g->pt == g->pb && g->pl == g->pr;
+}
+
+/* The output's (out_backprop's) dims in the data format. */
+static void out_dims(const conv_geom *g, int64_t *od) {
+    int64_t nhwc[4] = {g->n, g->oh, g->ow, g->k}, nchw[4] = {g->n, g->k, g->oh, g->ow};
+    memcpy(od, g->nchw ? nchw : nhwc, sizeof(nhwc));
+}
+
+/* Zero padding of an input (and the inverse crop of its gradient) for cuDNN, which pads
+ * symmetrically only.  NCHW is padded as [n * c, h, w, 1], the same bytes. */
+static int pad_input(cudaStream_t s, const conv_geom *g, const void *x, void *xp) {
+    return g->nchw ? dev_cuda__k_pad_nhwc(s, g->n * g->c, g->h, g->w, 1, g->pt, g->pb, g->pl,
+                                          g->pr, x, xp)
+                   : dev_cuda__k_pad_nhwc(s, g->n, g->h, g->w, g->c, g->pt, g->pb, g->pl,
+                                          g->pr, x, xp);
+}
+
+static int crop_input(cudaStream_t s, const conv_geom *g, const void *xp, void *x) {
+    return g->nchw ? dev_cuda__k_crop_nhwc(s, g->n * g->c, g->h, g->w, 1, g->pt, g->pb, g->pl,
+                                           g->pr, xp, x)
+                   : dev_cuda__k_crop_nhwc(s, g->n, g->h, g->w, g->c, g->pt, g->pb, g->pl,
+                                           g->pr, xp, x);
 }
 
 /* ---- Descriptors --------------------------------------------------------------------------- */
@@ -134,11 +165,13 @@ static floe_status desc_new(const dev_cuda__device *d, const conv_geom *g, int64
     if (!st) st = L->cudnnCreateTensorDescriptor(&cd->y);
     if (!st) st = L->cudnnCreateFilterDescriptor(&cd->w);
     if (!st) st = L->cudnnCreateConvolutionDescriptor(&cd->conv);
-    if (!st) st = L->cudnnSetTensor4dDescriptor(cd->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT,
+    /* NHWC tensors with KRSC (OHWI) filters, NCHW tensors with KCRS (OIHW) filters */
+    cudnnTensorFormat_t fmt = g->nchw ? CUDNN_TENSOR_NCHW : CUDNN_TENSOR_NHWC;
+    if (!st) st = L->cudnnSetTensor4dDescriptor(cd->x, fmt, CUDNN_DATA_FLOAT,
                                                 (int)g->n, (int)g->c, (int)xh, (int)xw);
-    if (!st) st = L->cudnnSetTensor4dDescriptor(cd->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT,
+    if (!st) st = L->cudnnSetTensor4dDescriptor(cd->y, fmt, CUDNN_DATA_FLOAT,
                                                 (int)g->n, (int)g->k, (int)g->oh, (int)g->ow);
-    if (!st) st = L->cudnnSetFilter4dDescriptor(cd->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC,
+    if (!st) st = L->cudnnSetFilter4dDescriptor(cd->w, CUDNN_DATA_FLOAT, fmt,
                                                 (int)g->k, (int)g->c, (int)g->kh, (int)g->kw);
     if (!st) st = L->cudnnSetConvolution2dDescriptor(
                  cd->conv, pad ? (int)g->pt : 0, pad ? (int)g->pl : 0, (int)g->sh, (int)g->sw,
@@ -152,16 +185,21 @@ static floe_status desc_new(const dev_cuda__device *d, const conv_geom *g, int64
     return FLOE_OK;
 }
 
-/* Filter HWIO -> OHWI (to) or back (from), through Floe's transpose kernel. */
+/* Filter HWIO -> cuDNN's layout (to: OHWI for NHWC, OIHW for NCHW) or back (from),
+ * through Floe's transpose kernel. */
 static floe_status filter_layout(dev_cuda__device *d, const conv_geom *g, bool to_ohwi,
                                  const void *src, void *dst) {
     int64_t hwio[4] = {g->kh, g->kw, g->c, g->k}, ohwi[4] = {g->k, g->kh, g->kw, g->c};
+    int64_t oihw[4] = {g->k, g->c, g->kh, g->kw};
     static const int64_t p_to[4] = {3, 0, 1, 2}, p_from[4] = {1, 2, 3, 0};
+    static const int64_t p_to_oihw[4] = {3, 2, 0, 1}, p_from_oihw[4] = {2, 3, 1, 0};
     dev_cuda__transpose p;
     char err[64];
 
-    if (dev_cuda__transpose_plan(to_ohwi ? hwio : ohwi, 4, to_ohwi ? p_to : p_from, 4, &p, err,
-                                 sizeof(err)) != FLOE_OK)
+    if (dev_cuda__transpose_plan(to_ohwi ? hwio : g->nchw ? oihw : ohwi, 4,
+                                 to_ohwi ? (g->nchw ? p_to_oihw : p_to)
+                                         : (g->nchw ? p_from_oihw : p_from),
+                                 4, &p, err, sizeof(err)) != FLOE_OK)
         return floe_fail(FLOE_INTERNAL, "filter transpose: %s", err);
     return dev_cuda__fail_cuda(dev_cuda__k_transpose(d->stream, sizeof(float), &p, src, dst),
                                "filter transpose");
@@ -222,7 +260,8 @@ static floe_status conv2d_compute(floe_kernel_ctx *kc, void *state) {
         return floe_fail(FLOE_INVALID_ARGUMENT, "Conv2D needs 4-D input and filter");
     if ((st = conv_geometry(kc, floe_tensor_shape(x), floe_tensor_shape(f), &g)) != FLOE_OK)
         return st;
-    int64_t od[4] = {g.n, g.oh, g.ow, g.k};
+    int64_t od[4];
+    out_dims(&g, od);
     if ((st = floe_kernel_alloc_output(kc, 0, od, 4, &y)) != FLOE_OK)
         return st;
     if (floe_tensor_num_elements(y) == 0)
@@ -238,8 +277,7 @@ static floe_status conv2d_compute(floe_kernel_ctx *kc, void *state) {
         void *xp;
         st = scratch_get(d, &sc, nbytes4(g.n, g.h + g.pt + g.pb, g.w + g.pl + g.pr, g.c), &xp);
         if (st == FLOE_OK)
-            st = dev_cuda__fail_cuda(dev_cuda__k_pad_nhwc(d->stream, g.n, g.h, g.w, g.c, g.pt, g.pb,
-                                                          g.pl, g.pr, xin, xp), "Conv2D padding");
+            st = dev_cuda__fail_cuda(pad_input(d->stream, &g, xin, xp), "Conv2D padding");
         xin = xp;
     }
     if (st != FLOE_OK) {
@@ -287,12 +325,14 @@ static floe_status read_sizes(floe_kernel_ctx *kc, int i, const char *what, int6
 }
 
 static floe_status check_dy(const conv_geom *g, const floe_tensor *dy) {
-    if (floe_tensor_ndim(dy) != 4 || floe_tensor_dim(dy, 0) != g->n ||
-        floe_tensor_dim(dy, 1) != g->oh || floe_tensor_dim(dy, 2) != g->ow ||
-        floe_tensor_dim(dy, 3) != g->k)
+    int64_t od[4];
+    out_dims(g, od);
+    if (floe_tensor_ndim(dy) != 4 || floe_tensor_dim(dy, 0) != od[0] ||
+        floe_tensor_dim(dy, 1) != od[1] || floe_tensor_dim(dy, 2) != od[2] ||
+        floe_tensor_dim(dy, 3) != od[3])
         return floe_fail(FLOE_INVALID_ARGUMENT,
-                         "out_backprop must be [%lld, %lld, %lld, %lld]", (long long)g->n,
-                         (long long)g->oh, (long long)g->ow, (long long)g->k);
+                         "out_backprop must be [%lld, %lld, %lld, %lld]", (long long)od[0],
+                         (long long)od[1], (long long)od[2], (long long)od[3]);
     return FLOE_OK;
 }
 
@@ -365,9 +405,7 @@ static floe_status conv_backprop_input_compute(floe_kernel_ctx *kc, void *state)
     }
     desc_free(&cd);
     if (st == FLOE_OK && !sym)
-        st = dev_cuda__fail_cuda(dev_cuda__k_crop_nhwc(d->stream, g.n, g.h, g.w, g.c, g.pt, g.pb,
-                                                       g.pl, g.pr, dx_p,
-                                                       floe_tensor_device_data(dx)),
+        st = dev_cuda__fail_cuda(crop_input(d->stream, &g, dx_p, floe_tensor_device_data(dx)),
                                  "Conv2DBackpropInput crop");
     scratch_release(d, &sc);
     return st;
@@ -414,8 +452,7 @@ static floe_status conv_backprop_filter_compute(floe_kernel_ctx *kc, void *state
         void *xp;
         st = scratch_get(d, &sc, nbytes4(g.n, ph, pw, g.c), &xp);
         if (st == FLOE_OK)
-            st = dev_cuda__fail_cuda(dev_cuda__k_pad_nhwc(d->stream, g.n, g.h, g.w, g.c, g.pt, g.pb,
-                                                          g.pl, g.pr, xin, xp),
+            st = dev_cuda__fail_cuda(pad_input(d->stream, &g, xin, xp),
                                      "Conv2DBackpropFilter padding");
         xin = xp;
     }

@@ -81,11 +81,12 @@ typedef enum dev_cuda__opt {
 int dev_cuda__k_apply(cudaStream_t s, int kind, int dtype, int64_t n, void *const *slots,
                       const void *grad, const double *scalars, int flag);
 
-/* NHWC pooling, f32.  pad_top/left may be negative-free; windows clipped to the input;
- * avg divides by the number of elements inside the input (TensorFlow's SAME). */
+/* Pooling, f32, NHWC (nchw 0) or NCHW; windows clipped to the input; avg divides by the
+ * number of elements inside the input (TensorFlow's SAME). */
 typedef struct dev_cuda__pool {
     int64_t n, h, w, c, oh, ow;
     int64_t kh, kw, sh, sw, pt, pl;
+    int nchw;
 } dev_cuda__pool;
 int dev_cuda__k_maxpool(cudaStream_t s, const dev_cuda__pool *p, const float *x, float *y);
 /* dx (zeroed here) += g at each window's first maximum. */

@@ -578,12 +578,35 @@ __global__ void apply_kernel(int kind, int64_t n, OptArgs a) {
     }
 }
 
-/* ---- Pooling (NHWC, f32) ------------------------------------------------------------------- */
+/* ---- Pooling (NHWC or NCHW, f32) ----------------------------------------------------------- */
+
+/* Output element @i as (batch, row, column, channel) in the pool's data format. */
+__device__ inline void pool_coords(const dev_cuda__pool &p, int64_t i, int64_t *b, int64_t *oy,
+                                   int64_t *ox, int64_t *c) {
+    if (p.nchw) {
+        *ox = i % p.ow;
+        *oy = (i / p.ow) % p.oh;
+        *c = (i / (p.ow * p.oh)) % p.c;
+        *b = i / (p.ow * p.oh * p.c);
+    } else {
+        *c = i % p.c;
+        *ox = (i / p.c) % p.ow;
+        *oy = (i / (p.c * p.ow)) % p.oh;
+        *b = i / (p.c * p.ow * p.oh);
+    }
+}
+
+/* The input element at (batch, row, column, channel). */
+__device__ inline int64_t pool_at(const dev_cuda__pool &p, int64_t b, int64_t iy, int64_t ix,
+                                  int64_t c) {
+    return p.nchw ? ((b * p.c + c) * p.h + iy) * p.w + ix : ((b * p.h + iy) * p.w + ix) * p.c + c;
+}
 
 __global__ void maxpool_kernel(dev_cuda__pool p, const float *x, float *y) {
     int64_t n = p.n * p.oh * p.ow * p.c;
     GRID_LOOP(i, n) {
-        int64_t c = i % p.c, t = i / p.c, ox = t % p.ow, oy = (t / p.ow) % p.oh, b = t / (p.ow * p.oh);
+        int64_t b, oy, ox, c;
+        pool_coords(p, i, &b, &oy, &ox, &c);
         float best = -INFINITY;
         bool any = false;
         for (int64_t ky = 0; ky < p.kh; ky++) {
@@ -594,7 +617,7 @@ __global__ void maxpool_kernel(dev_cuda__pool p, const float *x, float *y) {
                 int64_t ix = ox * p.sw - p.pl + kx;
                 if (ix < 0 || ix >= p.w)
                     continue;
-                float v = x[((b * p.h + iy) * p.w + ix) * p.c + c];
+                float v = x[pool_at(p, b, iy, ix, c)];
                 if (!any || v > best || v != v)
                     best = v;
                 any = true;
@@ -609,7 +632,8 @@ __global__ void maxpool_kernel(dev_cuda__pool p, const float *x, float *y) {
 __global__ void maxpool_grad_kernel(dev_cuda__pool p, const float *x, const float *g, float *dx) {
     int64_t n = p.n * p.oh * p.ow * p.c;
     GRID_LOOP(i, n) {
-        int64_t c = i % p.c, t = i / p.c, ox = t % p.ow, oy = (t / p.ow) % p.oh, b = t / (p.ow * p.oh);
+        int64_t b, oy, ox, c;
+        pool_coords(p, i, &b, &oy, &ox, &c);
         float best = -INFINITY;
         int64_t at = -1;
         for (int64_t ky = 0; ky < p.kh; ky++) {
@@ -620,7 +644,7 @@ __global__ void maxpool_grad_kernel(dev_cuda__pool p, const float *x, const floa
                 int64_t ix = ox * p.sw - p.pl + kx;
                 if (ix < 0 || ix >= p.w)
                     continue;
-                int64_t k = ((b * p.h + iy) * p.w + ix) * p.c + c;
+                int64_t k = pool_at(p, b, iy, ix, c);
                 if (at < 0 || x[k] > best) {
                     best = x[k];
                     at = k;
@@ -643,7 +667,8 @@ __device__ inline int64_t window_count(const dev_cuda__pool &p, int64_t oy, int6
 __global__ void avgpool_kernel(dev_cuda__pool p, const float *x, float *y) {
     int64_t n = p.n * p.oh * p.ow * p.c;
     GRID_LOOP(i, n) {
-        int64_t c = i % p.c, t = i / p.c, ox = t % p.ow, oy = (t / p.ow) % p.oh, b = t / (p.ow * p.oh);
+        int64_t b, oy, ox, c;
+        pool_coords(p, i, &b, &oy, &ox, &c);
         float sum = 0;
         for (int64_t ky = 0; ky < p.kh; ky++) {
             int64_t iy = oy * p.sh - p.pt + ky;
@@ -652,7 +677,7 @@ __global__ void avgpool_kernel(dev_cuda__pool p, const float *x, float *y) {
             for (int64_t kx = 0; kx < p.kw; kx++) {
                 int64_t ix = ox * p.sw - p.pl + kx;
                 if (ix >= 0 && ix < p.w)
-                    sum += x[((b * p.h + iy) * p.w + ix) * p.c + c];
+                    sum += x[pool_at(p, b, iy, ix, c)];
             }
         }
         int64_t cnt = window_count(p, oy, ox);
@@ -663,7 +688,8 @@ __global__ void avgpool_kernel(dev_cuda__pool p, const float *x, float *y) {
 __global__ void avgpool_grad_kernel(dev_cuda__pool p, const float *g, float *dx) {
     int64_t n = p.n * p.oh * p.ow * p.c;
     GRID_LOOP(i, n) {
-        int64_t c = i % p.c, t = i / p.c, ox = t % p.ow, oy = (t / p.ow) % p.oh, b = t / (p.ow * p.oh);
+        int64_t b, oy, ox, c;
+        pool_coords(p, i, &b, &oy, &ox, &c);
         int64_t cnt = window_count(p, oy, ox);
         if (cnt <= 0)
             continue;
@@ -675,7 +701,7 @@ __global__ void avgpool_grad_kernel(dev_cuda__pool p, const float *g, float *dx)
             for (int64_t kx = 0; kx < p.kw; kx++) {
                 int64_t ix = ox * p.sw - p.pl + kx;
                 if (ix >= 0 && ix < p.w)
-                    atomicAdd(&dx[((b * p.h + iy) * p.w + ix) * p.c + c], share);
+                    atomicAdd(&dx[pool_at(p, b, iy, ix, c)], share);
             }
         }
     }

@@ -1002,7 +1002,7 @@ static floe_status assign_update_run(floe_kernel_ctx *kc, int code) {
     return st;
 }
 
-/* ---- Pooling (NHWC) ----------------------------------------------------------------------- */
+/* ---- Pooling (NHWC or NCHW) ---------------------------------------------------------------- */
 
 /* Output extent and leading padding of one spatial dim, TensorFlow's VALID and SAME. */
 static floe_status pool_dim(int64_t in, int64_t k, int64_t s, bool same, int64_t *out,
@@ -1033,27 +1033,37 @@ static floe_status pool_plan(floe_kernel_ctx *kc, const int64_t *in_dims, dev_cu
     floe_attrs_get_int_list(a, "strides", &ss, &nstr);
     floe_attrs_get_string(a, "padding", &pad, &plen);
     floe_attrs_get_string(a, "data_format", &fmt, &flen);
-    if (flen != 4 || memcmp(fmt, "NHWC", 4) != 0)
-        return floe_fail(FLOE_UNIMPLEMENTED, "GPU pooling supports data_format NHWC only");
-    if (nk != 4 || nstr != 4 || ks[0] != 1 || ks[3] != 1 || ss[0] != 1 || ss[3] != 1)
+    bool nchw = flen == 4 && memcmp(fmt, "NCHW", 4) == 0;
+    if (!nchw && (flen != 4 || memcmp(fmt, "NHWC", 4) != 0))
+        return floe_fail(FLOE_INVALID_ARGUMENT, "data_format must be NHWC or NCHW, got %.*s",
+                         (int)flen, fmt);
+    int hi = nchw ? 2 : 1, wi = nchw ? 3 : 2, ci = nchw ? 1 : 3;
+    if (nk != 4 || nstr != 4 || ks[0] != 1 || ks[ci] != 1 || ss[0] != 1 || ss[ci] != 1)
         return floe_fail(FLOE_INVALID_ARGUMENT,
                          "ksize and strides must have 4 entries, 1 for batch and channels");
     if (!(plen == 4 && memcmp(pad, "SAME", 4) == 0) && !(plen == 5 && memcmp(pad, "VALID", 5) == 0))
         return floe_fail(FLOE_INVALID_ARGUMENT, "padding must be SAME or VALID");
     same = plen == 4;
     memset(p, 0, sizeof(*p));
+    p->nchw = nchw;
     p->n = in_dims[0];
-    p->h = in_dims[1];
-    p->w = in_dims[2];
-    p->c = in_dims[3];
-    p->kh = ks[1];
-    p->kw = ks[2];
-    p->sh = ss[1];
-    p->sw = ss[2];
+    p->h = in_dims[hi];
+    p->w = in_dims[wi];
+    p->c = in_dims[ci];
+    p->kh = ks[hi];
+    p->kw = ks[wi];
+    p->sh = ss[hi];
+    p->sw = ss[wi];
     if ((st = pool_dim(p->h, p->kh, p->sh, same, &p->oh, &p->pt)) != FLOE_OK ||
         (st = pool_dim(p->w, p->kw, p->sw, same, &p->ow, &p->pl)) != FLOE_OK)
         return st;
     return FLOE_OK;
+}
+
+/* The pooled output's dims in the data format. */
+static void pooled_dims(const dev_cuda__pool *p, int64_t *od) {
+    int64_t nhwc[4] = {p->n, p->oh, p->ow, p->c}, nchw[4] = {p->n, p->c, p->oh, p->ow};
+    memcpy(od, p->nchw ? nchw : nhwc, sizeof(nhwc));
 }
 
 static floe_status rank4_f32(const floe_tensor *t, const char *what) {
@@ -1074,7 +1084,8 @@ static floe_status pool_run(floe_kernel_ctx *kc, bool avg) {
         return FLOE_INTERNAL;
     if ((st = rank4_f32(x, "input")) != FLOE_OK || (st = pool_plan(kc, floe_tensor_shape(x), &p)) != FLOE_OK)
         return st;
-    int64_t od[4] = {p.n, p.oh, p.ow, p.c};
+    int64_t od[4];
+    pooled_dims(&p, od);
     if ((st = floe_kernel_alloc_output(kc, 0, od, 4, &y)) != FLOE_OK)
         return st;
     return launched(!avg ? dev_cuda__k_maxpool(d->stream, &p, dptr(x), dptr(y))
@@ -1083,11 +1094,14 @@ static floe_status pool_run(floe_kernel_ctx *kc, bool avg) {
 }
 
 static floe_status check_grad_dims(const dev_cuda__pool *p, const floe_tensor *g) {
-    if (floe_tensor_ndim(g) != 4 || floe_tensor_dim(g, 0) != p->n || floe_tensor_dim(g, 1) != p->oh ||
-        floe_tensor_dim(g, 2) != p->ow || floe_tensor_dim(g, 3) != p->c)
+    int64_t od[4];
+    pooled_dims(p, od);
+    if (floe_tensor_ndim(g) != 4 || floe_tensor_dim(g, 0) != od[0] ||
+        floe_tensor_dim(g, 1) != od[1] || floe_tensor_dim(g, 2) != od[2] ||
+        floe_tensor_dim(g, 3) != od[3])
         return floe_fail(FLOE_INVALID_ARGUMENT,
                          "grad must have the pooled shape [%lld, %lld, %lld, %lld]",
-                         (long long)p->n, (long long)p->oh, (long long)p->ow, (long long)p->c);
+                         (long long)od[0], (long long)od[1], (long long)od[2], (long long)od[3]);
     return FLOE_OK;
 }
 

@@ -159,31 +159,41 @@ static void seeded(floe_attrs *a, floe_dtype dt) {
 static void a_seeded_f32(floe_attrs *a) { seeded(a, FLOE_DTYPE_F32); }
 static void a_seeded_f64(floe_attrs *a) { seeded(a, FLOE_DTYPE_F64); }
 
-static void conv_attrs(floe_attrs *a, int64_t s, const char *pad) {
-    int64_t st[4] = {1, s, s, 1};
-    floe_attrs_set_int_list(a, "strides", st, 4);
+/* NCHW: strides (and ksize) are [1, 1, h, w] and data_format is set. */
+static void conv_attrs(floe_attrs *a, int64_t s, const char *pad, bool nchw) {
+    int64_t st[4] = {1, s, s, 1}, st_nchw[4] = {1, 1, s, s};
+    floe_attrs_set_int_list(a, "strides", nchw ? st_nchw : st, 4);
     floe_attrs_set_string(a, "padding", pad, strlen(pad));
+    if (nchw)
+        a_nchw(a);
 }
-static void a_conv_same1(floe_attrs *a) { conv_attrs(a, 1, "SAME"); }
-static void a_conv_same2(floe_attrs *a) { conv_attrs(a, 2, "SAME"); }   /* asymmetric pads */
-static void a_conv_valid2(floe_attrs *a) { conv_attrs(a, 2, "VALID"); }
+static void a_conv_same1(floe_attrs *a) { conv_attrs(a, 1, "SAME", false); }
+static void a_conv_same2(floe_attrs *a) { conv_attrs(a, 2, "SAME", false); } /* asymmetric pads */
+static void a_conv_valid2(floe_attrs *a) { conv_attrs(a, 2, "VALID", false); }
+static void a_conv_same1_nchw(floe_attrs *a) { conv_attrs(a, 1, "SAME", true); }
+static void a_conv_same2_nchw(floe_attrs *a) { conv_attrs(a, 2, "SAME", true); }
 
-static void pool_attrs(floe_attrs *a, int64_t k, int64_t s, const char *pad) {
+static void pool_attrs(floe_attrs *a, int64_t k, int64_t s, const char *pad, bool nchw) {
     int64_t ks[4] = {1, k, k, 1}, st[4] = {1, s, s, 1};
-    floe_attrs_set_int_list(a, "ksize", ks, 4);
-    floe_attrs_set_int_list(a, "strides", st, 4);
+    int64_t ks_nchw[4] = {1, 1, k, k}, st_nchw[4] = {1, 1, s, s};
+    floe_attrs_set_int_list(a, "ksize", nchw ? ks_nchw : ks, 4);
+    floe_attrs_set_int_list(a, "strides", nchw ? st_nchw : st, 4);
     floe_attrs_set_string(a, "padding", pad, strlen(pad));
+    if (nchw)
+        a_nchw(a);
 }
-static void a_pool_2_2_valid(floe_attrs *a) { pool_attrs(a, 2, 2, "VALID"); }
-static void a_pool_3_2_same(floe_attrs *a) { pool_attrs(a, 3, 2, "SAME"); }
+static void a_pool_2_2_valid(floe_attrs *a) { pool_attrs(a, 2, 2, "VALID", false); }
+static void a_pool_3_2_same(floe_attrs *a) { pool_attrs(a, 3, 2, "SAME", false); }
+static void a_pool_3_2_same_nchw(floe_attrs *a) { pool_attrs(a, 3, 2, "SAME", true); }
 
 static const int64_t axes_1[] = {1}, axes_02[] = {0, 2}, axes_neg[] = {-1};
 static const int64_t shape_24[] = {2, -1}, perm_201[] = {2, 0, 1};
 static const int64_t dims_345[] = {3, 4, 5};
 static const int64_t conv_in[] = {2, 9, 9, 3}, conv_in_s2[] = {2, 9, 9, 3};
+static const int64_t conv_in_nchw[] = {2, 3, 9, 9};
 static const int64_t conv_f[] = {3, 3, 3, 4};
 static const int64_t labels4[] = {0, 3, 9, 5};
-static const int64_t pool_in[] = {2, 8, 8, 3};
+static const int64_t pool_in[] = {2, 8, 8, 3}, pool_in_nchw[] = {2, 3, 8, 8};
 static const int64_t axis0[] = {0}, begin_3[] = {1, 0, 2}, size_3[] = {1, -1, 2};
 static const int64_t idx5[] = {3, 0, 3, 1, 2};
 static const int64_t rand_shape[] = {37, 11};
@@ -205,6 +215,11 @@ static const conf_case cases[] = {
     {"Conv2DBackpropInput", 3, 1, {{FLOE_DTYPE_I32, 1, {4}, 0, 0, conv_in_s2}, IN(FLOE_DTYPE_F32, 4, 3, 3, 3, 4, -1, 1), IN(FLOE_DTYPE_F32, 4, 2, 5, 5, 4, -1, 1)}, a_conv_same2, 2e-3, 1e-4},
     {"Conv2DBackpropFilter", 3, 1, {IN(FLOE_DTYPE_F32, 4, 2, 9, 9, 3, -1, 1), {FLOE_DTYPE_I32, 1, {4}, 0, 0, conv_f}, IN(FLOE_DTYPE_F32, 4, 2, 9, 9, 4, -1, 1)}, a_conv_same1, 2e-3, 1e-4},
     {"Conv2DBackpropFilter", 3, 1, {IN(FLOE_DTYPE_F32, 4, 2, 9, 9, 3, -1, 1), {FLOE_DTYPE_I32, 1, {4}, 0, 0, conv_f}, IN(FLOE_DTYPE_F32, 4, 2, 5, 5, 4, -1, 1)}, a_conv_same2, 2e-3, 1e-4},
+    /* NCHW: cuDNN's KCRS filters; asymmetric SAME padding as [n * c, h, w, 1] */
+    {"Conv2D", 2, 1, {IN(FLOE_DTYPE_F32, 4, 2, 3, 9, 9, -1, 1), IN(FLOE_DTYPE_F32, 4, 3, 3, 3, 4, -1, 1)}, a_conv_same1_nchw, 2e-3, 1e-4},
+    {"Conv2D", 2, 1, {IN(FLOE_DTYPE_F32, 4, 2, 3, 10, 10, -1, 1), IN(FLOE_DTYPE_F32, 4, 3, 3, 3, 4, -1, 1)}, a_conv_same2_nchw, 2e-3, 1e-4},
+    {"Conv2DBackpropInput", 3, 1, {{FLOE_DTYPE_I32, 1, {4}, 0, 0, conv_in_nchw}, IN(FLOE_DTYPE_F32, 4, 3, 3, 3, 4, -1, 1), IN(FLOE_DTYPE_F32, 4, 2, 4, 5, 5, -1, 1)}, a_conv_same2_nchw, 2e-3, 1e-4},
+    {"Conv2DBackpropFilter", 3, 1, {IN(FLOE_DTYPE_F32, 4, 2, 3, 9, 9, -1, 1), {FLOE_DTYPE_I32, 1, {4}, 0, 0, conv_f}, IN(FLOE_DTYPE_F32, 4, 2, 4, 5, 5, -1, 1)}, a_conv_same2_nchw, 2e-3, 1e-4},
     {"Softmax", 1, 1, {IN(FLOE_DTYPE_F32, 2, 7, 10, 0, 0, -5, 5)}, NULL, 1e-5, 1e-6},
     {"LogSoftmax", 1, 1, {IN(FLOE_DTYPE_F64, 3, 2, 3, 10, 0, -5, 5)}, NULL, 1e-10, 1e-12},
     /* Floe's kernels: elementwise with broadcasting */
@@ -273,22 +288,29 @@ static const conf_case cases[] = {
     {"MaxPool", 1, 1, {IN(FLOE_DTYPE_F32, 4, 2, 9, 9, 3, -1, 1)}, a_pool_3_2_same, 0, 0},
     {"AvgPool", 1, 1, {IN(FLOE_DTYPE_F32, 4, 2, 9, 9, 3, -1, 1)}, a_pool_3_2_same, 1e-5, 1e-6},
     {"AvgPoolGrad", 2, 1, {{FLOE_DTYPE_I32, 1, {4}, 0, 0, pool_in}, IN(FLOE_DTYPE_F32, 4, 2, 4, 4, 3, -1, 1)}, a_pool_3_2_same, 1e-5, 1e-6},
+    {"MaxPool", 1, 1, {IN(FLOE_DTYPE_F32, 4, 2, 3, 9, 9, -1, 1)}, a_pool_3_2_same_nchw, 0, 0},
+    {"AvgPool", 1, 1, {IN(FLOE_DTYPE_F32, 4, 2, 3, 9, 9, -1, 1)}, a_pool_3_2_same_nchw, 1e-5, 1e-6},
+    {"AvgPoolGrad", 2, 1, {{FLOE_DTYPE_I32, 1, {4}, 0, 0, pool_in_nchw}, IN(FLOE_DTYPE_F32, 4, 2, 3, 4, 4, -1, 1)}, a_pool_3_2_same_nchw, 1e-5, 1e-6},
 };
 
 /* MaxPoolGrad takes the forward output as input: built from a MaxPool on each device. */
-static void conformance_maxpool_grad(void) {
+static void conformance_maxpool_grad(bool nchw) {
     conf_case mp = {"MaxPool", 1, 1, {IN(FLOE_DTYPE_F32, 4, 2, 9, 9, 3, -1, 1)}, a_pool_3_2_same, 0, 0};
     conf_case mg = {"MaxPoolGrad", 3, 1, {{0}}, a_pool_3_2_same, 1e-6, 1e-7};
+    if (nchw) {
+        mp.in[0] = (input_spec)IN(FLOE_DTYPE_F32, 4, 2, 3, 9, 9, -1, 1);
+        mp.attrs = mg.attrs = a_pool_3_2_same_nchw;
+    }
     floe_graph *g;
     floe_session *s;
     uint64_t seed = 77;
     floe_node *x, *yg, *yc, *dy, *in_g[3], *in_c[3], *gg, *gc;
     floe_tensor *v[2] = {NULL};
-    int64_t dyd[4] = {2, 5, 5, 3};
+    int64_t dyd[4] = {2, 5, 5, 3}, dyd_nchw[4] = {2, 3, 5, 5};
 
     assert_int_equal(floe_graph_new(ctx, &g), FLOE_OK);
     x = tc_g_const(g, make_input(&mp.in[0], &seed));
-    dy = tc_g_const(g, tc_rand_tensor(FLOE_DTYPE_F32, dyd, 4, -1, 1, seed++));
+    dy = tc_g_const(g, tc_rand_tensor(FLOE_DTYPE_F32, nchw ? dyd_nchw : dyd, 4, -1, 1, seed++));
     yg = pinned(g, &mp, &x, "/device:GPU:0");
     yc = pinned(g, &mp, &x, "/device:CPU:0");
     in_g[0] = x, in_g[1] = yg, in_g[2] = dy;
@@ -411,7 +433,8 @@ static void conformance_batch_norm(void) {
 static void conformance_every_case(void **state) {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         run_case(&cases[i]);
-    conformance_maxpool_grad();
+    conformance_maxpool_grad(false);
+    conformance_maxpool_grad(true);
     conformance_batch_norm();
 }
 

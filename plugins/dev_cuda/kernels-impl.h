@@ -43,9 +43,11 @@ int dev_cuda__k_reduce(cudaStream_t s, int op, int dtype, const dev_cuda__reduce
 /* y[i] = x[i] + b[(i / inner) % c]: NHWC has inner 1. f32, f64, i32, i64. */
 int dev_cuda__k_bias_add(cudaStream_t s, int dtype, int64_t n, int64_t c, int64_t inner,
                          const void *x, const void *b, void *y);
-/* Between f32, f64, i32, i64, u8, bool, with Cast's rules (floats to ints truncate and
- * saturate, NaN gives 0; to bool: != 0). */
-int dev_cuda__k_cast(cudaStream_t s, int src, int dst, int64_t n, const void *x, void *y);
+/* Between f32, f64, i32, i64, u8, bool, with Cast's rules (ops_math/cast.c): floats to
+ * ints truncate and saturate, NaN gives 0; to bool: != 0; from bool: 0 or 1 whatever
+ * the byte; f64 -> f32 with @truncate rounds toward zero (overflow: the largest finite). */
+int dev_cuda__k_cast(cudaStream_t s, int src, int dst, int64_t n, const void *x, void *y,
+                     int truncate);
 /* Every element of @y (elements of @elem_size bytes: 1, 2, 4 or 8) set to *@value. */
 int dev_cuda__k_fill(cudaStream_t s, size_t elem_size, int64_t n, const void *value, void *y);
 int dev_cuda__k_transpose(cudaStream_t s, size_t elem_size, const dev_cuda__transpose *p,

@@ -310,12 +310,22 @@ __device__ inline D float_to_int(double v, double lo, double hi) {
     return (D)v;
 }
 
+/* f64 -> f32 rounding toward zero (Cast's Truncate): overflow gives the largest finite
+ * value, NaN stays NaN. */
+__device__ inline float truncate_to_float(double v) {
+    float f = (float)v;
+    if (fabs((double)f) > fabs(v))
+        f = nextafterf(f, 0.0f);
+    return f;
+}
+
 template <typename D, typename S>
 __global__ void cast_kernel(int64_t n, const S *x, D *y, int kind) {
     GRID_LOOP(i, n) {
         S v = x[i];
         switch (kind) {
-        case 1: y[i] = (D)(v != S(0)); break;                              /* to bool */
+        case 1: y[i] = (D)(v != S(0)); break;          /* to bool, and from bool: 0 or 1 */
+        case 5: y[i] = (D)truncate_to_float((double)v); break;             /* Truncate */
         case 2: y[i] = float_to_int<D>((double)v, -2147483648.0, 2147483647.0); break;
         case 3: y[i] = float_to_int<D>((double)v, -9223372036854775808.0, 9223372036854775807.0); break;
         case 4: y[i] = float_to_int<D>((double)v, 0.0, 255.0); break;
@@ -761,20 +771,27 @@ __global__ void bn_dx_infer_kernel(int64_t n, int64_t c, int64_t inner, const fl
     }
 }
 
+/* @kind for each destination: a bool source is 0 or 1 whatever its byte (kind 1); float
+ * sources saturate into integers (2-4); f64 -> f32 with Truncate rounds toward zero (5). */
 template <typename S>
-int cast_from(cudaStream_t s, int dst, int64_t n, const S *x, void *y) {
+int cast_from(cudaStream_t s, int dst, int64_t n, const S *x, void *y, bool src_bool,
+              bool truncate) {
     bool src_float = sizeof(S) >= 4 && (S)0.5 != (S)0;
+    int plain = src_bool ? 1 : 0;
     switch (dst) {
-    case FLOE_DTYPE_F32: FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<float, S>)(n, x, (float *)y, 0); break;
-    case FLOE_DTYPE_F64: FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<double, S>)(n, x, (double *)y, 0); break;
+    case FLOE_DTYPE_F32:
+        FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<float, S>)(
+            n, x, (float *)y, truncate && sizeof(S) == 8 && src_float ? 5 : plain);
+        break;
+    case FLOE_DTYPE_F64: FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<double, S>)(n, x, (double *)y, plain); break;
     case FLOE_DTYPE_I32:
-        FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<int32_t, S>)(n, x, (int32_t *)y, src_float ? 2 : 0);
+        FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<int32_t, S>)(n, x, (int32_t *)y, src_float ? 2 : plain);
         break;
     case FLOE_DTYPE_I64:
-        FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<int64_t, S>)(n, x, (int64_t *)y, src_float ? 3 : 0);
+        FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<int64_t, S>)(n, x, (int64_t *)y, src_float ? 3 : plain);
         break;
     case FLOE_DTYPE_U8:
-        FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<uint8_t, S>)(n, x, (uint8_t *)y, src_float ? 4 : 0);
+        FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<uint8_t, S>)(n, x, (uint8_t *)y, src_float ? 4 : plain);
         break;
     case FLOE_DTYPE_BOOL:
         FLOE_LAUNCH(blocks_for(n), kThreads, s, cast_kernel<uint8_t, S>)(n, x, (uint8_t *)y, 1);
@@ -866,16 +883,17 @@ int dev_cuda__k_bias_add(cudaStream_t s, int dtype, int64_t n, int64_t c, int64_
     });
 }
 
-int dev_cuda__k_cast(cudaStream_t s, int src, int dst, int64_t n, const void *x, void *y) {
+int dev_cuda__k_cast(cudaStream_t s, int src, int dst, int64_t n, const void *x, void *y,
+                     int truncate) {
     if (n == 0)
         return 0;
     switch (src) {
-    case FLOE_DTYPE_F32: return cast_from(s, dst, n, (const float *)x, y);
-    case FLOE_DTYPE_F64: return cast_from(s, dst, n, (const double *)x, y);
-    case FLOE_DTYPE_I32: return cast_from(s, dst, n, (const int32_t *)x, y);
-    case FLOE_DTYPE_I64: return cast_from(s, dst, n, (const int64_t *)x, y);
-    case FLOE_DTYPE_U8:
-    case FLOE_DTYPE_BOOL: return cast_from(s, dst, n, (const uint8_t *)x, y);
+    case FLOE_DTYPE_F32: return cast_from(s, dst, n, (const float *)x, y, false, truncate);
+    case FLOE_DTYPE_F64: return cast_from(s, dst, n, (const double *)x, y, false, truncate);
+    case FLOE_DTYPE_I32: return cast_from(s, dst, n, (const int32_t *)x, y, false, truncate);
+    case FLOE_DTYPE_I64: return cast_from(s, dst, n, (const int64_t *)x, y, false, truncate);
+    case FLOE_DTYPE_U8: return cast_from(s, dst, n, (const uint8_t *)x, y, false, truncate);
+    case FLOE_DTYPE_BOOL: return cast_from(s, dst, n, (const uint8_t *)x, y, true, truncate);
     default: return (int)cudaErrorInvalidValue;
     }
 }

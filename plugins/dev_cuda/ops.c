@@ -299,6 +299,7 @@ static floe_status cast_compute(floe_kernel_ctx *kc, void *state) {
     dev_cuda__device *d = dev_cuda__kernel_gpu(kc);
     const floe_tensor *x = floe_kernel_input(kc, 0);
     floe_tensor *y;
+    int truncate = 0;
     floe_status st;
 
     if (d == NULL)
@@ -312,8 +313,10 @@ static floe_status cast_compute(floe_kernel_ctx *kc, void *state) {
         return dev_cuda__fail_cuda(cudaMemcpyAsync(dptr(y), dptr(x), floe_tensor_nbytes(x),
                                                    cudaMemcpyDeviceToDevice, d->stream),
                                    floe_kernel_node_name(kc));
+    if (floe_attrs_type(floe_kernel_attrs(kc), "Truncate") == FLOE_ATTR_BOOL)
+        floe_attrs_get_bool(floe_kernel_attrs(kc), "Truncate", &truncate);
     return launched(dev_cuda__k_cast(d->stream, floe_tensor_dtype(x), floe_tensor_dtype(y),
-                                     floe_tensor_num_elements(x), dptr(x), dptr(y)),
+                                     floe_tensor_num_elements(x), dptr(x), dptr(y), truncate),
                     kc);
 }
 
@@ -1093,16 +1096,21 @@ static floe_status pool_run(floe_kernel_ctx *kc, bool avg) {
                     kc);
 }
 
-static floe_status check_grad_dims(const dev_cuda__pool *p, const floe_tensor *g) {
+/* The CPU kernel's message (ops_nn/pool.c): "MaxPoolGrad: grad has shape [1,3,3,2], the
+ * pooling gives [1,2,2,2]". */
+static floe_status check_grad_dims(const char *op, const dev_cuda__pool *p,
+                                   const floe_tensor *g) {
     int64_t od[4];
+    char have[160], want[160];
     pooled_dims(p, od);
-    if (floe_tensor_ndim(g) != 4 || floe_tensor_dim(g, 0) != od[0] ||
-        floe_tensor_dim(g, 1) != od[1] || floe_tensor_dim(g, 2) != od[2] ||
-        floe_tensor_dim(g, 3) != od[3])
-        return floe_fail(FLOE_INVALID_ARGUMENT,
-                         "grad must have the pooled shape [%lld, %lld, %lld, %lld]",
-                         (long long)od[0], (long long)od[1], (long long)od[2], (long long)od[3]);
-    return FLOE_OK;
+    if (floe_tensor_ndim(g) == 4 && floe_tensor_dim(g, 0) == od[0] &&
+        floe_tensor_dim(g, 1) == od[1] && floe_tensor_dim(g, 2) == od[2] &&
+        floe_tensor_dim(g, 3) == od[3])
+        return FLOE_OK;
+    dev_cuda__format_dims(floe_tensor_shape(g), floe_tensor_ndim(g), have, sizeof(have));
+    dev_cuda__format_dims(od, 4, want, sizeof(want));
+    return floe_fail(FLOE_INVALID_ARGUMENT, "%s: grad has shape %s, the pooling gives %s", op,
+                     have, want);
 }
 
 static floe_status maxpool_grad_compute(floe_kernel_ctx *kc, void *state) {
@@ -1116,7 +1124,7 @@ static floe_status maxpool_grad_compute(floe_kernel_ctx *kc, void *state) {
         return FLOE_INTERNAL;
     if ((st = rank4_f32(x, "orig_input")) != FLOE_OK ||
         (st = pool_plan(kc, floe_tensor_shape(x), &p)) != FLOE_OK ||
-        (st = check_grad_dims(&p, g)) != FLOE_OK)
+        (st = check_grad_dims("MaxPoolGrad", &p, g)) != FLOE_OK)
         return st;
     if ((st = floe_kernel_alloc_output(kc, 0, floe_tensor_shape(x), 4, &dx)) != FLOE_OK)
         return st;
@@ -1138,7 +1146,8 @@ static floe_status avgpool_grad_compute(floe_kernel_ctx *kc, void *state) {
         return st;
     if (n != 4 || dims[0] < 0 || dims[1] < 0 || dims[2] < 0 || dims[3] < 0)
         return floe_fail(FLOE_INVALID_ARGUMENT, "orig_input_shape must be 4 non-negative extents");
-    if ((st = pool_plan(kc, dims, &p)) != FLOE_OK || (st = check_grad_dims(&p, g)) != FLOE_OK)
+    if ((st = pool_plan(kc, dims, &p)) != FLOE_OK ||
+        (st = check_grad_dims("AvgPoolGrad", &p, g)) != FLOE_OK)
         return st;
     if ((st = floe_kernel_alloc_output(kc, 0, dims, 4, &dx)) != FLOE_OK)
         return st;

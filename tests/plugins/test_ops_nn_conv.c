@@ -527,6 +527,7 @@ static int64_t plan_run_check(plan_fixture *pf, int64_t n, uint64_t seed) {
     if (floe_plan_run(pf->plan, in, &y) != FLOE_OK || floe_tensor_num_elements(y) != ny) {
         bad = -1;
     } else {
+        y = tc_take_host(y); /* the plan may leave it in a GPU's memory */
         const float *yv = floe_tensor_data(y);
         for (int64_t i = 0; i < ny; i++)
             if (fabs(yv[i] - yd[i]) > 1e-4 * (1 + fabs(yd[i])))

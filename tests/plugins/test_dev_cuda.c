@@ -646,6 +646,80 @@ static void bad_input_fails_with_message_not_crash(void **state) {
     floe_graph_free(g);
 }
 
+/* Twice what the GPU's allocator may hold: RESOURCE_EXHAUSTED naming the node, no crash,
+ * and the GPU works afterwards. */
+static void out_of_gpu_memory_is_an_error(void **state) {
+    floe_memory_stats ms = {.struct_size = sizeof(ms)};
+    floe_device *gpu;
+    floe_graph *g;
+    floe_session *s;
+    floe_tensor *out = NULL;
+    int64_t one = 1;
+
+    assert_int_equal(floe_context_find_device(ctx, "/device:GPU:0", &gpu), FLOE_OK);
+    assert_int_equal(floe_device_get_memory_stats(gpu, &ms), FLOE_OK);
+    if (ms.bytes_limit == 0)
+        skip();
+    int64_t n = (int64_t)(ms.bytes_limit / sizeof(float)) * 2;
+    assert_int_equal(floe_graph_new(ctx, &g), FLOE_OK);
+    floe_node *dims = tc_g_const(g, tc_i64(&one, 1, &n));
+    floe_node *v = tc_g_const(g, tc_scalar_f32(1.0f));
+    floe_node *in[2] = {dims, v};
+    floe_node *fill = op_node(g, "Fill", in, 2, "/device:GPU:0", NULL, NULL);
+    floe_output f = {fill, 0};
+    assert_int_equal(floe_session_new(g, NULL, &s), FLOE_OK);
+    assert_int_equal(floe_session_run(s, NULL, NULL, 0, &f, 1, NULL, 0, &out),
+                     FLOE_RESOURCE_EXHAUSTED);
+    assert_null(out);
+    tc_assert_error_contains("Fill");
+    floe_session_free(s);
+    floe_graph_free(g);
+
+    /* the GPU still computes */
+    assert_int_equal(floe_graph_new(ctx, &g), FLOE_OK);
+    floe_node *c = tc_g_const(g, tc_scalar_f32(3.0f)), *cc[2] = {c, c};
+    f = (floe_output){op_node(g, "Mul", cc, 2, "/device:GPU:0", NULL, NULL), 0};
+    assert_int_equal(floe_session_new(g, NULL, &s), FLOE_OK);
+    assert_int_equal(floe_session_run(s, NULL, NULL, 0, &f, 1, NULL, 0, &out), FLOE_OK);
+    assert_true(tc_get_f(out, 0) == 9.0);
+    floe_tensor_unref(out);
+    floe_session_free(s);
+    floe_graph_free(g);
+}
+
+/* A value made on GPU:0 and used on GPU:1 crosses by copy_peer (two GPUs: the emulated
+ * run has FLOE_CUDA_EMU_DEVICES=2). */
+static void two_gpus_exchange_values(void **state) {
+    floe_device *g1;
+    floe_graph *g;
+    floe_session *s;
+    floe_tensor *out = NULL, *xv;
+    int64_t d[2] = {37, 41};
+
+    if (floe_context_find_device(ctx, "/device:GPU:1", &g1) != FLOE_OK)
+        skip();
+    assert_int_equal(floe_graph_new(ctx, &g), FLOE_OK);
+    xv = tc_rand_tensor(FLOE_DTYPE_F32, d, 2, -1, 1, 99);
+    floe_node *x = tc_g_const(g, xv);
+    floe_node *in[2] = {x, x};
+    floe_node *sq = op_node(g, "Mul", in, 2, "/device:GPU:0", NULL, NULL);
+    floe_node *in2[2] = {sq, sq};
+    floe_node *twice = op_node(g, "AddV2", in2, 2, "/device:GPU:1", NULL, NULL);
+    floe_output f = {twice, 0};
+    assert_int_equal(floe_session_new(g, NULL, &s), FLOE_OK);
+    if (floe_session_run(s, NULL, NULL, 0, &f, 1, NULL, 0, &out) != FLOE_OK)
+        fail_msg("GPU:0 -> GPU:1: %s", floe_last_error());
+    assert_ptr_equal(floe_tensor_device(out), g1);
+    for (int64_t i = 0; i < d[0] * d[1]; i++) {
+        double x0 = tc_get_f(xv, i), want = 2.0 * (double)(float)(x0 * x0);
+        if (fabs(tc_get_f(out, i) - want) > 1e-6 * (1 + fabs(want)))
+            fail_msg("element %lld: %g, want %g", (long long)i, tc_get_f(out, i), want);
+    }
+    floe_tensor_unref(out);
+    floe_session_free(s);
+    floe_graph_free(g);
+}
+
 /* TensorFlow's rule: unpinned nodes with a GPU kernel go to the GPU; pinned ones stay. */
 static void placement_prefers_gpu_unless_pinned(void **state) {
     floe_graph *g;
@@ -725,6 +799,8 @@ int main(void) {
         cmocka_unit_test(copies_round_trip_around_staging_size),
         cmocka_unit_test(bad_input_fails_with_message_not_crash),
         cmocka_unit_test(placement_prefers_gpu_unless_pinned),
+        cmocka_unit_test(out_of_gpu_memory_is_an_error),
+        cmocka_unit_test(two_gpus_exchange_values),
         cmocka_unit_test(mlp_trains_on_gpu_to_cpu_accuracy),
     };
     int rc;

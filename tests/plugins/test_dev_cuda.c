@@ -1,10 +1,13 @@
 /*
- * test_dev_cuda.c - the CUDA device on a real GPU: device conformance against the CPU
- * kernels, the device contract, and training on the GPU to the CPU's accuracy.
+ * test_dev_cuda.c - the CUDA device: device conformance against the CPU kernels, the
+ * device contract, and training on the GPU to the CPU's accuracy.
  *
- * Without a GPU (or without dev_cuda built) the whole program exits 77, which meson
- * reports as SKIP, after printing the reason dev_cuda gave (`floe plugins` shows it
- * too).  With one:
+ * Two runs (tests/meson.build): test_dev_cuda against the real plugin, and
+ * test_dev_cuda_emu against the same sources built on the host emulation of CUDA,
+ * cuBLAS and cuDNN (plugins/dev_cuda/emu, FLOE_TEST_CUDA_EMULATED=1, two emulated GPUs).
+ * Without a GPU the real run exits 77, which meson reports as SKIP, after printing the
+ * reason dev_cuda gave (`floe plugins` shows it too); the emulated run never skips.
+ * With a GPU:
  *
  *   conformance  every case builds the op twice in one graph, pinned to /device:GPU:0
  *                and /device:CPU:0, on the same random inputs, and compares every
@@ -17,8 +20,10 @@
  *   optimizers   each ResourceApply* op updates GPU- and CPU-pinned variables from the
  *                same start; the values read back agree
  *   contract     copies both ways (sizes around the staging buffer), memory
- *                statistics through floe_device_get_memory_stats(), bad input returning errors (no crash), placement: an
- *                unpinned MatMul runs on the GPU and a pinned one on the CPU
+ *                statistics through floe_device_get_memory_stats(), bad input
+ *                returning the CPU's error (no crash), placement (an unpinned MatMul
+ *                runs on the GPU and a pinned one on the CPU), running out of GPU
+ *                memory, GPU:0 -> GPU:1 through copy_peer (when there are two)
  *   training     `floe train --model mlp --epochs 1` on the GPU reaches the CPU's test
  *                accuracy (within 1.5 points; same seed, same data)
  */

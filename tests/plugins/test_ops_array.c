@@ -66,6 +66,9 @@ static const floe_dtype data_types[] = {FLOE_DTYPE_F32,   FLOE_DTYPE_U8,        
                                         FLOE_DTYPE_STRING};
 #define NTYPES (sizeof(data_types) / sizeof(data_types[0]))
 
+/* Results checked element by element are read as host copies (tc_take_host):
+ * tc_assert_elem_eq on a GPU's tensor would copy all of it for every element. */
+
 /* ---- Reshape ---------------------------------------------------------------------- */
 
 static void reshape_random_keeps_element_order(void **state) {
@@ -76,7 +79,7 @@ static void reshape_random_keeps_element_order(void **state) {
         in[0] = rand_tensor(data_types[t], shape, 3);
         int64_t sizes[2] = {5, -1};
         in[1] = t % 2 ? vec_i64(sizes, 2) : vec_i32((int32_t[]){5, -1}, 2);
-        floe_tensor *out = tc_run1(ctx, "Reshape", in, 2, NULL);
+        floe_tensor *out = tc_take_host(tc_run1(ctx, "Reshape", in, 2, NULL));
         tc_assert_shape(out, data_types[t], (int64_t[]){5, 12}, 2);
         for (int64_t i = 0; i < 60; i++)
             tc_assert_elem_eq(out, i, in[0], i, true);
@@ -168,7 +171,7 @@ static void check_transpose(floe_context *ctx, floe_dtype dt, const int64_t *dim
     }
     in[0] = rand_tensor(dt, dims, nd);
     in[1] = i64 ? vec_i64(pv, nd) : vec_i32(pv32, nd);
-    floe_tensor *out = tc_run1(ctx, "Transpose", in, 2, NULL);
+    floe_tensor *out = tc_take_host(tc_run1(ctx, "Transpose", in, 2, NULL));
     tc_assert_shape(out, dt, od, nd);
     int64_t n = tc_count(od, nd);
     for (int64_t o = 0; o < n; o++) {
@@ -266,7 +269,7 @@ static void concat_random_matches_reference(void **state) {
         in[n] = tc_scalar_i32(ax);
         floe_attrs *a = tc_attrs_new();
         assert_int_equal(floe_attrs_set_int(a, "N", n), FLOE_OK);
-        floe_tensor *out = tc_run1(ctx, "ConcatV2", in, n + 1, a);
+        floe_tensor *out = tc_take_host(tc_run1(ctx, "ConcatV2", in, n + 1, a));
         tc_assert_shape(out, dt, od, nd);
         for (int64_t o = 0; o < tc_count(od, nd); o++) {
             tc_unravel(o, od, nd, co);
@@ -333,7 +336,7 @@ static void pack_unpack_random_match_reference(void **state) {
         floe_attrs *a = tc_attrs_new();
         assert_int_equal(floe_attrs_set_int(a, "N", n), FLOE_OK);
         assert_int_equal(floe_attrs_set_int(a, "axis", trial & 1 ? axis - nd - 1 : axis), FLOE_OK);
-        floe_tensor *packed = tc_run1(ctx, "Pack", in, n, a);
+        floe_tensor *packed = tc_take_host(tc_run1(ctx, "Pack", in, n, a));
         tc_assert_shape(packed, dt, od, nd + 1);
         for (int64_t o = 0; o < tc_count(od, nd + 1); o++) {
             tc_unravel(o, od, nd + 1, co);
@@ -414,7 +417,7 @@ static void fill_sets_every_element(void **state) {
     assert_int_equal(floe_tensor_set_string(in[1], 0, "abc", 3), FLOE_OK);
     floe_tensor_unref(in[0]);
     in[0] = vec_i64((int64_t[]){5}, 1);
-    out = tc_run1(ctx, "Fill", in, 2, NULL);
+    out = tc_take_host(tc_run1(ctx, "Fill", in, 2, NULL));
     tc_assert_shape(out, FLOE_DTYPE_STRING, (int64_t[]){5}, 1);
     for (int i = 0; i < 5; i++)
         tc_assert_elem_eq(out, i, in[1], 0, true);
@@ -655,7 +658,7 @@ static void expand_dims_and_squeeze(void **state) {
             od[k] = k == at ? 1 : dims[j++];
         in[0] = x;
         in[1] = d & 1 ? tc_scalar_i32(d) : vec_i64((int64_t[]){d}, 1);
-        out = tc_run1(ctx, "ExpandDims", in, 2, NULL);
+        out = tc_take_host(tc_run1(ctx, "ExpandDims", in, 2, NULL));
         tc_assert_shape(out, FLOE_DTYPE_STRING, od, 4);
         for (int i = 0; i < 6; i++)
             tc_assert_elem_eq(out, i, x, i, true);
@@ -678,7 +681,7 @@ static void expand_dims_and_squeeze(void **state) {
     floe_tensor_unref(in[1]);
 
     /* Squeeze: all extent-1 dims by default, listed ones otherwise */
-    out = tc_run1(ctx, "Squeeze", &x, 1, NULL);
+    out = tc_take_host(tc_run1(ctx, "Squeeze", &x, 1, NULL));
     tc_assert_shape(out, FLOE_DTYPE_STRING, (int64_t[]){2, 3}, 2);
     for (int i = 0; i < 6; i++)
         tc_assert_elem_eq(out, i, x, i, true);

@@ -17,6 +17,9 @@
 
 /* ---- Helpers ---------------------------------------------------------------------- */
 
+/* Results checked element by element are read as host copies (tc_take_host):
+ * tc_assert_elem_eq on a GPU's tensor would copy all of it for every element. */
+
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rnd(void) {
@@ -61,7 +64,7 @@ static void check_slice(floe_context *ctx, floe_dtype dt, const int64_t *dims, i
     in[0] = rand_tensor(dt, dims, nd);
     in[1] = vec(i64, begin, nd);
     in[2] = vec(i64, size, nd);
-    floe_tensor *out = tc_run1(ctx, "Slice", in, 3, NULL);
+    floe_tensor *out = tc_take_host(tc_run1(ctx, "Slice", in, 3, NULL));
     tc_assert_shape(out, dt, od, nd);
     for (int64_t o = 0; o < tc_count(od, nd); o++) {
         tc_unravel(o, od, nd, co);
@@ -400,7 +403,7 @@ static void strided_slice_random_matches_python(void **state) {
         floe_tensor *in[4] = {rand_tensor(dt, dims, nd), vec(trial & 1, b, n), vec(trial & 1, e, n),
                               vec(trial & 1, s, n)};
         floe_attrs *a = ss_attrs(bm, em, 0, 0, 0);
-        floe_tensor *out = tc_run1(ctx, "StridedSlice", in, 4, a);
+        floe_tensor *out = tc_take_host(tc_run1(ctx, "StridedSlice", in, 4, a));
         tc_assert_shape(out, dt, od, nd);
         for (int64_t o = 0; o < tc_count(od, nd); o++) {
             tc_unravel(o, od, nd, co);
@@ -420,7 +423,7 @@ static void strided_slice_large_reverse(void **state) {
     floe_tensor *in[4] = {rand_tensor(FLOE_DTYPE_F32, dims, 2), vec(false, (int64_t[]){0, 0}, 2),
                           vec(false, (int64_t[]){0, 0}, 2), vec(false, (int64_t[]){-1, -3}, 2)};
     floe_attrs *a = ss_attrs(3, 3, 0, 0, 0);
-    floe_tensor *out = tc_run1(ctx, "StridedSlice", in, 4, a);
+    floe_tensor *out = tc_take_host(tc_run1(ctx, "StridedSlice", in, 4, a));
     tc_assert_shape(out, FLOE_DTYPE_F32, (int64_t[]){400, 100}, 2);
     for (int64_t o = 0; o < 40000; o++) {
         tc_unravel(o, (int64_t[]){400, 100}, 2, co);

@@ -50,13 +50,15 @@ static floe_attrs *keep_attrs(int keep) {
     return a;
 }
 
-/* Runs reduction @op of @x over @axes, asserting success. */
+/* Runs reduction @op of @x over @axes, asserting success.  The result is a host copy of
+ * a GPU's: the cases read it element by element, and tc_get_i/tc_get_f on a device
+ * tensor copy all of it for every element. */
 static floe_tensor *reduce(floe_context *ctx, const char *op, floe_tensor *x, const int64_t *axes,
                            int naxes, int keep, floe_dtype axes_dt) {
     floe_tensor *ax = axes_tensor(axes_dt, axes, naxes);
     floe_attrs *a = keep_attrs(keep);
     floe_tensor *in[2] = {x, ax};
-    floe_tensor *y = tc_run1(ctx, op, in, 2, a);
+    floe_tensor *y = tc_take_host(tc_run1(ctx, op, in, 2, a));
     floe_attrs_free(a);
     floe_tensor_unref(ax);
     return y;

@@ -32,12 +32,12 @@ floe_status dev_cuda__bcast_plan(const int64_t *xd, int xn, const int64_t *yd, i
     /* Walk from the innermost dimension outwards. */
     for (int i = 0; i < nd; i++) {
         int64_t a = i < xn ? xd[xn - 1 - i] : 1, b = i < yn ? yd[yn - 1 - i] : 1, d;
-        if (a != b && a != 1 && b != 1) {
+        if (a != b && a != 1 && b != 1) { /* the CPU kernels' message */
+            char xs_[200], ys_[200];
+            dev_cuda__format_dims(xd, xn, xs_, sizeof(xs_));
+            dev_cuda__format_dims(yd, yn, ys_, sizeof(ys_));
             if (errlen > 0)
-                snprintf(err, errlen,
-                         "incompatible shapes for broadcasting: dimension %d from the end is "
-                         "%lld in x and %lld in y",
-                         i, (long long)a, (long long)b);
+                snprintf(err, errlen, "Incompatible shapes: %s vs. %s", xs_, ys_);
             return FLOE_INVALID_ARGUMENT;
         }
         d = a == 1 ? b : a;

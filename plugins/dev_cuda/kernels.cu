@@ -144,8 +144,10 @@ __device__ inline T un(int op, T a) {
     case DC_SQUARE: return a * a;
     case DC_RELU: return a > T(0) ? a : (a != a ? a : T(0));
     case DC_RELU6: return a != a ? a : (a < T(0) ? T(0) : (a > T(6) ? T(6) : a));
-    case DC_SIGMOID: return T(1) / (T(1) + exp(-a));
-    case DC_TANH: return tanh(a);
+    /* in double: f32 sigmoid keeps its subnormal results below -88 (exp(88) overflows
+     * f32), and tanh stays within the CPU kernel's 2 ulp */
+    case DC_SIGMOID: return (T)(1.0 / (1.0 + exp(-(double)a)));
+    case DC_TANH: return (T)tanh((double)a);
     case DC_SIGN: return a > T(0) ? T(1) : (a < T(0) ? T(-1) : a);
     case DC_SIN: return sin(a);
     case DC_COS: return cos(a);

@@ -77,7 +77,6 @@ struct Device {
 std::mutex g_mu;                                  /* everything below */
 std::vector<Device> g_devices;
 std::map<uintptr_t, std::pair<size_t, int>> g_device_blocks;   /* start -> (size, device) */
-std::set<uintptr_t> g_pinned;
 std::map<uintptr_t, size_t> g_pinned_size;
 std::set<cudaStream_t> g_streams;
 bool g_ready = false;
@@ -781,7 +780,6 @@ cudaError_t cudaHostAlloc(void **out, size_t n, unsigned int flags) {
     if (p == nullptr)
         return ret(cudaErrorMemoryAllocation);
     std::lock_guard<std::mutex> lk(g_mu);
-    g_pinned.insert((uintptr_t)p);
     g_pinned_size[(uintptr_t)p] = n;
     return cudaSuccess;
 }
@@ -791,9 +789,8 @@ cudaError_t cudaFreeHost(void *p) {
         return cudaSuccess;
     drain_all();
     std::lock_guard<std::mutex> lk(g_mu);
-    if (g_pinned.erase((uintptr_t)p) == 0)
+    if (g_pinned_size.erase((uintptr_t)p) == 0)
         return ret(cudaErrorInvalidValue);
-    g_pinned_size.erase((uintptr_t)p);
     free(p);
     return cudaSuccess;
 }

@@ -22,6 +22,7 @@ floe_status dev_cuda__bcast_plan(const int64_t *xd, int xn, const int64_t *yd, i
     int nd = xn > yn ? xn : yn;
     int64_t dims[DEV_CUDA__MAX_DIMS], xs[DEV_CUDA__MAX_DIMS], ys[DEV_CUDA__MAX_DIMS];
     int64_t xstr = 1, ystr = 1;
+    bool has_zero = false;
     int k = 0;
 
     memset(out, 0, sizeof(*out));
@@ -42,12 +43,22 @@ floe_status dev_cuda__bcast_plan(const int64_t *xd, int xn, const int64_t *yd, i
         }
         d = a == 1 ? b : a;
         out->out_dims[nd - 1 - i] = d;
-        out->n *= d;
+        has_zero = has_zero || d == 0;
         dims[i] = d;
+    }
+    /* No elements: nothing runs, and the products below could overflow (a zero extent
+     * beside huge ones), so the plan stops at the output's shape. */
+    if (has_zero) {
+        out->n = 0;
+        return FLOE_OK;
+    }
+    for (int i = 0; i < nd; i++) { /* every product is bounded by the output's count */
+        int64_t a = i < xn ? xd[xn - 1 - i] : 1, b = i < yn ? yd[yn - 1 - i] : 1;
         xs[i] = a == 1 ? 0 : xstr;
         ys[i] = b == 1 ? 0 : ystr;
         xstr *= a;
         ystr *= b;
+        out->n *= dims[i];
     }
     /* Collapse runs where x and y keep the same broadcast pattern (inner first). */
     for (int i = 0; i < nd; i++) {
@@ -81,6 +92,31 @@ floe_status dev_cuda__bcast_plan(const int64_t *xd, int xn, const int64_t *yd, i
 
 /* ---- Reductions ------------------------------------------------------------------------ */
 
+/* A zero extent: the output's shape and counts only (no strides: their products could
+ * overflow beside huge extents, and no element is read).  nred 0 leaves each output at
+ * the reduction's initial value. */
+static floe_status reduce_plan_empty(const int64_t *dims, int ndim, const bool *red,
+                                     bool keep_dims, dev_cuda__reduce *out, char *err,
+                                     size_t errlen) {
+    bool out_zero = false;
+    for (int i = 0; i < ndim; i++) {
+        if (!red[i])
+            out_zero = out_zero || dims[i] == 0;
+        if (!red[i] || keep_dims)
+            out->out_dims[out->out_ndim++] = red[i] ? 1 : dims[i];
+    }
+    out->nout = 0;
+    out->nred = 0;
+    if (!out_zero) { /* every output exists and reduces nothing */
+        out->nout = 1;
+        for (int i = 0; i < ndim; i++)
+            if (!red[i] && __builtin_mul_overflow(out->nout, dims[i], &out->nout))
+                return bad(err, errlen, "the reduction's output would have more than 2^63 "
+                           "elements", 0, 0);
+    }
+    return FLOE_OK;
+}
+
 floe_status dev_cuda__reduce_plan(const int64_t *dims, int ndim, const int64_t *axes,
                                   int naxes, bool keep_dims, dev_cuda__reduce *out, char *err,
                                   size_t errlen) {
@@ -103,6 +139,9 @@ floe_status dev_cuda__reduce_plan(const int64_t *dims, int ndim, const int64_t *
                        (int)(a < 0 ? a + ndim : a), 0);
         red[a < 0 ? a + ndim : a] = true;
     }
+    for (int i = 0; i < ndim; i++)
+        if (dims[i] == 0)
+            return reduce_plan_empty(dims, ndim, red, keep_dims, out, err, errlen);
     for (int i = ndim - 1; i >= 0; i--) {
         stride[i] = s;
         s *= dims[i];

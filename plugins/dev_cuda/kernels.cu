@@ -157,12 +157,31 @@ __device__ inline T un(int op, T a) {
     }
 }
 
+/* Integer arithmetic wraps (two's complement) as in the CPU kernels, through the
+ * unsigned type: signed overflow is undefined in device code too. */
+template <typename T> struct Unsigned { using type = T; };   /* floats: unchanged */
+template <> struct Unsigned<int32_t> { using type = uint32_t; };
+template <> struct Unsigned<int64_t> { using type = uint64_t; };
+
+template <typename T>
+__device__ inline T wrap_add(T a, T b) {
+    using U = typename Unsigned<T>::type;
+    return (T)((U)a + (U)b);
+}
+
+template <typename T>
+__device__ inline T wrap_mul(T a, T b) {
+    using U = typename Unsigned<T>::type;
+    return (T)((U)a * (U)b);
+}
+
 template <typename T>
 __device__ inline T un_int(int op, T a) {
+    using U = typename Unsigned<T>::type;
     switch (op) {
-    case DC_NEG: return (T)(0 - a);
-    case DC_ABS: return a < 0 ? (T)(0 - a) : a;
-    case DC_SQUARE: return (T)(a * a);
+    case DC_NEG: return (T)((U)0 - (U)a);
+    case DC_ABS: return a < 0 ? (T)((U)0 - (U)a) : a;
+    case DC_SQUARE: return wrap_mul(a, a);
     case DC_SIGN: return a > 0 ? 1 : (a < 0 ? -1 : 0);
     default: return 0;
     }
@@ -216,6 +235,26 @@ __device__ inline A red_step(int op, A acc, A v) {
     case DC_RMIN: return (v != v || v < acc) ? v : acc;
     default: return acc + v;
     }
+}
+
+template <typename A>
+__device__ inline A red_step_int(int op, A acc, A v) {
+    switch (op) {
+    case DC_PROD: return wrap_mul(acc, v);
+    case DC_RMAX: return v > acc ? v : acc;
+    case DC_RMIN: return v < acc ? v : acc;
+    default: return wrap_add(acc, v);
+    }
+}
+
+template <>
+__device__ inline int32_t red_step<int32_t>(int op, int32_t acc, int32_t v) {
+    return red_step_int(op, acc, v);
+}
+
+template <>
+__device__ inline int64_t red_step<int64_t>(int op, int64_t acc, int64_t v) {
+    return red_step_int(op, acc, v);
 }
 
 __device__ inline int64_t keep_offset(const dev_cuda__reduce &p, int64_t o) {

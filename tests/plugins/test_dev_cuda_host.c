@@ -485,6 +485,15 @@ static void bcast_plan_collapses_and_broadcasts(void **state) {
     assert_int_equal(dev_cuda__bcast_plan(a, 3, e, 1, &p, err, sizeof(err)),
                      FLOE_INVALID_ARGUMENT);
     assert_non_null(strstr(err, "Incompatible shapes: [4,5,6] vs. [3]")); /* the CPU's words */
+
+    /* a zero extent beside huge ones: no elements, and no overflowing product (UBSan
+     * caught the plan multiplying 2^40 by 2^40 on the emulated GPU) */
+    int64_t huge0[] = {INT64_C(1) << 40, INT64_C(1) << 40, 0};
+    assert_int_equal(dev_cuda__bcast_plan(huge0, 3, s, 1, &p, err, sizeof(err)), FLOE_OK);
+    assert_int_equal(p.n, 0);
+    assert_int_equal(p.out_ndim, 3);
+    assert_int_equal(p.out_dims[0], INT64_C(1) << 40);
+    assert_int_equal(p.out_dims[2], 0);
 }
 
 static void reduce_plan_merges_axes_and_checks_them(void **state) {
@@ -522,6 +531,20 @@ static void reduce_plan_merges_axes_and_checks_them(void **state) {
     assert_int_equal(dev_cuda__reduce_plan(d, 4, bad, 1, false, &p, err, sizeof(err)),
                      FLOE_INVALID_ARGUMENT);
     assert_non_null(strstr(err, "Invalid reduction dimension 4 for input with 4 dimensions"));
+
+    /* zero extents: counts only, no overflowing strides */
+    int64_t z0[] = {0, INT64_C(1) << 20, INT64_C(1) << 40}, ax_1[] = {1}, ax_0[] = {0};
+    assert_int_equal(dev_cuda__reduce_plan(z0, 3, ax_1, 1, true, &p, err, sizeof(err)), FLOE_OK);
+    assert_int_equal(p.nout, 0);
+    assert_int_equal(p.out_ndim, 3);
+    assert_int_equal(p.out_dims[1], 1);
+    assert_int_equal(dev_cuda__reduce_plan(z0, 3, ax_0, 1, false, &p, err, sizeof(err)), FLOE_OK);
+    assert_int_equal(p.nout, INT64_C(1) << 60);   /* every output exists, reducing nothing */
+    assert_int_equal(p.nred, 0);
+    int64_t z1[] = {0, INT64_C(1) << 40, INT64_C(1) << 40};
+    assert_int_equal(dev_cuda__reduce_plan(z1, 3, ax_0, 1, false, &p, err, sizeof(err)),
+                     FLOE_INVALID_ARGUMENT);
+    assert_non_null(strstr(err, "more than 2^63 elements"));
 }
 
 static void transpose_plan_checks_perm(void **state) {

@@ -88,7 +88,8 @@ static floe_status node(floe_graph *g, const char *op, const floe_output *in, in
     return st;
 }
 
-static floe_status placeholder(floe_graph *g, const char *name, floe_dtype dt,
+/* A node whose value every run feeds. */
+static floe_status feed_node(floe_graph *g, const char *name, floe_dtype dt,
                                const int64_t *dims, int ndim, floe_node **out) {
     floe_node_builder *nb;
     floe_status st = floe_node_builder_new(g, "Placeholder", name, &nb);
@@ -143,7 +144,7 @@ static floe_status add_var(worker *w, const char *name, int64_t rows, int64_t co
             v->value[i] = (float)((double)(rng_next(rng) >> 11) / 9007199254740992.0 * 2 *
                                   limit - limit);
     }
-    if ((st = placeholder(w->g, name, FLOE_DTYPE_F32, v->dims, v->ndim, &v->ph)) != FLOE_OK)
+    if ((st = feed_node(w->g, name, FLOE_DTYPE_F32, v->dims, v->ndim, &v->ph)) != FLOE_OK)
         return st;
     w->nvars++;
     return FLOE_OK;
@@ -164,8 +165,8 @@ static floe_status build_graph(worker *w) {
         widths[l] = w->o.hidden ? w->o.hidden[l - 1] : 128;
     widths[nl] = w->classes;
     if ((st = floe_graph_new(w->ctx, &w->g)) != FLOE_OK ||
-        (st = placeholder(w->g, "x", FLOE_DTYPE_F32, xdims, 2, &w->x)) != FLOE_OK ||
-        (st = placeholder(w->g, "y", FLOE_DTYPE_I32, ydims, 1, &w->y)) != FLOE_OK)
+        (st = feed_node(w->g, "x", FLOE_DTYPE_F32, xdims, 2, &w->x)) != FLOE_OK ||
+        (st = feed_node(w->g, "y", FLOE_DTYPE_I32, ydims, 1, &w->y)) != FLOE_OK)
         return st;
     h = floe_out(w->x, 0);
     for (int l = 0; l < nl; l++) {
@@ -565,8 +566,8 @@ static floe_status ckpt_fail(floe_status st, const char *what) {
 }
 
 /* The checkpoint graph: a resource variable per model variable and, when the servers
- * keep Adam slots, per slot ("<var>/Adam", "<var>/Adam_1"), each assigned from a
- * Placeholder.  Built at the first save, once w->slots is known. */
+ * keep Adam slots, per slot ("<var>/Adam", "<var>/Adam_1"), each assigned from a fed
+ * value ("<var>/value").  Built at the first save, once w->slots is known. */
 static floe_status ckpt_build(worker *w) {
     static const char *const suffix[3] = {"", "/Adam", "/Adam_1"};
     floe_status st;
@@ -580,8 +581,8 @@ static floe_status ckpt_build(worker *w) {
             int c = w->ncvars;
             snprintf(vname, sizeof(vname), "%s%s", v->name, suffix[s]);
             snprintf(name, sizeof(name), "%s/value", vname);
-            if ((st = placeholder(w->cg, name, FLOE_DTYPE_F32, v->dims, v->ndim,
-                                  &w->cph[c])) != FLOE_OK ||
+            if ((st = feed_node(w->cg, name, FLOE_DTYPE_F32, v->dims, v->ndim,
+                                &w->cph[c])) != FLOE_OK ||
                 (st = floe_train_var_new_from(w->cg, vname, FLOE_DTYPE_F32, v->dims, v->ndim,
                                               floe_out(w->cph[c], 0), &w->cvars[c])) != FLOE_OK)
                 return ckpt_fail(st, "graph");

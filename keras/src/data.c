@@ -280,6 +280,20 @@ static floe_status src_pread(idx_src *src, void *buf, size_t n, size_t *nr) {
     return FLOE_OK;
 }
 
+/* When the compressed input is used up and the file goes on, reads its next chunk;
+ * src->eof once there is none.  FLOE_OK or the read's failure (message set). */
+static floe_status src_refill(idx_src *src) {
+    size_t nr;
+    if (src->z.avail_in != 0 || src->eof)
+        return FLOE_OK;
+    if (src_pread(src, src->in, sizeof(src->in), &nr) != FLOE_OK)
+        return FLOE_DATA_LOSS;
+    src->eof = nr == 0;
+    src->z.next_in = src->in;
+    src->z.avail_in = (uInt)nr;
+    return FLOE_OK;
+}
+
 /* Reads up to @n bytes; the count read (less than @n only at the end of the data), or -1
  * (message set) for a corrupt stream or a failed read. */
 static int64_t src_read_full(idx_src *src, unsigned char *buf, size_t n) {
@@ -296,13 +310,8 @@ static int64_t src_read_full(idx_src *src, unsigned char *buf, size_t n) {
         return (int64_t)got;
     }
     while (got < n) {
-        if (src->z.avail_in == 0 && !src->eof) {
-            if (src_pread(src, src->in, sizeof(src->in), &nr) != FLOE_OK)
-                return -1;
-            src->eof = nr == 0;
-            src->z.next_in = src->in;
-            src->z.avail_in = (uInt)nr;
-        }
+        if (src_refill(src) != FLOE_OK)
+            return -1;
         if (src->z.avail_in == 0 && src->eof)
             break;                                /* the data ends here (maybe too early) */
         size_t chunk = n - got < (1u << 30) ? n - got : 1u << 30;
@@ -312,13 +321,8 @@ static int64_t src_read_full(idx_src *src, unsigned char *buf, size_t n) {
         got += chunk - src->z.avail_out;
         if (r == Z_STREAM_END) {
             /* Another gzip member may follow (as gzread allows); else the data ends. */
-            if (src->z.avail_in == 0 && !src->eof) {
-                if (src_pread(src, src->in, sizeof(src->in), &nr) != FLOE_OK)
-                    return -1;
-                src->eof = nr == 0;
-                src->z.next_in = src->in;
-                src->z.avail_in = (uInt)nr;
-            }
+            if (src_refill(src) != FLOE_OK)
+                return -1;
             if (src->z.avail_in == 0)
                 break;
             inflateReset(&src->z);

@@ -3,6 +3,7 @@
  */
 #include "test_common.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -502,4 +503,10 @@ floe_tensor *tc_rand_bytes(floe_dtype dt, const int64_t *shape, int nd, uint64_t
         p[i] = dt == FLOE_DTYPE_BOOL ? (unsigned char)(r & 1) : (unsigned char)r;
     }
     return t;
+}
+
+void tc_tmpdir(char *buf, size_t len, const char *what) {
+    snprintf(buf, len, "/tmp/floe-%s-XXXXXX", what);   /* mkdtemp's template */
+    if (mkdtemp(buf) == NULL)
+        fail_msg("mkdtemp %s: %s", buf, strerror(errno));
 }

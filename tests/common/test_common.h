@@ -143,4 +143,8 @@ void tc_expect_shape(floe_graph *g, const char *op, floe_node *const *in, int ni
 void tc_expect_build_error(floe_graph *g, const char *op, floe_node *const *in, int nin, int nlist,
                            const floe_attrs *a, const char *needle);
 
+/* A new empty directory /tmp/floe-@what-<random> (mkdtemp) written to @buf; fails the
+ * test when it cannot be made.  The caller removes it. */
+void tc_tmpdir(char *buf, size_t len, const char *what);
+
 #endif /* FLOE_TEST_COMMON_H */

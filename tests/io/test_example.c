@@ -401,8 +401,7 @@ static void example_tensorflow_parses_builder_output(void **state) {
         skip();
     }
     char dir[64], path[128], cmd[512];
-    snprintf(dir, sizeof dir, "/tmp/floe-example-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    tc_tmpdir(dir, sizeof dir, "example");
     snprintf(path, sizeof path, "%s/floe_examples.tfrecord", dir);
     floe_tfrecord_writer *w;
     assert_int_equal(floe_tfrecord_writer_open(NULL, path, FLOE_COMPRESSION_NONE, 0, &w), FLOE_OK);

@@ -31,11 +31,6 @@ static void ok(floe_status st, const char *what) {
         fail_msg("%s: %s (%s)", what, floe_status_str(st), floe_last_error());
 }
 
-static void tmpdir(char *buf, size_t len) {
-    snprintf(buf, len, "/tmp/floe-summary-XXXXXX");
-    assert_non_null(mkdtemp(buf));
-}
-
 static void rm_rf(const char *dir) {
     char cmd[1200];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -77,7 +72,7 @@ static void writer_names_file_and_writes_version_first(void **state) {
     floe_event_reader *r = NULL;
     const floe_event *ev;
 
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "summary");
     snprintf(sub, sizeof(sub), "%s/a/b/train", dir); /* parents are created */
     ok(floe_summary_writer_new(ctx, sub, -1, &w), "writer");
     const char *path = floe_summary_writer_path(w);
@@ -119,7 +114,7 @@ static void scalars_round_trip(void **state) {
     floe_event_reader *r = NULL;
     const floe_event *ev;
 
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "summary");
     ok(floe_summary_writer_new(ctx, dir, -1, &w), "writer");
     for (int s = 0; s < 50; s++) {
         ok(floe_summary_scalar(w, "epoch_loss", 2.0 / (s + 1), s), "loss");
@@ -218,7 +213,7 @@ static void histograms_use_tensorflow_buckets(void **state) {
             x[i] = 0.0;
         xf[i] = (float)x[i];
     }
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "summary");
     ok(floe_summary_writer_new(ctx, dir, -1, &w), "writer");
     ok(floe_summary_histogram_f64(w, "f64", x, N, 3), "f64");
     int64_t shape[2] = {25, 40};
@@ -318,7 +313,7 @@ static void images_are_png_of_1_3_4_channels(void **state) {
         for (int64_t i = 0; i < tc_count(shapes[k], 3); i++)
             p[i] = (uint8_t)(i * 37 + k * 11);
     }
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "summary");
     ok(floe_summary_writer_new(ctx, dir, -1, &w), "writer");
     for (int k = 0; k < 3; k++)
         ok(floe_summary_image(w, "img", img[k], k), "write image");
@@ -404,7 +399,7 @@ static void graph_event_holds_the_exported_graphdef(void **state) {
     assert_non_null(x);
     ok(tc_g_node(g, "MatMul", in, 2, 0, NULL, &mm), "matmul");
     floe_status st = floe_graphdef_export(g, &gd, &gd_size);
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "summary");
     ok(floe_summary_writer_new(ctx, dir, -1, &w), "writer");
     ok(st, "export");
     ok(floe_summary_graph(w, g), "graph event");
@@ -437,7 +432,7 @@ static void events_are_visible_after_each_flush(void **state) {
     floe_summary_writer *w = NULL;
     int n;
 
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "summary");
     ok(floe_summary_writer_new(ctx, dir, -1, &w), "writer");
     const char *path = floe_summary_writer_path(w);
     ok(floe_summary_scalar(w, "a", 1, 1), "a");
@@ -484,7 +479,7 @@ static void failed_flush_is_sticky_and_leaves_whole_records(void **state) {
     struct stat sb;
     int n;
 
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "summary");
     ok(floe_summary_writer_new(ctx, dir, -1, &w), "writer");
     snprintf(path, sizeof(path), "%s", floe_summary_writer_path(w));
     ok(floe_summary_scalar(w, "a", 1, 1), "a");
@@ -523,7 +518,7 @@ static void every_corruption_and_truncation_is_data_loss_or_exact(void **state) 
     int64_t ishape[3] = {2, 2, 3};
     floe_tensor *img = tc_rand_tensor(FLOE_DTYPE_U8, ishape, 3, 0, 255, 3);
 
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "summary");
     ok(floe_summary_writer_new(ctx, dir, -1, &w), "writer");
     ok(floe_summary_scalar(w, "loss", 0.25, 1), "scalar");
     ok(floe_summary_histogram_f64(w, "h", hv, 4, 1), "histogram");
@@ -681,7 +676,7 @@ static void bad_arguments_are_refused(void **state) {
     assert_int_equal(floe_summary_writer_new(ctx, "", 0, &w), FLOE_INVALID_ARGUMENT);
     assert_int_equal(floe_summary_writer_new(ctx, "nosuchscheme://x", 0, &w), FLOE_NOT_FOUND);
     assert_null(w);
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "summary");
     /* A log directory under a regular file cannot be made. */
     char file[128], sub[160];
     snprintf(file, sizeof(file), "%s/file", dir);

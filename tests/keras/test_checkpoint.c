@@ -39,11 +39,6 @@ static floe_tensor *fetch(floe_session *s, floe_node *n) {
     return t;
 }
 
-static void tmpdir(char *buf, size_t len) {
-    snprintf(buf, len, "/tmp/floe-ckpt-XXXXXX");
-    assert_non_null(mkdtemp(buf));
-}
-
 static void rm_rf(const char *dir) {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -165,7 +160,7 @@ static void test_round_trip(void **state) {
     model m, m2;
     floe_checkpoint *c = NULL;
 
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "ckpt");
     snprintf(path, sizeof(path), "%s/one.floeckpt", dir);
     model_new(ctx, &m, shape23, FLOE_DTYPE_F64);
     run(m.s, m.bump);
@@ -244,7 +239,7 @@ static void test_resume_same_curve(void **state) {
     floe_optimizer *o1 = NULL, *o2 = NULL;
     floe_checkpoint *c = NULL;
 
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "ckpt");
     build_adam(ctx, &g, &s, &w, &train, &o1);
     for (int i = 0; i < 3; i++)
         run(s, train);
@@ -289,7 +284,7 @@ static void test_mismatch_messages(void **state) {
     char dir[64], path[128];
     model m, m2;
 
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "ckpt");
     snprintf(path, sizeof(path), "%s/x.floeckpt", dir);
     model_new(ctx, &m, shape23, FLOE_DTYPE_F64);
     ok(floe_checkpoint_write(m.g, m.s, path), "write");
@@ -382,7 +377,7 @@ static void test_corrupt_files(void **state) {
     long size;
     model m;
 
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "ckpt");
     snprintf(path, sizeof(path), "%s/good.floeckpt", dir);
     snprintf(bad, sizeof(bad), "%s/bad.floeckpt", dir);
     model_new(ctx, &m, shape23, FLOE_DTYPE_F64);
@@ -447,7 +442,7 @@ static void test_crash_consistency(void **state) {
     struct rlimit old, small;
     model m;
 
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "ckpt");
     model_new(ctx, &m, shape23, FLOE_DTYPE_F64);
     ok(floe_checkpoint_save(m.g, m.s, dir, 1, 5, NULL, 0), "save 1");
     run(m.s, m.bump);
@@ -489,7 +484,7 @@ static void test_keep_last_n(void **state) {
     char dir[64], latest[256], ptr[128];
     model m;
 
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "ckpt");
     model_new(ctx, &m, shape23, FLOE_DTYPE_F64);
     assert_int_equal(floe_checkpoint_latest(ctx, dir, latest, sizeof(latest)), FLOE_NOT_FOUND);
     for (int step = 1; step <= 5; step++) {
@@ -534,7 +529,7 @@ static void test_tool_ls(void **state) {
 
     if (root == NULL)
         skip();
-    tmpdir(dir, sizeof(dir));
+    tc_tmpdir(dir, sizeof(dir), "ckpt");
     snprintf(path, sizeof(path), "%s/ls.floeckpt", dir);
     model_new(ctx, &m, shape23, FLOE_DTYPE_F64);
     ok(floe_checkpoint_write(m.g, m.s, path), "write");

@@ -352,7 +352,7 @@ static void fit_trains_an_embedding(void **state) {
 /* fit saves periodic checkpoints, keeps the newest two, and a new model restored from
  * the latest predicts exactly as the trained one. */
 static void fit_saves_checkpoints_that_restore(void **state) {
-    char dir[64] = "/tmp/floe_test_fit_XXXXXX", path[1024], cmd[128];
+    char dir[64], path[1024], cmd[128];
     floe_dataset *train = blobs(200, 4);
     floe_model *a = mlp(*state, 5), *b = mlp(*state, 6);
     floe_fit_options o;
@@ -360,7 +360,7 @@ static void fit_saves_checkpoints_that_restore(void **state) {
     float pa[8], pb[8];
     int files = 0;
 
-    assert_non_null(mkdtemp(dir));
+    tc_tmpdir(dir, sizeof(dir), "test-fit");
     floe_fit_options_init(&o);
     o.epochs = 3;
     o.verbose = 0;
@@ -474,8 +474,8 @@ static void floe_train_tool_reports_usage_and_missing_data(void **state) {
         assert_non_null(strstr(out, "test accuracy"));
         assert_non_null(strstr(out, "Trainable parameters: 101770"));
         /* One epoch, a checkpoint, then predict from it. */
-        char dir[64] = "/tmp/floe_test_tool_XXXXXX", args[256];
-        assert_non_null(mkdtemp(dir));
+        char dir[64], args[256];
+        tc_tmpdir(dir, sizeof(dir), "test-tool");
         snprintf(args, sizeof(args), "train --epochs 1 --checkpoint %s", dir);
         assert_int_equal(run_tool(args, out, sizeof(out)), 0);
         assert_non_null(strstr(out, "Epoch 1/1"));

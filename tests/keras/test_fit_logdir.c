@@ -159,14 +159,14 @@ static floe_status on_epoch(void *arg, floe_model *m, const floe_epoch_logs *log
 
 static void fit_writes_keras_layout_with_epoch_values(void **state) {
     floe_context *ctx = *state;
-    char dir[64] = "/tmp/floe-fitlog-XXXXXX", sub[128], path[1024];
+    char dir[64], sub[128], path[1024];
     floe_dataset *train = blobs(256, 1), *val = blobs(64, 2);
     floe_model *m = model(ctx);
     floe_fit_options o;
     run_log rl;
     file_summary s;
 
-    assert_non_null(mkdtemp(dir));
+    tc_tmpdir(dir, sizeof(dir), "fitlog");
     memset(&rl, 0, sizeof(rl));
     snprintf(sub, sizeof(sub), "%s/train", dir);
     rl.ctx = ctx;
@@ -254,12 +254,12 @@ static void fit_writes_keras_layout_with_epoch_values(void **state) {
 
 static void fit_logdir_without_validation_and_bad_dirs(void **state) {
     floe_context *ctx = *state;
-    char dir[64] = "/tmp/floe-fitlog-XXXXXX", sub[160], path[1024];
+    char dir[64], sub[160], path[1024];
     floe_dataset *train = blobs(64, 3);
     floe_model *m = model(ctx);
     floe_fit_options o;
 
-    assert_non_null(mkdtemp(dir));
+    tc_tmpdir(dir, sizeof(dir), "fitlog");
     floe_fit_options_init(&o);
     o.epochs = 1;
     o.verbose = 0;
@@ -294,7 +294,7 @@ static void fit_logdir_without_validation_and_bad_dirs(void **state) {
  * across epochs. */
 static void fit_logs_every_n_steps(void **state) {
     floe_context *ctx = *state;
-    char dir[64] = "/tmp/floe-fitlog-XXXXXX", sub[128], path[1024];
+    char dir[64], sub[128], path[1024];
     floe_dataset *train = blobs(256, 4);
     floe_model *m = model(ctx);
     floe_fit_options o;
@@ -304,7 +304,7 @@ static void fit_logs_every_n_steps(void **state) {
     int64_t loss_steps[16], acc_steps[16];
     int nl = 0, na = 0;
 
-    assert_non_null(mkdtemp(dir));
+    tc_tmpdir(dir, sizeof(dir), "fitlog");
     floe_fit_options_init(&o);
     o.epochs = 2;
     o.verbose = 0;
@@ -345,7 +345,7 @@ static void fit_logs_every_n_steps(void **state) {
 
 static void floe_train_tool_writes_a_logdir(void **state) {
     const char *root = getenv("FLOE_BUILD_ROOT");
-    char dir[64] = "/tmp/floe-fitlog-XXXXXX", cmd[1024], path[1024], sub[160];
+    char dir[64], cmd[1024], path[1024], sub[160];
     file_summary s;
 
     if (root == NULL || access(FLOE_FASHION_MNIST_DIR "/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
@@ -353,7 +353,7 @@ static void floe_train_tool_writes_a_logdir(void **state) {
                       FLOE_FASHION_MNIST_DIR);
         skip();
     }
-    assert_non_null(mkdtemp(dir));
+    tc_tmpdir(dir, sizeof(dir), "fitlog");
     snprintf(cmd, sizeof(cmd), "'%s/tools/floe' train --epochs 1 --no-checkpoint --logdir "
              "'%s/run' > '%s/out.txt' 2>&1", root, dir, dir);
     int status = system(cmd);

@@ -442,9 +442,12 @@ static floe_status run_plan(worker *w, floe_plan *plan, floe_tensor *x, floe_ten
         st = floe_plan_run(plan, feeds, fetched);
     for (int i = y ? 2 : 1; i < n; i++)
         floe_tensor_unref(feeds[i]);
-    /* The worker reads what it fetched on the host; on a GPU the plan leaves it there. */
+    /* The worker reads what it fetched on the host; on a GPU the plan leaves it there
+     * (floe_tensor_data() NULL), and only then is a copy made: gradients every step. */
     for (int i = 0; st == FLOE_OK && i < nfetch; i++) {
         floe_tensor *h = NULL;
+        if (floe_tensor_data(fetched[i]) != NULL || floe_tensor_nbytes(fetched[i]) == 0)
+            continue;
         if ((st = floe_tensor_to_host(fetched[i], &h)) == FLOE_OK) {
             floe_tensor_unref(fetched[i]);
             fetched[i] = h;

@@ -745,8 +745,12 @@ typedef struct step_log {
 /* The f32 scalar @t, fetched from wherever the plan left it (a GPU's memory included). */
 static floe_status fetched_scalar(const floe_tensor *t, double *out) {
     floe_tensor *h = NULL;
-    floe_status st = floe_tensor_to_host(t, &h);
-    if (st != FLOE_OK)
+    floe_status st;
+    if (floe_tensor_data(t) != NULL) { /* host memory: no copy, every step */
+        *out = (double)*(const float *)floe_tensor_data(t);
+        return FLOE_OK;
+    }
+    if ((st = floe_tensor_to_host(t, &h)) != FLOE_OK)
         return floe__keras_fail(st, "reading a fetched value: %s", floe_last_error());
     *out = (double)*(const float *)floe_tensor_data(h);
     floe_tensor_unref(h);
